@@ -1,0 +1,47 @@
+# mtplib: Moment Tensor Potentials by active learning.
+#
+#   snakemake --cores all                                   # default demo (config/config.yaml)
+#   snakemake --cores all --configfile config/examples/X.yaml   # another material
+#
+# Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
+# Stages 1-2 are implemented; 3-5 plug in below as rules/*.smk.
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# Make the checkout importable (mtplib, and tests.helpers calculators) without an install.
+sys.path.insert(0, workflow.basedir)
+
+
+# A --configfile on the command line replaces the default config instead of
+# being deep-merged into it (merging would add the demo's phases to yours).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+from mtplib.workflow.config import check_config
+
+check_config(config)
+
+
+include: "rules/common.smk"
+include: "rules/displace.smk"
+include: "rules/label.smk"
+# Stage 3 (seed-scanned fitting with mtplib.training -> results/fit/...):
+# include: "rules/fit.smk"
+# Stage 4 (active learning) and stage 5 (validation):
+# include: "rules/active.smk"
+# include: "rules/validate.smk"
+
+
+rule all:
+    input:
+        rules.merge_labels.output.train,
+        rules.merge_labels.output.summary,
+        rules.isolated_energies.output.energies,
+    default_target: True

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Training benchmark on the Cu EMT set (200 train / 1000 test 32-atom cells).
+
+Level 16, min_dist 2 Å, max_dist 5 Å, radial_basis_size 8, weights (1, 0.01, 0.001).
+Reference (shared/bench/README.md): MLIP-2 reached test E RMSE 0.138 meV/atom and
+F RMSE 0.00561 eV/Å in 1414 CPU-s.
+
+Prints wall and CPU time of the fit, test errors, the cost of the VarPro radial gradient
+(forward-over-reverse) against forward differences of the forces, and a seed scan.
+
+    python benchmarks/bench_train.py [--max-iter 60] [--scan-seeds 20] [--data DIR]
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from mtplib.potential import MTPotential
+from mtplib.training import fit, scan
+from mtplib.training.data import prepare
+from mtplib.training.loss import loss_terms, normal_equations, pack
+from mtplib.training.optimize import initial_radial_coeffs, solve_linear
+
+MAKE = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench" / "make_cu_emt.py"
+
+
+def cpu_time():
+    own = time.process_time()
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + ch.ru_utime + ch.ru_stime
+
+
+def data_dir(arg):
+    d = Path(arg) if arg else Path(tempfile.gettempdir()) / "mtplib_bench_cu"
+    if not (d / "train.extxyz").exists():
+        d.mkdir(parents=True, exist_ok=True)
+        maker = MAKE if MAKE.exists() else Path("/work/shared/bench/make_cu_emt.py")
+        subprocess.run([sys.executable, str(maker), str(d)], check=True)
+    return d
+
+
+def test_errors(pot, test):
+    res = pot.evaluate_many(test)
+    de = np.array([(r["energy"] - a.get_potential_energy()) / len(a) for r, a in zip(res, test)])
+    df = np.concatenate([(r["forces"] - a.get_forces()).ravel() for r, a in zip(res, test)])
+    return 1000 * float(np.sqrt(np.mean(de ** 2))), float(np.sqrt(np.mean(df ** 2)))
+
+
+def gradient_methods(train, init):
+    """Seconds for one radial gradient: forward-over-reverse vs forward differences."""
+    pot = init.copy()
+    pot.radial_coeffs = initial_radial_coeffs(pot, 0)
+    batches = pack(prepare(train, pot), 1 + pot.alpha_scalar_moments)
+    A, b, _ = normal_equations(pot, batches)
+    theta = solve_linear(A, b)
+    pot.species_coeffs, pot.moment_coeffs = theta[:1], theta[1:]
+    loss_terms(pot, batches)                                   # compile
+    t = time.perf_counter(); c = cpu_time()
+    loss_terms(pot, batches, radial_grad=True)
+    tangent = (time.perf_counter() - t, cpu_time() - c)
+    t = time.perf_counter(); c = cpu_time()
+    loss_terms(pot, batches, radial_grad=False)               # one force evaluation of the set
+    one = (time.perf_counter() - t, cpu_time() - c)
+    n = pot.radial_coeffs.size
+    return tangent, (one[0] * (n + 1), one[1] * (n + 1)), n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data")
+    ap.add_argument("--max-iter", type=int, default=60)
+    ap.add_argument("--scan-seeds", type=int, default=20)
+    ap.add_argument("--scan-max-iter", type=int, default=0,
+                    help="0: fast mode (random radial coefficients + linear solve)")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    d = data_dir(args.data)
+    train = read(d / "train.extxyz", ":")
+    test = read(d / "test.extxyz", ":")
+    init = MTPotential.from_level(16, ["Cu"], 2.0, 5.0, 8)
+    print(f"Cu EMT: {len(train)} train / {len(test)} test, level 16, "
+          f"{init.parameter_count} parameters, threads {os.environ.get('NUMBA_NUM_THREADS', 'default')}")
+
+    # compile outside the timings
+    fit(train[:4], init, max_iter=1, log=None)
+
+    t0, c0 = time.perf_counter(), cpu_time()
+    pot = fit(train, init, seed=0, max_iter=args.max_iter, log=print)
+    wall, cpu = time.perf_counter() - t0, cpu_time() - c0
+    e, f = test_errors(pot, test)
+    print(f"\nfit: wall {wall:.1f} s, CPU {cpu:.1f} s; test E RMSE {e:.4f} meV/atom, "
+          f"F RMSE {f:.5f} eV/Å  (MLIP-2: 0.138 meV/atom, 0.00561 eV/Å in 1414 CPU-s)")
+
+    tangent, fd, n = gradient_methods(train, init)
+    print(f"radial gradient ({n} coefficients, 200 configurations): forward-over-reverse "
+          f"{tangent[0]:.2f} s wall / {tangent[1]:.2f} CPU-s; forward differences of the forces "
+          f"({n + 1} evaluations) {fd[0]:.2f} s / {fd[1]:.2f} CPU-s: {fd[1] / tangent[1]:.1f}x")
+
+    if args.scan_seeds:
+        mode = "fast mode" if args.scan_max_iter == 0 else f"max_iter {args.scan_max_iter}"
+        with tempfile.TemporaryDirectory() as tmp:
+            t0, c0 = time.perf_counter(), cpu_time()
+            rows = scan(train, init, list(range(args.scan_seeds)), tmp, test_images=test,
+                        optimize_radial=args.scan_max_iter > 0, max_iter=args.scan_max_iter,
+                        log=None)
+            wall, cpu = time.perf_counter() - t0, cpu_time() - c0
+        best = rows[0]
+        print(f"scan of {args.scan_seeds} seeds ({mode}, incl. test evaluation): wall {wall:.1f} s, "
+              f"CPU {cpu:.1f} s; best seed {best['seed']}: test F RMSE "
+              f"{best['test_forces_rmse']:.5f} eV/Å, E RMSE {best['test_energy_per_atom_rmse']:.4f} "
+              f"meV/atom; worst F RMSE {rows[-1]['test_forces_rmse']:.5f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""`mtplib grade | select | md | relax` (MLIP-2's calc-grade, select-add, and lotf MD / relax).
+
+    mtplib grade POT TRAIN DATA OUT [--state FILE] [--mode configuration|neighborhood]
+    mtplib select POT TRAIN CANDIDATES OUT [--max N] [--threshold 1.001]
+    mtplib md POT STRUCTURE --ensemble nvt --temperature 3000 --steps 20000 --timestep 1 \\
+        --select 2 --break 10 --candidates OUT [--train TRAIN] [--seed 0] [--species ...]
+    mtplib relax POT STRUCTURE --select 2 --break 10 --candidates OUT [--fmax 0.01] [--out F]
+
+The active set lives in POT.als.npz beside POT (or --state); it is built from TRAIN when absent.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _potential(args):
+    from ..potential import MTPotential
+    species = list(args.species) if getattr(args, "species", None) else None
+    return MTPotential.load(args.potential, species=species)
+
+
+def _active_set(args, pot):
+    from .grade import ActiveSet, ActiveSetError, check_mode, load_or_build, state_path_for
+    state = args.state or state_path_for(args.potential)
+    mode = check_mode(args.mode) if getattr(args, "mode", None) else None
+    aset = load_or_build(pot, args.potential, state, getattr(args, "train", None),
+                         mode=mode or "configuration", log=_log)
+    if mode is not None and aset.mode != mode:
+        raise ActiveSetError(f"{state}: active set in {aset.mode} mode, but --mode {mode} asked; "
+                             "delete the state file to rebuild it")
+    return aset
+
+
+def cmd_grade(args):
+    from ..io import read_dataset, write_dataset
+    pot = _potential(args)
+    aset = _active_set(args, pot)
+    images = read_dataset(args.data, species=pot.species)
+    gamma = aset.grade_many(images, where=str(args.data))
+    for atoms in images:
+        atoms.calc = None
+    write_dataset(args.out, images, species=pot.species)
+    print(f"{args.out}: {len(images)} configurations graded ({aset.mode} mode); max gamma "
+          f"{gamma.max() if len(gamma) else 0:.4g}, {(gamma > 1 + 1e-6).sum()} extrapolating")
+
+
+def cmd_select(args):
+    from ..io import read_dataset, write_dataset
+    from .select import select_add
+    pot = _potential(args)
+    aset = _active_set(args, pot)
+    pool = read_dataset(args.candidates, species=pot.species)
+    sel = select_add(aset, pool, max_count=args.max, threshold=args.threshold,
+                     where=str(args.candidates))
+    chosen = [pool[k] for k in sel.selected]
+    for k, atoms in zip(sel.selected, chosen):
+        atoms.calc = None
+        atoms.info["gamma"] = float(sel.gamma[k])
+    write_dataset(args.out, chosen, species=pot.species)
+    print(f"{args.out}: {len(chosen)} of {len(pool)} candidates selected "
+          f"(max gamma {sel.gamma.max() if len(pool) else 0:.4g}, {sel.swaps} swaps)")
+
+
+def _structure(args, pot):
+    from ..io import read_dataset
+    images = read_dataset(args.structure, species=pot.species)
+    if not images:
+        raise ValueError(f"{args.structure}: no structure")
+    atoms = images[args.index]
+    pot.types_of(atoms, where=f"{args.structure}")
+    return atoms
+
+
+def _thresholds(args):
+    from .md import Thresholds
+    return Thresholds(gamma_select=args.select, gamma_break=args.break_, interval=args.interval,
+                      max_forces_check=args.max_forces_check, min_distance=args.min_distance,
+                      std_select=args.std_select, std_break=args.std_break)
+
+
+def _committee(args, pot):
+    if not args.committee:
+        return None
+    from ..potential import MTPotential
+    from .committee import Committee
+    return Committee([pot] + [MTPotential.load(p, species=pot.species) for p in args.committee])
+
+
+def _grading(args, pot):
+    """Active set unless --no-gamma; a committee with --committee."""
+    aset = None if args.no_gamma else _active_set(args, pot)
+    return aset, _committee(args, pot)
+
+
+def cmd_md(args):
+    import ase.io
+
+    from .md import run_md
+    pot = _potential(args)
+    atoms = _structure(args, pot)
+    aset, committee = _grading(args, pot)
+    result = run_md(pot, atoms, active_set=aset, committee=committee, ensemble=args.ensemble,
+                    temperature=args.temperature, steps=args.steps, timestep=args.timestep,
+                    pressure=args.pressure, thresholds=_thresholds(args),
+                    candidates=args.candidates, trajectory=args.trajectory,
+                    trajectory_interval=args.trajectory_interval,
+                    progress_interval=args.progress_interval, seed=args.seed,
+                    scenario=args.scenario or f"md:{args.structure}", log=_log)
+    if args.out:
+        atoms.calc = None
+        ase.io.write(args.out, atoms, format="extxyz")
+    print(f"{args.structure}: {result.steps} steps, {result.reason}: {result.message}; "
+          f"{result.candidates} candidates in {args.candidates}")
+
+
+def cmd_relax(args):
+    import ase.io
+
+    from .relax import run_relax
+    pot = _potential(args)
+    atoms = _structure(args, pot)
+    aset, committee = _grading(args, pot)
+    result = run_relax(pot, atoms, active_set=aset, committee=committee, optimizer=args.optimizer,
+                       fmax=args.fmax, steps=args.steps, relax_cell=not args.fixed_cell,
+                       pressure=args.pressure, thresholds=_thresholds(args),
+                       candidates=args.candidates, trajectory=args.trajectory,
+                       scenario=args.scenario or f"relax:{args.structure}", log=_log)
+    if args.out:
+        atoms.calc = None
+        ase.io.write(args.out, atoms, format="extxyz")
+    print(f"{args.structure}: {result.steps} steps, {result.reason}: {result.message}; "
+          f"{result.candidates} candidates in {args.candidates}")
+
+
+def _common(p, structure=False):
+    p.add_argument("potential", help="the .mtp potential")
+    p.add_argument("--state", help="active-set state file (default: POT.als.npz beside POT)")
+    p.add_argument("--mode", choices=["configuration", "neighborhood", "neighbourhood"],
+                   help="active-set mode when building it (default configuration)")
+    p.add_argument("--species", nargs="+", help="element of each MLIP type")
+    if structure:
+        p.add_argument("structure", help="starting structure (extxyz, cfg, or any ASE format)")
+        p.add_argument("--index", type=int, default=-1, help="which frame of STRUCTURE")
+        p.add_argument("--train", help="training set to build the active set from if needed")
+        p.add_argument("--select", type=float, default=2.0, help="gamma_select (default 2)")
+        p.add_argument("--break", dest="break_", type=float, default=10.0,
+                       help="gamma_break (default 10)")
+        p.add_argument("--candidates", required=True, help="extxyz file the candidates go to")
+        p.add_argument("--interval", type=int, default=1, help="grade every N steps")
+        p.add_argument("--max-forces-check", type=float, default=None,
+                       help="also grade whenever the largest force exceeds this (eV/Å)")
+        p.add_argument("--min-distance", type=float, default=0.5,
+                       help="stop as blow-up when atoms come closer (Å)")
+        p.add_argument("--committee", nargs="+", help="more potentials: query by committee")
+        p.add_argument("--std-select", type=float, help="select when the force spread exceeds (eV/Å)")
+        p.add_argument("--std-break", type=float, help="stop when the force spread exceeds (eV/Å)")
+        p.add_argument("--no-gamma", action="store_true", help="committee only, no active set")
+        p.add_argument("--pressure", type=float, default=0.0, help="GPa")
+        p.add_argument("--trajectory", help="thinned trajectory (extxyz)")
+        p.add_argument("--scenario", help="label written to the candidates' info")
+        p.add_argument("--out", help="final structure (extxyz)")
+
+
+def add_parsers(sub):
+    p = sub.add_parser("grade", help="extrapolation grade of a dataset (calc-grade)")
+    _common(p)
+    p.add_argument("train", help="training set (builds the active set if the state is absent)")
+    p.add_argument("data")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("select", help="select candidates that extend the active set (select-add)")
+    _common(p)
+    p.add_argument("train")
+    p.add_argument("candidates")
+    p.add_argument("out")
+    p.add_argument("--max", type=int, default=None, help="select at most N configurations")
+    p.add_argument("--threshold", type=float, default=1.001,
+                   help="a row enters when |b A^-1| exceeds this (default 1.001)")
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("md", help="learning-on-the-fly molecular dynamics")
+    _common(p, structure=True)
+    p.add_argument("--ensemble", default="nvt", choices=["nve", "nvt", "langevin", "nvt-nhc", "npt"])
+    p.add_argument("--temperature", type=float, default=300.0, help="K")
+    p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--timestep", type=float, default=1.0, help="fs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trajectory-interval", type=int, default=100)
+    p.add_argument("--progress-interval", type=int, default=1000)
+    p.set_defaults(func=cmd_md)
+
+    p = sub.add_parser("relax", help="learning-on-the-fly relaxation of positions and cell")
+    _common(p, structure=True)
+    p.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
+    p.add_argument("--fmax", type=float, default=0.01, help="eV/Å")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
+    p.set_defaults(func=cmd_relax)

@@ -1,0 +1,274 @@
+"""Learning-on-the-fly molecular dynamics on ASE integrators (Novikov et al. 2021, sec. 5.1).
+
+The potential drives the dynamics; the extrapolation grade gamma (and/or the committee's
+force spread) is checked every `interval` steps and whenever the largest force exceeds
+`max_forces_check`. gamma > gamma_select appends the configuration to the candidates file;
+gamma >= gamma_break stops the run ("extrapolation"). The run also stops on a blow-up:
+atoms closer than `min_distance` or a non-finite energy. On grading steps the energy,
+forces and gamma come from one pass of the kernels (`ActiveSet.evaluate`), bit-for-bit the
+forces of plain evaluation.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import units
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from .grade import evaluate_with_gradients
+
+ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nhc", "npt")
+
+
+class ActiveCalculator(Calculator):
+    """MTP energies and forces that also grade the configuration when `grade_next` is set.
+
+    results gain ``gamma`` (and ``gamma_atoms`` in neighbourhood mode) when graded,
+    ``force_std`` (max over atoms) when a committee is given, and ``min_distance``."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, potential, active_set=None, committee=None, **kwargs):
+        super().__init__(**kwargs)
+        self.potential = potential
+        self.active_set = active_set
+        self.committee = committee
+        self.grade_next = False
+        self.evaluations = 0
+        self.gradings = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        grading = self.grade_next and self.active_set is not None
+        if grading:
+            res = self.active_set.evaluate(self.atoms)
+            self.gradings += 1
+        else:
+            res = evaluate_with_gradients(self.potential, self.atoms, gradients=False)
+        self.evaluations += 1
+        self.results["energy"] = self.results["free_energy"] = res["energy"]
+        self.results["forces"] = res["forces"]
+        self.results["energies"] = res["energies"]
+        self.results["min_distance"] = res["min_distance"]
+        if grading:
+            self.results["gamma"] = res["gamma"]
+            if "gamma_atoms" in res:
+                self.results["gamma_atoms"] = res["gamma_atoms"]
+        if self.grade_next and self.committee is not None:
+            others = [p.evaluate(self.atoms)["forces"] for p in self.committee.potentials[1:]]
+            sigma, worst = self.committee.deviation(self.atoms, forces=[res["forces"]] + others)
+            self.results["force_std"] = worst
+            self.results["force_std_atoms"] = sigma
+        if res["stress"] is not None:
+            self.results["stress"] = res["stress"]
+        elif "stress" in properties:
+            raise PropertyNotImplementedError("stress needs a 3-D periodic cell")
+
+    def graded_results(self, atoms):
+        """The results with gamma for the current `atoms`, grading now if needed."""
+        fresh = not self.check_state(atoms) and self.results
+        have = ("gamma" in self.results or self.active_set is None) and \
+               ("force_std" in self.results or self.committee is None)
+        if not (fresh and have):
+            self.grade_next = True
+            self.results = {}
+            atoms.get_forces()
+        return self.results
+
+
+@dataclass
+class Thresholds:
+    """Selection and break thresholds for gamma (and the committee's force spread, eV/Å)."""
+
+    gamma_select: float = 2.0
+    gamma_break: float = 10.0
+    std_select: float | None = None
+    std_break: float | None = None
+    interval: int = 1
+    max_forces_check: float | None = None
+    min_distance: float = 0.5
+
+
+@dataclass
+class RunResult:
+    steps: int
+    reason: str                  # finished | extrapolation | blow-up | converged
+    message: str
+    max_gamma: float = 0.0
+    max_force_std: float = 0.0
+    candidates: int = 0
+    gradings: int = 0
+    history: list = field(default_factory=list)   # (step, gamma or nan)
+
+
+class Watcher:
+    """Checks a run after every step: grade, collect candidates, decide to stop."""
+
+    def __init__(self, calc, thresholds, candidates=None, scenario="md", log=print,
+                 trajectory=None, trajectory_interval=100, progress_interval=100):
+        self.calc = calc
+        self.t = thresholds
+        self.candidates = Path(candidates) if candidates else None
+        self.trajectory = Path(trajectory) if trajectory else None
+        self.trajectory_interval = max(1, int(trajectory_interval))
+        self.progress_interval = max(1, int(progress_interval))
+        self.scenario = scenario
+        self.log = log or (lambda *a, **k: None)
+        self.n_candidates = 0
+        self.max_gamma = 0.0
+        self.max_std = 0.0
+        self.history = []
+        self.last_gamma = float("nan")
+
+    @property
+    def grading(self):
+        return self.calc.active_set is not None or self.calc.committee is not None
+
+    def _write(self, path, atoms, arrays=None, **info):
+        out = atoms.copy()
+        out.calc = None
+        out.info.update(info)
+        for key in ("momenta", "masses"):
+            out.arrays.pop(key, None)
+        for key, value in (arrays or {}).items():
+            out.arrays[key] = value
+        ase.io.write(path, out, format="extxyz", append=True)
+
+    def check(self, atoms, step, extra=""):
+        """None to go on, or (reason, message) to stop."""
+        calc = self.calc
+        res = calc.results
+        energy = res.get("energy", np.nan)
+        if not np.isfinite(energy) or not np.isfinite(res.get("forces", np.nan)).all():
+            return "blow-up", f"step {step}: non-finite energy or forces"
+        dmin = res.get("min_distance", np.inf)
+        if dmin < self.t.min_distance:
+            return "blow-up", (f"step {step}: atoms {dmin:.3f} Å apart, closer than "
+                               f"{self.t.min_distance} Å")
+        fmax = float(np.sqrt((res["forces"] ** 2).sum(axis=1).max())) if len(atoms) else 0.0
+        due = step % self.t.interval == 0 or (self.t.max_forces_check is not None
+                                              and fmax > self.t.max_forces_check)
+        stop = None
+        if due and self.grading:
+            res = calc.graded_results(atoms)
+            gamma = float(res.get("gamma", np.nan))
+            std = float(res.get("force_std", np.nan))
+            self.last_gamma = gamma
+            self.history.append((step, gamma))
+            if np.isfinite(gamma):
+                self.max_gamma = max(self.max_gamma, gamma)
+            if np.isfinite(std):
+                self.max_std = max(self.max_std, std)
+            select = (np.isfinite(gamma) and gamma > self.t.gamma_select) or \
+                     (self.t.std_select is not None and np.isfinite(std) and std > self.t.std_select)
+            if select and self.candidates is not None:
+                info = dict(step=step, scenario=self.scenario)
+                if np.isfinite(gamma):
+                    info["gamma"] = gamma
+                if np.isfinite(std):
+                    info["force_std"] = std
+                arrays = {"gamma": res["gamma_atoms"]} if "gamma_atoms" in res else None
+                self._write(self.candidates, atoms, arrays=arrays, **info)
+                self.n_candidates += 1
+            if np.isfinite(gamma) and gamma >= self.t.gamma_break:
+                stop = ("extrapolation", f"step {step}: extrapolation grade {gamma:.4g} >= "
+                                         f"gamma_break = {self.t.gamma_break:g}")
+            elif self.t.std_break is not None and np.isfinite(std) and std >= self.t.std_break:
+                stop = ("extrapolation", f"step {step}: committee force spread {std:.4g} eV/Å >= "
+                                         f"{self.t.std_break:g} eV/Å")
+        # grade the next step's forces in the same pass when it is due
+        calc.grade_next = self.grading and (step + 1) % self.t.interval == 0
+        if self.trajectory is not None and step % self.trajectory_interval == 0:
+            self._write(self.trajectory, atoms, step=step, gamma=self.last_gamma)
+        if step % self.progress_interval == 0 or stop:
+            self.log(f"{self.scenario}: step {step:7d}  gamma {self.last_gamma:9.4g}  {extra}"
+                     f"E {energy:.5f} eV")
+        return stop
+
+
+def make_integrator(atoms, ensemble, timestep, temperature, rng, pressure=0.0, friction=0.01,
+                    tdamp=100.0, pdamp=1000.0):
+    """An ASE integrator. timestep, tdamp, pdamp in fs; temperature in K; pressure in GPa;
+    friction in 1/fs (Langevin)."""
+    dt = timestep * units.fs
+    ensemble = ensemble.lower()
+    if ensemble == "nve":
+        from ase.md.verlet import VelocityVerlet
+        return VelocityVerlet(atoms, timestep=dt)
+    if ensemble in ("nvt", "langevin", "nvt-langevin"):
+        from ase.md.langevin import Langevin
+        return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs,
+                        fixcm=False, rng=rng)
+    if ensemble in ("nvt-nhc", "nhc"):
+        from ase.md.nose_hoover_chain import NoseHooverChainNVT
+        return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature,
+                                  tdamp=tdamp * units.fs)
+    if ensemble == "npt":
+        if not atoms.pbc.all():
+            raise ValueError("NPT needs a 3-D periodic cell")
+        try:
+            from ase.md.nose_hoover_chain import IsotropicMTKNPT
+        except ImportError:     # older ASE
+            from ase.md.nptberendsen import NPTBerendsen
+            return NPTBerendsen(atoms, timestep=dt, temperature_K=temperature,
+                                pressure_au=pressure * units.GPa, taut=tdamp * units.fs,
+                                taup=pdamp * units.fs, compressibility_au=1e-2 / units.GPa)
+        return IsotropicMTKNPT(atoms, timestep=dt, temperature_K=temperature,
+                               pressure_au=pressure * units.GPa, tdamp=tdamp * units.fs,
+                               pdamp=pdamp * units.fs)
+    raise ValueError(f"unknown ensemble {ensemble!r}; use one of {ENSEMBLES}")
+
+
+def run_md(potential, atoms, *, active_set=None, committee=None, ensemble="nvt", temperature=300.0,
+           steps=1000, timestep=1.0, pressure=0.0, thresholds=None, candidates=None,
+           trajectory=None, trajectory_interval=100, progress_interval=100, seed=0,
+           scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0, log=print):
+    """Learning-on-the-fly MD of `atoms` (modified in place); returns a `RunResult`.
+
+    Velocities: Maxwell-Boltzmann at `temperature` from a seeded rng, zero total momentum.
+    Every random choice (velocities, Langevin noise) comes from `seed`."""
+    from ase.md import velocitydistribution as vd
+
+    log = log or (lambda *a, **k: None)
+    thresholds = thresholds or Thresholds()
+    if active_set is not None:
+        potential = active_set.potential
+        active_set.check_potential()
+    potential.types_of(atoms, where=scenario)            # unknown species: a clear error now
+    rng = np.random.default_rng(seed)
+    if hasattr(vd, "thermalize_momenta"):          # ASE >= 3.28
+        vd.thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+    else:
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    vd.Stationary(atoms)
+    calc = ActiveCalculator(potential, active_set, committee)
+    atoms.calc = calc
+    watcher = Watcher(calc, thresholds, candidates, scenario, log, trajectory,
+                      trajectory_interval, progress_interval)
+    calc.grade_next = watcher.grading       # step 0 is always checked
+    dyn = make_integrator(atoms, ensemble, timestep, temperature, rng, pressure, friction,
+                          tdamp, pdamp)
+    reason, message = "finished", f"{steps} steps finished"
+    step = 0
+    try:
+        for _ in dyn.irun(steps):
+            step = dyn.nsteps
+            stop = watcher.check(atoms, step, extra=f"T {atoms.get_temperature():7.1f} K  ")
+            if stop:
+                reason, message = stop
+                break
+    except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
+        reason, message = "blow-up", f"step {step}: {exc}"
+    log(f"{scenario}: stopped after {step} steps: {message}; {watcher.n_candidates} candidates, "
+        f"max gamma {watcher.max_gamma:.4g}")
+    return RunResult(steps=step, reason=reason, message=message, max_gamma=watcher.max_gamma,
+                     max_force_std=watcher.max_std, candidates=watcher.n_candidates,
+                     gradings=calc.gradings, history=watcher.history)
+
+
+def stderr_log(msg):
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,154 @@
+"""The `mtplib` command line, mirroring MLIP-2's `mlp` verbs.
+
+    mtplib init --level 16 --species Hf O --min-dist 1.5 --max-dist 5 --radial-basis-size 8 OUT.mtp
+    mtplib evaluate POT DATA OUT          (like `mlp calc-efs`)
+    mtplib errors POT DATA [--json F]     (eqs. 8-10: energy/atom, force components, stress)
+    mtplib convert IN OUT                 (cfg <-> extxyz)
+    mtplib mindist DATA
+    mtplib train ... | scan ... | grade ... | select ... | md ... | relax ...
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import numpy as np
+
+
+class CLIError(Exception):
+    """An error the CLI reports as one line, without a traceback."""
+
+
+def _species(args):
+    return list(args.species) if getattr(args, "species", None) else None
+
+
+def _load_potential(path, species=None):
+    from .potential import MTPotential
+    return MTPotential.load(path, species=species)
+
+
+def cmd_init(args):
+    from .potential import MTPotential
+    pot = MTPotential.from_level(args.level, args.species, args.min_dist, args.max_dist,
+                                 args.radial_basis_size)
+    pot.save(args.out)
+    print(f"{args.out}: untrained level-{args.level} MTP for {' '.join(args.species)}: "
+          f"{pot.alpha_scalar_moments} basis functions, {pot.radial_funcs_count} radial functions, "
+          f"{pot.parameter_count} parameters")
+
+
+def _predictions(pot, images):
+    n = len(images)
+    results = []
+    for k, atoms in enumerate(images):
+        results.append(pot.evaluate(atoms, where=f"configuration {k}"))
+        if n >= 200 and (k + 1) % max(1, n // 10) == 0:
+            print(f"  evaluated {k + 1}/{n}", file=sys.stderr)
+    return results
+
+
+def cmd_evaluate(args):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from .io import read_dataset, write_dataset
+    species = _species(args)
+    pot = _load_potential(args.potential, species)
+    images = read_dataset(args.data, species=species or pot.species)
+    for atoms, res in zip(images, _predictions(pot, images)):
+        atoms.calc = SinglePointCalculator(atoms, energy=res["energy"], forces=res["forces"],
+                                           stress=res["stress"], energies=res["energies"])
+    write_dataset(args.out, images, species=species or pot.species)
+    print(f"{args.out}: {len(images)} configurations evaluated with {args.potential}")
+
+
+def cmd_errors(args):
+    from .analysis.errors import error_metrics, format_error_table, write_errors_json
+    from .io import read_dataset
+    species = _species(args)
+    pot = _load_potential(args.potential, species)
+    images = read_dataset(args.data, species=species or pot.species)
+    metrics = error_metrics(images, _predictions(pot, images))
+    print(format_error_table({str(args.data): metrics}))
+    if args.json:
+        write_errors_json(args.json, metrics)
+
+
+def cmd_convert(args):
+    from .io.cfg import convert
+    convert(args.input, args.output, species=_species(args))
+    print(f"{args.output}: converted from {args.input}")
+
+
+def cmd_mindist(args):
+    from .analysis.errors import min_distance
+    from .io import read_dataset
+    images = read_dataset(args.data, species=_species(args))
+    dist, index = min_distance(images)
+    print(f"{args.data}: minimal interatomic distance {dist:.6f} Å (configuration {index})")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="mtplib", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="write an untrained potential of a given level")
+    p.add_argument("out")
+    p.add_argument("--level", type=int, required=True)
+    p.add_argument("--species", nargs="+", required=True)
+    p.add_argument("--min-dist", type=float, default=2.0)
+    p.add_argument("--max-dist", type=float, default=5.0)
+    p.add_argument("--radial-basis-size", type=int, default=8)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("evaluate", help="energies, forces, stresses of a dataset (calc-efs)")
+    p.add_argument("potential")
+    p.add_argument("data")
+    p.add_argument("out")
+    p.add_argument("--species", nargs="+")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("errors", help="errors of a potential on a labelled dataset")
+    p.add_argument("potential")
+    p.add_argument("data")
+    p.add_argument("--json", help="also write the errors as JSON here")
+    p.add_argument("--species", nargs="+")
+    p.set_defaults(func=cmd_errors)
+
+    p = sub.add_parser("convert", help="convert between .cfg and extxyz (or any ASE format)")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--species", nargs="+", help="element of each MLIP type")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("mindist", help="smallest interatomic distance in a dataset")
+    p.add_argument("data")
+    p.add_argument("--species", nargs="+")
+    p.set_defaults(func=cmd_mindist)
+
+    for module in ("mtplib.training.cli", "mtplib.active.cli"):
+        try:
+            mod = __import__(module, fromlist=["add_parsers"])
+        except ImportError:
+            continue
+        mod.add_parsers(sub)
+    return parser
+
+
+def main(argv=None):
+    from .io.mtp import MTPFormatError
+    from .potential import MTPInputError
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("once")
+    np.set_printoptions(precision=6, suppress=True)
+    try:
+        args.func(args)
+    except (CLIError, MTPFormatError, MTPInputError, FileNotFoundError, ValueError) as exc:
+        print(f"mtplib {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

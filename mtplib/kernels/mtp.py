@@ -1,0 +1,289 @@
+"""Pure numba kernels of the MTP: arrays in, arrays out (Novikov et al. 2021, sec. 2.1).
+
+Neighbour pairs come in CSR form: the neighbours of atom i are the pairs
+p = offsets[i] .. offsets[i+1]-1, with neighbour index `nbr[p]` and vector
+`vec[p] = r_j - r_i` (all periodic images within max_dist).
+
+The site energy (eq. 2) is E_i = species_coeffs[t_i] + sum_alpha moment_coeffs[alpha] B_alpha,
+with the moments (eq. 3)
+
+    M_{mu,nu}[a,b,c] = sum_j f_mu(r_ij) (x/r)^a (y/r)^b (z/r)^c,
+    f_mu(r) = sum_beta radial_coeffs[t_i, t_j, mu, beta] Q_beta(r),
+    Q_beta(r) = scaling T_beta(xi) (max_dist - r)^2,  xi = (2r - min - max) / (max - min),
+
+and the contractions of `alpha_index_times`. Gradients are by reverse mode: one forward
+pass over neighbours and products, one backward pass. The angular part is shared between
+radial functions: a basic moment k is (radial function mu_k) x (angular monomial ang_k).
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def chebyshev_basis(r, min_dist, max_dist, scaling, vals, ders):
+    """Q_beta(r) and dQ_beta/dr for beta < len(vals) (MLIP-2's RBChebyshev)."""
+    size = vals.shape[0]
+    mult = 2.0 / (max_dist - min_dist)
+    xi = (2.0 * r - (min_dist + max_dist)) / (max_dist - min_dist)
+    d = r - max_dist
+    vals[0] = scaling * d * d
+    ders[0] = scaling * 2.0 * d
+    if size > 1:
+        vals[1] = scaling * xi * d * d
+        ders[1] = scaling * (mult * d * d + 2.0 * xi * d)
+    for b in range(2, size):
+        vals[b] = 2.0 * xi * vals[b - 1] - vals[b - 2]
+        ders[b] = 2.0 * (mult * vals[b - 1] + xi * ders[b - 1]) - ders[b - 2]
+
+
+@njit(cache=True, inline="always")
+def _unit_powers(ux, uy, uz, max_nu, pw):
+    pw[0, 0] = 1.0
+    pw[1, 0] = 1.0
+    pw[2, 0] = 1.0
+    for n in range(1, max_nu + 1):
+        pw[0, n] = pw[0, n - 1] * ux
+        pw[1, n] = pw[1, n - 1] * uy
+        pw[2, n] = pw[2, n - 1] * uz
+
+
+@njit(cache=True)
+def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                moment_coeffs, n_moments, site_energy, pair_grad):
+    """Site energies of atoms first..last-1 and dE_i/d(vec_p) for their pairs.
+
+    The forward pass keeps f_mu, f'_mu and the angular monomials of every pair of the
+    current atom, so that the backward pass reuses them instead of recomputing.
+    """
+    n_mu = radial_coeffs.shape[2]
+    rb_size = radial_coeffs.shape[3]
+    n_basic = basic_mu.shape[0]
+    n_ang = ang_abc.shape[0]
+    max_nu = 0
+    for g in range(n_ang):
+        max_nu = max(max_nu, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
+    max_pairs = 0
+    for i in range(first, last):
+        max_pairs = max(max_pairs, offsets[i + 1] - offsets[i])
+    rb_vals = np.empty(rb_size)
+    rb_ders = np.empty(rb_size)
+    pw = np.empty((3, max_nu + 1))
+    pair_pw = np.empty((max_pairs, 3, max_nu + 1))
+    pair_ang = np.empty((max_pairs, n_ang))
+    pair_f = np.empty((max_pairs, n_mu))
+    pair_fp = np.empty((max_pairs, n_mu))
+    w_ang = np.empty(n_ang)
+    moments = np.empty(n_moments)
+    dmom = np.empty(n_moments)
+    for i in range(first, last):
+        ti = types[i]
+        p0 = offsets[i]
+        moments[:] = 0.0
+        for p in range(p0, offsets[i + 1]):
+            m = p - p0
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            r = np.sqrt(x * x + y * y + z * z)
+            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            tj = types[nbr[p]]
+            for mu in range(n_mu):
+                acc = 0.0
+                accd = 0.0
+                for b in range(rb_size):
+                    c = radial_coeffs[ti, tj, mu, b]
+                    acc += c * rb_vals[b]
+                    accd += c * rb_ders[b]
+                pair_f[m, mu] = acc
+                pair_fp[m, mu] = accd
+            inv_r = 1.0 / r
+            _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
+            pair_pw[m] = pw
+            for g in range(n_ang):
+                pair_ang[m, g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
+            for k in range(n_basic):
+                moments[k] += pair_f[m, basic_mu[k]] * pair_ang[m, basic_ang[k]]
+        # products of moments (alpha_index_times), then the site energy
+        for t in range(times.shape[0]):
+            moments[times[t, 3]] += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
+        energy = species_coeffs[ti]
+        for s in range(mapping.shape[0]):
+            energy += moment_coeffs[s] * moments[mapping[s]]
+        site_energy[i] = energy
+        # backward: dE_i / d moments
+        dmom[:] = 0.0
+        for s in range(mapping.shape[0]):
+            dmom[mapping[s]] += moment_coeffs[s]
+        for t in range(times.shape[0] - 1, -1, -1):
+            w = dmom[times[t, 3]] * times[t, 2]
+            if w != 0.0:
+                dmom[times[t, 0]] += w * moments[times[t, 1]]
+                dmom[times[t, 1]] += w * moments[times[t, 0]]
+        # backward through the basic moments, neighbour by neighbour
+        for p in range(p0, offsets[i + 1]):
+            m = p - p0
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            r = np.sqrt(x * x + y * y + z * z)
+            inv_r = 1.0 / r
+            ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
+            for g in range(n_ang):
+                w_ang[g] = 0.0
+            w_rad = 0.0
+            for k in range(n_basic):
+                d = dmom[k]
+                w_ang[basic_ang[k]] += d * pair_f[m, basic_mu[k]]
+                w_rad += d * pair_fp[m, basic_mu[k]] * pair_ang[m, basic_ang[k]]
+            # d/d(vec) of f(r) u^abc = f'(r) u A + f(r)/r (grad_u A - nu A u)
+            gx = 0.0
+            gy = 0.0
+            gz = 0.0
+            radial_part = w_rad
+            for g in range(n_ang):
+                w = w_ang[g]
+                if w == 0.0:
+                    continue
+                a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
+                radial_part -= w * (a + b + c) * pair_ang[m, g] * inv_r
+                if a > 0:
+                    gx += w * a * pair_pw[m, 0, a - 1] * pair_pw[m, 1, b] * pair_pw[m, 2, c]
+                if b > 0:
+                    gy += w * b * pair_pw[m, 0, a] * pair_pw[m, 1, b - 1] * pair_pw[m, 2, c]
+                if c > 0:
+                    gz += w * c * pair_pw[m, 0, a] * pair_pw[m, 1, b] * pair_pw[m, 2, c - 1]
+            pair_grad[p, 0] = radial_part * ux + gx * inv_r
+            pair_grad[p, 1] = radial_part * uy + gy * inv_r
+            pair_grad[p, 2] = radial_part * uz + gz * inv_r
+
+
+@njit(cache=True, parallel=True)
+def site_energies_and_pair_gradients(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                                     max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                                     species_coeffs, moment_coeffs, n_moments, n_blocks):
+    """Site energies (n_atoms,) and dE/d(vec_p) (n_pairs, 3), parallel over blocks of atoms."""
+    n_atoms = types.shape[0]
+    site_energy = np.empty(n_atoms)
+    pair_grad = np.zeros((vec.shape[0], 3))
+    n_blocks = max(1, min(n_blocks, n_atoms))
+    for blk in prange(n_blocks):
+        first = blk * n_atoms // n_blocks
+        last = (blk + 1) * n_atoms // n_blocks
+        _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                    max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                    moment_coeffs, n_moments, site_energy, pair_grad)
+    return site_energy, pair_grad
+
+
+@njit(cache=True)
+def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
+    """Forces F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p (3x3), from pair gradients."""
+    forces = np.zeros((n_atoms, 3))
+    virial = np.zeros((3, 3))
+    for i in range(n_atoms):
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            for a in range(3):
+                g = pair_grad[p, a]
+                forces[i, a] += g
+                forces[j, a] -= g
+                for b in range(3):
+                    virial[a, b] += vec[p, b] * g
+    return forces, virial
+
+
+@njit(cache=True)
+def _site_param_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                      max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                      moment_coeffs, n_moments, site_energy, grad):
+    """Site energies and dE_i/dtheta for atoms first..last-1 (theta as in `site_energy_parameter_gradients`)."""
+    n_species = radial_coeffs.shape[0]
+    n_mu = radial_coeffs.shape[2]
+    rb_size = radial_coeffs.shape[3]
+    n_radial = n_species * n_species * n_mu * rb_size
+    n_basic = basic_mu.shape[0]
+    n_ang = ang_abc.shape[0]
+    max_nu = 0
+    for g in range(n_ang):
+        max_nu = max(max_nu, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
+    rb_vals = np.empty(rb_size)
+    rb_ders = np.empty(rb_size)
+    pw = np.empty((3, max_nu + 1))
+    ang = np.empty(n_ang)
+    f = np.empty(n_mu)
+    s_mu = np.empty(n_mu)
+    moments = np.empty(n_moments)
+    dmom = np.empty(n_moments)
+    for i in range(first, last):
+        ti = types[i]
+        moments[:] = 0.0
+        for p in range(offsets[i], offsets[i + 1]):
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            r = np.sqrt(x * x + y * y + z * z)
+            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            tj = types[nbr[p]]
+            for mu in range(n_mu):
+                acc = 0.0
+                for b in range(rb_size):
+                    acc += radial_coeffs[ti, tj, mu, b] * rb_vals[b]
+                f[mu] = acc
+            inv_r = 1.0 / r
+            _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
+            for g in range(n_ang):
+                ang[g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
+            for k in range(n_basic):
+                moments[k] += f[basic_mu[k]] * ang[basic_ang[k]]
+        for t in range(times.shape[0]):
+            moments[times[t, 3]] += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
+        energy = species_coeffs[ti]
+        for s in range(mapping.shape[0]):
+            energy += moment_coeffs[s] * moments[mapping[s]]
+            grad[i, n_radial + n_species + s] = moments[mapping[s]]   # dE_i/d moment_coeffs = B_alpha
+        grad[i, n_radial + ti] = 1.0                                  # dE_i/d species_coeffs
+        site_energy[i] = energy
+        dmom[:] = 0.0
+        for s in range(mapping.shape[0]):
+            dmom[mapping[s]] += moment_coeffs[s]
+        for t in range(times.shape[0] - 1, -1, -1):
+            w = dmom[times[t, 3]] * times[t, 2]
+            if w != 0.0:
+                dmom[times[t, 0]] += w * moments[times[t, 1]]
+                dmom[times[t, 1]] += w * moments[times[t, 0]]
+        # dE_i/d radial_coeffs[ti, tj, mu, b] = sum_p Q_b(r_p) sum_{k: mu_k = mu} dmom[k] ang_k(p)
+        for p in range(offsets[i], offsets[i + 1]):
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            r = np.sqrt(x * x + y * y + z * z)
+            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            tj = types[nbr[p]]
+            inv_r = 1.0 / r
+            _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
+            for g in range(n_ang):
+                ang[g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
+            s_mu[:] = 0.0
+            for k in range(n_basic):
+                s_mu[basic_mu[k]] += dmom[k] * ang[basic_ang[k]]
+            base = (ti * n_species + tj) * n_mu * rb_size
+            for mu in range(n_mu):
+                for b in range(rb_size):
+                    grad[i, base + mu * rb_size + b] += s_mu[mu] * rb_vals[b]
+
+
+@njit(cache=True, parallel=True)
+def site_energy_parameter_gradients(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                                    max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                                    species_coeffs, moment_coeffs, n_moments, n_blocks):
+    """Site energies (n_atoms,) and dE_i/dtheta (n_atoms, n_params).
+
+    theta = [radial_coeffs.ravel() (S, S, n_mu, rb_size order), species_coeffs, moment_coeffs],
+    MLIP-2's order of the coefficient vector.
+    """
+    n_atoms = types.shape[0]
+    n_species = radial_coeffs.shape[0]
+    n_params = radial_coeffs.size + n_species + mapping.shape[0]
+    site_energy = np.empty(n_atoms)
+    grad = np.zeros((n_atoms, n_params))
+    n_blocks = max(1, min(n_blocks, n_atoms))
+    for blk in prange(n_blocks):
+        first = blk * n_atoms // n_blocks
+        last = (blk + 1) * n_atoms // n_blocks
+        _site_param_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                          max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                          moment_coeffs, n_moments, site_energy, grad)
+    return site_energy, grad

@@ -1,0 +1,411 @@
+"""Numba kernels for training the MTP: arrays in, arrays out (Novikov et al. 2021, sec. 2.3).
+
+Two kernels, both per configuration, parallel over a *fixed* decomposition of atoms into
+blocks (so results do not depend on the thread count):
+
+- `linear_design`: for fixed radial coefficients, energy, forces and virial are linear in
+  theta_lin = [species_coeffs, moment_coeffs]. It returns the rows
+  X = [energy (1), forces (3N, atom-major), virial (9, row-major)] x n_lin,
+  from a forward-mode Jacobian of the moments w.r.t. the neighbour vectors propagated
+  through `alpha_index_times` (MLIP-2's `moment_jacobian_`).
+- `radial_gradient`: d/dc_radial of  alpha * E + sum_p t_p . dE/dvec_p  at fixed linear
+  coefficients, by one forward-over-reverse pass (tangents of the basic moments, of the
+  products and of the backward dE/dmoments). With alpha = dL/dE and the pair tangents
+  t_p = dL/dF_i - dL/dF_j + (dL/dW)^T vec_p this is the loss gradient w.r.t. the radial
+  coefficients without forming dF/dc.
+
+Neighbour pairs are in the CSR form of `kernels.mtp` (vec = r_j - r_i).
+"""
+import numpy as np
+from numba import njit, prange
+
+from .mtp import _site_block, _unit_powers, chebyshev_basis
+
+N_BLOCKS = 16   # fixed decomposition of atoms: reproducible sums whatever the thread count
+
+
+@njit(cache=True, inline="always")
+def _max_nu(ang_abc):
+    m = 0
+    for g in range(ang_abc.shape[0]):
+        m = max(m, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
+    return m
+
+
+@njit(cache=True)
+def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                  max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments,
+                  with_forces, site_rows, pair_rows, atom_base, pair_base):
+    """site_rows[i - atom_base, s] = B_s(i); pair_rows[p - pair_base, a, s] = dB_s(i)/d(vec_p)_a
+    for atoms first..last-1."""
+    n_mu = radial_coeffs.shape[2]
+    rb_size = radial_coeffs.shape[3]
+    n_basic = basic_mu.shape[0]
+    n_ang = ang_abc.shape[0]
+    max_nu = _max_nu(ang_abc)
+    max_nbr = 0
+    for i in range(first, last):
+        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    rb_vals = np.empty(rb_size)
+    rb_ders = np.empty(rb_size)
+    pw = np.empty((3, max_nu + 1))
+    ang = np.empty(n_ang)
+    dang = np.empty((n_ang, 3))
+    f = np.empty(n_mu)
+    fp = np.empty(n_mu)
+    moments = np.empty(n_moments)
+    width = 3 * max_nbr if with_forces else 0
+    jac = np.empty((n_moments, width))
+    for i in range(first, last):
+        ti = types[i]
+        start = offsets[i]
+        n_p = offsets[i + 1] - start
+        w3 = 3 * n_p
+        moments[:] = 0.0
+        if with_forces:
+            jac[:, :w3] = 0.0
+        for q in range(n_p):
+            p = start + q
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            r = np.sqrt(x * x + y * y + z * z)
+            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            tj = types[nbr[p]]
+            for mu in range(n_mu):
+                acc = 0.0
+                accd = 0.0
+                for b in range(rb_size):
+                    c = radial_coeffs[ti, tj, mu, b]
+                    acc += c * rb_vals[b]
+                    accd += c * rb_ders[b]
+                f[mu] = acc
+                fp[mu] = accd
+            inv_r = 1.0 / r
+            ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
+            _unit_powers(ux, uy, uz, max_nu, pw)
+            for g in range(n_ang):
+                a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
+                val = pw[0, a] * pw[1, b] * pw[2, c]
+                ang[g] = val
+                if with_forces:
+                    # d u^abc / d vec = (grad_u A - nu A u) / r
+                    nu_a = (a + b + c) * val
+                    gx = a * pw[0, a - 1] * pw[1, b] * pw[2, c] if a > 0 else 0.0
+                    gy = b * pw[0, a] * pw[1, b - 1] * pw[2, c] if b > 0 else 0.0
+                    gz = c * pw[0, a] * pw[1, b] * pw[2, c - 1] if c > 0 else 0.0
+                    dang[g, 0] = (gx - nu_a * ux) * inv_r
+                    dang[g, 1] = (gy - nu_a * uy) * inv_r
+                    dang[g, 2] = (gz - nu_a * uz) * inv_r
+            for k in range(n_basic):
+                mu = basic_mu[k]
+                g = basic_ang[k]
+                moments[k] += f[mu] * ang[g]
+                if with_forces:
+                    jac[k, 3 * q] = fp[mu] * ang[g] * ux + f[mu] * dang[g, 0]
+                    jac[k, 3 * q + 1] = fp[mu] * ang[g] * uy + f[mu] * dang[g, 1]
+                    jac[k, 3 * q + 2] = fp[mu] * ang[g] * uz + f[mu] * dang[g, 2]
+        for t in range(times.shape[0]):
+            k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
+            m1 = moments[k1]
+            m2 = moments[k2]
+            moments[out] += mult * m1 * m2
+            if with_forces:
+                c1 = mult * m2
+                c2 = mult * m1
+                for e in range(w3):
+                    jac[out, e] += c1 * jac[k1, e] + c2 * jac[k2, e]
+        for s in range(mapping.shape[0]):
+            site_rows[i - atom_base, s] = moments[mapping[s]]
+        if with_forces:
+            for q in range(n_p):
+                for a in range(3):
+                    for s in range(mapping.shape[0]):
+                        pair_rows[start + q - pair_base, a, s] = jac[mapping[s], 3 * q + a]
+
+
+@njit(cache=True)
+def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
+                 basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces, X, row0):
+    """Design rows of the configuration of atoms a0..a1-1 into X[row0:]: energy, forces
+    F = -dE/dr (atom-major), virial W = sum_p vec_p (x) dE/dvec_p (3x3 row-major)."""
+    n_atoms = a1 - a0
+    n_species = radial_coeffs.shape[0]
+    n_basis = mapping.shape[0]
+    p0 = offsets[a0]
+    site_rows = np.zeros((n_atoms, n_basis))
+    pair_rows = np.empty((offsets[a1] - p0 if with_forces else 0, 3, n_basis))
+    _design_block(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
+                  basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces,
+                  site_rows, pair_rows, a0, p0)
+    for i in range(n_atoms):                       # energy row, eq. 2
+        X[row0, types[a0 + i]] += 1.0
+        for s in range(n_basis):
+            X[row0, n_species + s] += site_rows[i, s]
+    if with_forces:
+        vrow = row0 + 1 + 3 * n_atoms
+        for i in range(a0, a1):
+            for p in range(offsets[i], offsets[i + 1]):
+                j = nbr[p]
+                ri = row0 + 1 + 3 * (i - a0)
+                rj = row0 + 1 + 3 * (j - a0)
+                for a in range(3):
+                    for s in range(n_basis):
+                        g = pair_rows[p - p0, a, s]
+                        X[ri + a, n_species + s] += g
+                        X[rj + a, n_species + s] -= g
+                        for b in range(3):
+                            X[vrow + 3 * b + a, n_species + s] += vec[p, b] * g
+
+
+def design_rows_count(n_atoms, with_forces):
+    return 1 + 3 * n_atoms + 9 if with_forces else 1
+
+
+@njit(cache=True)
+def linear_design(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
+                  basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces):
+    """Rows of E, F, W in theta_lin = [species_coeffs, moment_coeffs] for one configuration.
+
+    Returns X of shape (1 + 3N + 9, S + n_basis) if `with_forces`, else (1, S + n_basis):
+    row 0 the energy, rows 1..3N the forces F = -dE/dr (atom-major), the last 9 the virial
+    W = sum_p vec_p (x) dE/dvec_p (3x3 row-major; stress = W / V with ASE's sign).
+    """
+    n_atoms = types.shape[0]
+    n_rows = 1 + 3 * n_atoms + 9 if with_forces else 1
+    X = np.zeros((n_rows, radial_coeffs.shape[0] + mapping.shape[0]))
+    _config_rows(0, n_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                 max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces,
+                 X, 0)
+    return X
+
+
+@njit(cache=True, parallel=True)
+def batch_design(cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, scaling,
+                 min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments,
+                 with_forces):
+    """`linear_design` of configurations c (atoms cfg_atoms[c]..cfg_atoms[c+1]-1 of a batch
+    in one CSR list) stacked at rows row_start[c]; parallel over configurations."""
+    X = np.zeros((row_start[-1], radial_coeffs.shape[0] + mapping.shape[0]))
+    for c in prange(cfg_atoms.shape[0] - 1):
+        _config_rows(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec, radial_coeffs,
+                     scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                     n_moments, with_forces, X, row_start[c])
+    return X
+
+
+@njit(cache=True, parallel=True)
+def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                   max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                   moment_coeffs, n_moments):
+    """Energies (n_cfg,), forces (n_atoms, 3) and virials (n_cfg, 3, 3) of a batch."""
+    n_cfg = cfg_atoms.shape[0] - 1
+    n_atoms = types.shape[0]
+    site = np.empty(n_atoms)
+    pair_grad = np.zeros((vec.shape[0], 3))
+    energy = np.zeros(n_cfg)
+    forces = np.zeros((n_atoms, 3))
+    virial = np.zeros((n_cfg, 3, 3))
+    for c in prange(n_cfg):
+        a0, a1 = cfg_atoms[c], cfg_atoms[c + 1]
+        _site_block(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                    max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                    moment_coeffs, n_moments, site, pair_grad)
+        e = 0.0
+        for i in range(a0, a1):
+            e += site[i]
+            for p in range(offsets[i], offsets[i + 1]):
+                j = nbr[p]
+                for a in range(3):
+                    g = pair_grad[p, a]
+                    forces[i, a] += g
+                    forces[j, a] -= g
+                    for b in range(3):
+                        virial[c, a, b] += vec[p, b] * g
+        energy[c] = e
+    return energy, forces, virial
+
+
+@njit(cache=True)
+def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
+                       min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                       moment_coeffs, n_moments, alpha, tangent, grad):
+    """grad[ti,tj,mu,b] += alpha dE_i/dc + d/deps dE_i/dc(vec + eps t), atoms first..last-1."""
+    n_mu = radial_coeffs.shape[2]
+    rb_size = radial_coeffs.shape[3]
+    n_basic = basic_mu.shape[0]
+    n_ang = ang_abc.shape[0]
+    max_nu = _max_nu(ang_abc)
+    rb_vals = np.empty(rb_size)
+    rb_ders = np.empty(rb_size)
+    pw = np.empty((3, max_nu + 1))
+    ang = np.empty(n_ang)
+    dang = np.empty(n_ang)              # tangent of u^abc along t_p
+    f = np.empty(n_mu)
+    df = np.empty(n_mu)                 # tangent of f_mu
+    s_mu = np.empty(n_mu)
+    ds_mu = np.empty(n_mu)
+    mom = np.empty(n_moments)
+    dmom_t = np.empty(n_moments)        # tangent of the moments
+    bw = np.empty(n_moments)            # dE/d moments
+    bw_t = np.empty(n_moments)          # its tangent
+    for i in range(first, last):
+        ti = types[i]
+        mom[:] = 0.0
+        dmom_t[:] = 0.0
+        for p in range(offsets[i], offsets[i + 1]):
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            r = np.sqrt(x * x + y * y + z * z)
+            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            tj = types[nbr[p]]
+            inv_r = 1.0 / r
+            ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
+            tx, ty, tz = tangent[p, 0], tangent[p, 1], tangent[p, 2]
+            dr = ux * tx + uy * ty + uz * tz
+            dux = (tx - ux * dr) * inv_r
+            duy = (ty - uy * dr) * inv_r
+            duz = (tz - uz * dr) * inv_r
+            for mu in range(n_mu):
+                acc = 0.0
+                accd = 0.0
+                for b in range(rb_size):
+                    c = radial_coeffs[ti, tj, mu, b]
+                    acc += c * rb_vals[b]
+                    accd += c * rb_ders[b]
+                f[mu] = acc
+                df[mu] = accd * dr
+            _unit_powers(ux, uy, uz, max_nu, pw)
+            for g in range(n_ang):
+                a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
+                ang[g] = pw[0, a] * pw[1, b] * pw[2, c]
+                d = 0.0
+                if a > 0:
+                    d += a * pw[0, a - 1] * pw[1, b] * pw[2, c] * dux
+                if b > 0:
+                    d += b * pw[0, a] * pw[1, b - 1] * pw[2, c] * duy
+                if c > 0:
+                    d += c * pw[0, a] * pw[1, b] * pw[2, c - 1] * duz
+                dang[g] = d
+            for k in range(n_basic):
+                mu = basic_mu[k]
+                g = basic_ang[k]
+                mom[k] += f[mu] * ang[g]
+                dmom_t[k] += df[mu] * ang[g] + f[mu] * dang[g]
+        for t in range(times.shape[0]):
+            k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
+            mom[out] += mult * mom[k1] * mom[k2]
+            dmom_t[out] += mult * (dmom_t[k1] * mom[k2] + mom[k1] * dmom_t[k2])
+        bw[:] = 0.0
+        bw_t[:] = 0.0
+        for s in range(mapping.shape[0]):
+            bw[mapping[s]] += moment_coeffs[s]
+        for t in range(times.shape[0] - 1, -1, -1):
+            k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
+            w = bw[out] * mult
+            wt = bw_t[out] * mult
+            if w != 0.0 or wt != 0.0:
+                bw[k1] += w * mom[k2]
+                bw[k2] += w * mom[k1]
+                bw_t[k1] += wt * mom[k2] + w * dmom_t[k2]
+                bw_t[k2] += wt * mom[k1] + w * dmom_t[k1]
+        # dE_i/dc[ti,tj,mu,b] = sum_p Q_b(r_p) s_mu,p and its tangent
+        for p in range(offsets[i], offsets[i + 1]):
+            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+            r = np.sqrt(x * x + y * y + z * z)
+            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            tj = types[nbr[p]]
+            inv_r = 1.0 / r
+            ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
+            tx, ty, tz = tangent[p, 0], tangent[p, 1], tangent[p, 2]
+            dr = ux * tx + uy * ty + uz * tz
+            dux = (tx - ux * dr) * inv_r
+            duy = (ty - uy * dr) * inv_r
+            duz = (tz - uz * dr) * inv_r
+            _unit_powers(ux, uy, uz, max_nu, pw)
+            for g in range(n_ang):
+                a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
+                ang[g] = pw[0, a] * pw[1, b] * pw[2, c]
+                d = 0.0
+                if a > 0:
+                    d += a * pw[0, a - 1] * pw[1, b] * pw[2, c] * dux
+                if b > 0:
+                    d += b * pw[0, a] * pw[1, b - 1] * pw[2, c] * duy
+                if c > 0:
+                    d += c * pw[0, a] * pw[1, b] * pw[2, c - 1] * duz
+                dang[g] = d
+            s_mu[:] = 0.0
+            ds_mu[:] = 0.0
+            for k in range(n_basic):
+                mu = basic_mu[k]
+                g = basic_ang[k]
+                s_mu[mu] += bw[k] * ang[g]
+                ds_mu[mu] += bw_t[k] * ang[g] + bw[k] * dang[g]
+            for mu in range(n_mu):
+                a_s = alpha * s_mu[mu] + ds_mu[mu]
+                b_s = s_mu[mu] * dr
+                for b in range(rb_size):
+                    grad[ti, tj, mu, b] += a_s * rb_vals[b] + b_s * rb_ders[b]
+
+
+@njit(cache=True)
+def radial_gradient(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
+                    basic_mu, basic_ang, ang_abc, times, mapping, moment_coeffs, n_moments,
+                    alpha, tangent):
+    """d/dc_radial [alpha E + sum_p t_p . dE/dvec_p] (shape of radial_coeffs) of one
+    configuration, at fixed species and moment coefficients."""
+    grad = np.zeros(radial_coeffs.shape)
+    _radial_grad_block(0, types.shape[0], types, offsets, nbr, vec, radial_coeffs, scaling,
+                       min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                       moment_coeffs, n_moments, alpha, tangent, grad)
+    return grad
+
+
+@njit(cache=True, parallel=True)
+def batch_radial_gradient(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling,
+                          min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                          moment_coeffs, n_moments, alpha, tangent):
+    """Sum over the configurations of a batch of `radial_gradient` (alpha per configuration,
+    tangents per pair); per-configuration results added in order (reproducible)."""
+    n_cfg = cfg_atoms.shape[0] - 1
+    S, _, n_mu, rb = radial_coeffs.shape
+    partial = np.zeros((n_cfg, S, S, n_mu, rb))
+    for c in prange(n_cfg):
+        _radial_grad_block(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec,
+                           radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang,
+                           ang_abc, times, mapping, moment_coeffs, n_moments, alpha[c], tangent,
+                           partial[c])
+    grad = np.zeros((S, S, n_mu, rb))
+    for c in range(n_cfg):
+        grad += partial[c]
+    return grad
+
+
+@njit(cache=True)
+def pair_tangents(offsets, nbr, vec, force_coef, virial_coef):
+    """t_p = force_coef[i] - force_coef[j] + virial_coef^T vec_p, so that
+    sum_p t_p . g_p = sum_a force_coef[a] . F_a + sum virial_coef : W (F_i += g_p, F_j -= g_p)."""
+    n_atoms = offsets.shape[0] - 1
+    t = np.empty((vec.shape[0], 3))
+    for i in range(n_atoms):
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            for b in range(3):
+                acc = force_coef[i, b] - force_coef[j, b]
+                for a in range(3):
+                    acc += virial_coef[a, b] * vec[p, a]
+                t[p, b] = acc
+    return t
+
+
+@njit(cache=True)
+def batch_pair_tangents(cfg_atoms, offsets, nbr, vec, force_coef, virial_coef):
+    """`pair_tangents` over a batch: force_coef per atom, virial_coef (n_cfg, 3, 3)."""
+    t = np.empty((vec.shape[0], 3))
+    for c in range(cfg_atoms.shape[0] - 1):
+        for i in range(cfg_atoms[c], cfg_atoms[c + 1]):
+            for p in range(offsets[i], offsets[i + 1]):
+                j = nbr[p]
+                for b in range(3):
+                    acc = force_coef[i, b] - force_coef[j, b]
+                    for a in range(3):
+                        acc += virial_coef[c, a, b] * vec[p, a]
+                    t[p, b] = acc
+    return t

@@ -1,0 +1,329 @@
+"""Full neighbour lists for MTP evaluation, behind one function.
+
+``neighbor_list(positions, cell, pbc, cutoff) -> (i, j, D)`` returns every pair
+(i, j, shift) with ``|D| < cutoff``, ``D = r_j - r_i + shift @ cell``, over *all*
+periodic images (no minimum-image assumption), sorted by ``i``, without the self
+pair at zero shift. ``neighbor_csr`` gives the same pairs with CSR offsets.
+
+Backends (ms per call, median, 2-core machine, see benchmarks/bench_neighbors.py):
+
+    case                               ASE     vesin    numba
+    32-atom fcc Cu, 5 A               0.80     0.14     0.05
+    4000-atom fcc Cu, 5 A             99       13       9.0
+    3-atom triclinic cell, 6 A        0.53     0.20     0.03
+    1000 x 32-atom cells, 5 A (s)     0.80     0.14     0.05
+
+All three agree pair for pair, including cutoffs of several cell heights and
+mixed pbc. The numba cell list (``_cell_list``) is the fastest in every case
+measured, so ``backend="numba"`` is the default everywhere: for small cells it
+avoids vesin's per-call set-up, for large cells single-threaded numba still beats
+vesin using both cores. ``backend="vesin"`` and ``backend="ase"`` stay available
+(and tested) as cross-checks.
+
+Numba algorithm: non-periodic cell vectors are replaced by orthogonal ones that
+span the atoms, so that every case (bulk, slab, wire, molecule) is one
+parallelepiped. Atoms are wrapped into it and binned along each cell vector into
+bins at least ``cutoff`` thick (perpendicular height / cutoff). Each atom then
+scans ``ceil(cutoff / bin thickness)`` bins each way, wrapping bin indices into
+lattice shifts along periodic directions, which covers cutoffs larger than the
+cell (many images of one atom, and an atom's own images).
+"""
+
+import numpy as np
+from numba import njit
+
+__all__ = ["neighbor_list", "neighbor_csr", "neighbor_list_atoms"]
+
+_BACKENDS = ("numba", "vesin", "ase")
+# a periodic cell whose volume is below this fraction of |a||b||c| is degenerate
+_MIN_SINE_VOLUME = 1e-8
+# refuse inputs that would need more than this many periodic images per atom
+_MAX_IMAGES = 10_000_000
+
+
+def neighbor_list(positions, cell, pbc, cutoff, backend="numba"):
+    """Return (i, j, D) of all pairs with |D| < cutoff (strict).
+
+    i, j are int64 centre and neighbour indices, D = r_j - r_i + shift @ cell is a
+    float64 (n_pairs, 3) array. All periodic images within the cutoff are listed
+    (the minimum image is NOT assumed); the self pair with zero shift is excluded.
+    Pairs are sorted by i (stable). ``cell`` may be zero when pbc is all False.
+    """
+    return _search(*_validate(positions, cell, pbc, cutoff), backend)
+
+
+def neighbor_csr(positions, cell, pbc, cutoff, backend="numba"):
+    """Return (offsets, j, D): the neighbours of atom a are j[offsets[a]:offsets[a+1]]."""
+    positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
+    i, j, D = _search(positions, cell, pbc, cutoff, backend)
+    offsets = np.zeros(len(positions) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(i, minlength=len(positions)), out=offsets[1:])
+    return offsets, j, D
+
+
+def neighbor_list_atoms(atoms, cutoff, backend="numba"):
+    """neighbor_list for an ase.Atoms object."""
+    return neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, backend=backend)
+
+
+def _search(positions, cell, pbc, cutoff, backend):
+    if backend == "numba":
+        return _numba_list(positions, cell, pbc, cutoff)
+    if backend == "vesin":
+        return _vesin_list(positions, cell, pbc, cutoff)
+    if backend == "ase":
+        return _ase_list(positions, cell, pbc, cutoff)
+    raise ValueError(f"unknown neighbour-list backend {backend!r}; choose one of {_BACKENDS}")
+
+
+# --- input checks: clear messages instead of numba tracebacks ---------------
+
+
+def _validate(positions, cell, pbc, cutoff):
+    positions = np.ascontiguousarray(positions, dtype=np.float64)
+    if positions.size == 0:
+        positions = positions.reshape(0, 3)
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise ValueError(f"positions must have shape (n_atoms, 3), got {positions.shape}")
+    cell = np.ascontiguousarray(cell, dtype=np.float64)
+    if cell.shape != (3, 3):
+        raise ValueError(f"cell must have shape (3, 3), got {cell.shape}")
+    periodic = np.zeros(3, dtype=bool)
+    periodic[:] = pbc  # a single bool or one per cell vector
+    pbc = periodic
+    cutoff = float(cutoff)
+    if not np.isfinite(cutoff) or cutoff < 0.0:
+        raise ValueError(f"cutoff must be a finite non-negative distance, got {cutoff}")
+
+    finite = np.isfinite(positions)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=1))
+        raise ValueError(
+            f"positions contain NaN or inf at atom index {int(bad[0])}"
+            f" ({len(bad)} atom(s) affected, first: {positions[bad[0]].tolist()})"
+        )
+    if not np.isfinite(cell).all() and not np.isfinite(cell[pbc]).all():
+        raise ValueError(f"periodic cell vectors contain NaN or inf: {cell.tolist()}")
+    _check_periodic_volume(cell, pbc)
+    return positions, cell, pbc, cutoff
+
+
+def _check_periodic_volume(cell, pbc):
+    """Raise if the periodic cell vectors span zero (or near-zero) volume/area/length."""
+    measure, length_product, n_periodic = _periodic_measure(cell, pbc)
+    if n_periodic and not measure > _MIN_SINE_VOLUME * length_product > 0.0:
+        raise ValueError(
+            f"periodic cell has zero or near-zero volume ({measure:.3g} spanned by the"
+            f" {n_periodic} periodic vector(s), pbc={pbc.tolist()}, cell={cell.tolist()});"
+            " give a non-degenerate cell or set pbc=False along the missing directions"
+        )
+
+
+@njit(cache=True)
+def _periodic_measure(cell, pbc):
+    """Volume, area or length spanned by the periodic cell vectors, and the product of their lengths."""
+    rows = np.flatnonzero(pbc)
+    length_product = 1.0
+    for k in rows:
+        length_product *= np.sqrt(np.sum(cell[k] ** 2))
+    if len(rows) == 3:
+        measure = abs(np.linalg.det(cell))
+    elif len(rows) == 2:
+        measure = np.sqrt(np.sum(np.cross(cell[rows[0]], cell[rows[1]]) ** 2))
+    else:
+        measure = length_product
+    return measure, length_product, len(rows)
+
+
+# --- numba cell list ----------------------------------------------------------
+
+
+def _numba_list(positions, cell, pbc, cutoff):
+    if len(positions) == 0 or cutoff == 0.0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+    box, origin = _working_box(positions, cell, pbc, cutoff)
+    i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, _MAX_IMAGES)
+    if n_images > _MAX_IMAGES:
+        raise ValueError(
+            f"cutoff {cutoff} is too large for this cell ({cell.tolist()}):"
+            f" it would scan {n_images} cell images per atom"
+        )
+    return i, j, D
+
+
+def _working_box(positions, cell, pbc, cutoff):
+    """A full-rank box whose periodic rows are the cell vectors.
+
+    Non-periodic rows are replaced by orthonormal directions perpendicular to the
+    periodic ones, scaled to span the atoms (at least one cutoff); ``origin`` puts
+    the atoms inside the box along those directions. Their length never enters D.
+    """
+    if pbc.all():
+        return cell, np.zeros(3)
+    box = cell.copy()
+    periodic = np.flatnonzero(pbc)
+    free = np.flatnonzero(~pbc)
+    # orthonormal basis: periodic subspace first (Gram-Schmidt), then its complement
+    basis = []
+    for k in periodic:
+        v = cell[k] - sum(np.dot(cell[k], e) * e for e in basis)
+        basis.append(v / np.linalg.norm(v))
+    while len(basis) < 3:  # the axis sticking out furthest from the span so far
+        residuals = [axis - sum(np.dot(axis, e) * e for e in basis) for axis in np.eye(3)]
+        v = max(residuals, key=np.linalg.norm)
+        basis.append(v / np.linalg.norm(v))
+    origin = np.zeros(3)
+    for k, e in zip(free, basis[len(periodic):]):
+        along = positions @ e
+        low, high = along.min(), along.max()
+        box[k] = e * max(high - low, cutoff)
+        origin += low * e
+    return box, origin
+
+
+@njit(cache=True)
+def _cell_list(positions, box, origin, pbc, cutoff, max_images, bins_per_cutoff=1):
+    """All pairs within cutoff over all images: (i, j, D, images scanned per atom)."""
+    n_atoms = positions.shape[0]
+    # perpendicular height along each box vector: volume / area of the opposite face
+    volume = abs(np.linalg.det(box))
+    heights = np.empty(3)
+    for k in range(3):
+        heights[k] = volume / np.sqrt(np.sum(np.cross(box[(k + 1) % 3], box[(k + 2) % 3]) ** 2))
+    # bins at least one cutoff thick; fewer, wider bins for sparse systems
+    n_bins = np.maximum(1, np.floor(heights * bins_per_cutoff / cutoff)).astype(np.int64)
+    while np.prod(n_bins) > 8 * n_atoms + 64:
+        n_bins[np.argmax(n_bins)] //= 2
+    # bins to scan each way; the 1e-9 margin absorbs rounding at bin edges
+    reach = np.ceil(cutoff * n_bins / heights + 1e-9).astype(np.int64)
+    n_images = np.prod(2 * reach + 1)
+    if n_images > max_images:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), n_images
+    # capacity from the mean density; rerun with the exact count if it was short
+    capacity = int(n_atoms * (4.19 * cutoff**3 * n_atoms / volume * 1.3 + 16))
+    i, j, D, n_pairs = _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity)
+    if n_pairs > capacity:
+        i, j, D, n_pairs = _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, n_pairs)
+    return i[:n_pairs], j[:n_pairs], D[:n_pairs], n_images
+
+
+@njit(cache=True)
+def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
+    """Cell-list search; writes at most `capacity` pairs and returns the true count."""
+    n_atoms = positions.shape[0]
+    inverse = np.linalg.inv(box)
+    cutoff2 = cutoff * cutoff
+
+    # wrap atoms into the box along periodic directions and bin them
+    wrapped = np.empty((n_atoms, 3))
+    bin_of = np.empty(n_atoms, np.int64)
+    r = np.empty(3)
+    for a in range(n_atoms):
+        for c in range(3):
+            r[c] = positions[a, c] - origin[c]
+        index = 0
+        for k in range(3):
+            s = r[0] * inverse[0, k] + r[1] * inverse[1, k] + r[2] * inverse[2, k]
+            if pbc[k]:
+                image = np.floor(s)
+                s -= image
+                for c in range(3):
+                    r[c] -= image * box[k, c]
+            b = min(max(int(s * n_bins[k]), 0), n_bins[k] - 1)
+            index = index * n_bins[k] + b
+        wrapped[a] = r
+        bin_of[a] = index
+
+    # atoms grouped by bin (counting sort)
+    total_bins = n_bins[0] * n_bins[1] * n_bins[2]
+    bin_start = np.zeros(total_bins + 1, np.int64)
+    for a in range(n_atoms):
+        bin_start[bin_of[a] + 1] += 1
+    for b in range(total_bins):
+        bin_start[b + 1] += bin_start[b]
+    fill = bin_start[:-1].copy()
+    atoms_by_bin = np.empty(n_atoms, np.int64)
+    for a in range(n_atoms):
+        atoms_by_bin[fill[bin_of[a]]] = a
+        fill[bin_of[a]] += 1
+    binned = np.empty((n_atoms, 3))  # wrapped positions in bin order: contiguous reads below
+    for slot in range(n_atoms):
+        binned[slot] = wrapped[atoms_by_bin[slot]]
+
+    out_i = np.empty(capacity, np.int64)
+    out_j = np.empty(capacity, np.int64)
+    out_D = np.empty((capacity, 3))
+    n_pairs = 0
+    for a in range(n_atoms):
+        b2 = bin_of[a] % n_bins[2]
+        b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
+        b0 = bin_of[a] // (n_bins[2] * n_bins[1])
+        for d0 in range(-reach[0], reach[0] + 1):
+            c0, s0 = _wrap_bin(b0 + d0, n_bins[0], pbc[0])
+            if c0 < 0:
+                continue
+            for d1 in range(-reach[1], reach[1] + 1):
+                c1, s1 = _wrap_bin(b1 + d1, n_bins[1], pbc[1])
+                if c1 < 0:
+                    continue
+                for d2 in range(-reach[2], reach[2] + 1):
+                    c2, s2 = _wrap_bin(b2 + d2, n_bins[2], pbc[2])
+                    if c2 < 0:
+                        continue
+                    # lattice translation of this image, relative to atom a
+                    tx = s0 * box[0, 0] + s1 * box[1, 0] + s2 * box[2, 0] - wrapped[a, 0]
+                    ty = s0 * box[0, 1] + s1 * box[1, 1] + s2 * box[2, 1] - wrapped[a, 1]
+                    tz = s0 * box[0, 2] + s1 * box[1, 2] + s2 * box[2, 2] - wrapped[a, 2]
+                    is_home = s0 == 0 and s1 == 0 and s2 == 0
+                    neighbour_bin = (c0 * n_bins[1] + c1) * n_bins[2] + c2
+                    for slot in range(bin_start[neighbour_bin], bin_start[neighbour_bin + 1]):
+                        dx = binned[slot, 0] + tx
+                        dy = binned[slot, 1] + ty
+                        dz = binned[slot, 2] + tz
+                        if dx * dx + dy * dy + dz * dz < cutoff2:
+                            b = atoms_by_bin[slot]
+                            if is_home and b == a:
+                                continue
+                            if n_pairs < capacity:
+                                out_i[n_pairs] = a
+                                out_j[n_pairs] = b
+                                out_D[n_pairs, 0] = dx
+                                out_D[n_pairs, 1] = dy
+                                out_D[n_pairs, 2] = dz
+                            n_pairs += 1
+    return out_i, out_j, out_D, n_pairs
+
+
+@njit(cache=True, inline="always")
+def _wrap_bin(index, n, periodic):
+    """(bin, lattice shift) for a bin index that may lie outside [0, n); bin -1 = no bin."""
+    if periodic:
+        shift = index // n
+        return index - shift * n, shift
+    if index < 0 or index >= n:
+        return -1, 0
+    return index, 0
+
+
+# --- library backends (cross-checks) -------------------------------------------
+
+
+def _vesin_list(positions, cell, pbc, cutoff):
+    import vesin
+
+    if len(positions) == 0 or cutoff == 0.0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+    search = vesin.NeighborList(cutoff=cutoff, full_list=True, sorted=True)
+    i, j, D = search.compute(positions, cell, pbc, "ijD")
+    order = np.argsort(i, kind="stable")  # vesin sorts already; keep the contract explicit
+    return i[order].astype(np.int64), j[order].astype(np.int64), np.ascontiguousarray(D[order])
+
+
+def _ase_list(positions, cell, pbc, cutoff):
+    from ase.neighborlist import primitive_neighbor_list
+
+    if len(positions) == 0 or cutoff == 0.0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+    i, j, D = primitive_neighbor_list("ijD", pbc, cell, positions, cutoff, self_interaction=False)
+    order = np.argsort(i, kind="stable")
+    return i[order].astype(np.int64), j[order].astype(np.int64), D[order]

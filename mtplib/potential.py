@@ -1,0 +1,248 @@
+"""The Moment Tensor Potential: species, radial basis, basis (alpha indices), coefficients.
+
+`MTPotential` gathers arrays and calls the kernels of `mtplib.kernels.mtp`; it holds no
+physics of its own. Load and save go through MLIP-2's `.mtp` format (`mtplib.io.mtp`).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .basis import basis_for_level
+from .io.mtp import read_mtp, write_mtp
+from .kernels.mtp import (forces_and_virial, site_energies_and_pair_gradients,
+                          site_energy_parameter_gradients)
+from .neighbors import neighbor_csr
+
+
+class MTPInputError(ValueError):
+    """Bad input to the potential: unknown species, NaN coordinates, a degenerate cell."""
+
+
+def _default_blocks():
+    from numba import get_num_threads
+    return 4 * get_num_threads()
+
+
+@dataclass
+class MTPotential:
+    """A multi-component MTP (Novikov et al. 2021, eqs. 2-4)."""
+
+    species_count: int
+    min_dist: float
+    max_dist: float
+    radial_basis_size: int
+    radial_funcs_count: int
+    alpha_index_basic: np.ndarray
+    alpha_index_times: np.ndarray
+    alpha_moment_mapping: np.ndarray
+    alpha_moments_count: int
+    scaling: float = 1.0
+    radial_coeffs: np.ndarray | None = None     # (S, S, radial_funcs_count, radial_basis_size)
+    species_coeffs: np.ndarray | None = None    # (S,)
+    moment_coeffs: np.ndarray | None = None     # (alpha_scalar_moments,)
+    species: list[str] | None = None            # element of each MLIP type, when known
+    potential_name: str = "MTP1m"
+    potential_tag: str = ""
+    source: str = "<memory>"
+    _arrays: dict = field(default=None, repr=False, compare=False)
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def from_level(cls, level, species, min_dist=2.0, max_dist=5.0, radial_basis_size=8):
+        """An untrained potential of `level` (MLIP-2's basis sizes) for a species list.
+
+        `species` is a list of element symbols or a species count."""
+        basic, times, mapping, n_moments = basis_for_level(level)
+        names = None if isinstance(species, int) else list(species)
+        count = species if isinstance(species, int) else len(names)
+        if count < 1:
+            raise MTPInputError("a potential needs at least one species")
+        if not 0 <= min_dist < max_dist:
+            raise MTPInputError(f"need 0 <= min_dist < max_dist, got {min_dist} and {max_dist}")
+        if radial_basis_size < 2:
+            raise MTPInputError(f"radial_basis_size must be at least 2, got {radial_basis_size}")
+        return cls(species_count=count, min_dist=float(min_dist), max_dist=float(max_dist),
+                   radial_basis_size=int(radial_basis_size),
+                   radial_funcs_count=int(basic[:, 0].max()) + 1, alpha_index_basic=basic,
+                   alpha_index_times=times, alpha_moment_mapping=mapping,
+                   alpha_moments_count=n_moments, species=names)
+
+    @classmethod
+    def load(cls, path, species=None):
+        """Read an MLIP-2 `.mtp` file; `species` overrides the element names it records."""
+        data = read_mtp(path)
+        if species is not None:
+            if len(species) != data["species_count"]:
+                raise MTPInputError(f"{path}: species {list(species)} given for a potential with "
+                                    f"species_count = {data['species_count']}")
+            data["species"] = list(species)
+        return cls(**data, source=str(path))
+
+    def save(self, path):
+        write_mtp(path, self)
+
+    def copy(self):
+        return MTPotential.load_dict(self.to_dict())
+
+    def to_dict(self):
+        out = {k: getattr(self, k) for k in (
+            "species_count", "min_dist", "max_dist", "radial_basis_size", "radial_funcs_count",
+            "alpha_index_basic", "alpha_index_times", "alpha_moment_mapping",
+            "alpha_moments_count", "scaling", "radial_coeffs", "species_coeffs", "moment_coeffs",
+            "species", "potential_name", "potential_tag", "source")}
+        return {k: (v.copy() if isinstance(v, np.ndarray) else (list(v) if isinstance(v, list) else v))
+                for k, v in out.items()}
+
+    @classmethod
+    def load_dict(cls, data):
+        return cls(**data)
+
+    # ---- sizes -------------------------------------------------------------------
+    @property
+    def alpha_scalar_moments(self):
+        return len(self.alpha_moment_mapping)
+
+    @property
+    def is_trained(self):
+        return all(x is not None for x in (self.radial_coeffs, self.species_coeffs, self.moment_coeffs))
+
+    @property
+    def parameter_count(self):
+        """Radial + species + moment coefficients."""
+        return (self.species_count ** 2 * self.radial_funcs_count * self.radial_basis_size
+                + self.species_count + self.alpha_scalar_moments)
+
+    def __setattr__(self, name, value):
+        # any change of parameters invalidates the cached kernel arrays
+        if name != "_arrays":
+            object.__setattr__(self, "_arrays", None)
+        object.__setattr__(self, name, value)
+
+    # ---- kernel arrays ------------------------------------------------------------
+    def kernel_arrays(self):
+        """The arrays the kernels take, built once per parameter change."""
+        if self._arrays is None:
+            if not self.is_trained:
+                raise MTPInputError(f"{self.source}: the potential is untrained (no radial, species or "
+                                    "moment coefficients); train it before evaluating")
+            basic = np.asarray(self.alpha_index_basic, dtype=np.int64)
+            ang_abc, basic_ang = np.unique(basic[:, 1:], axis=0, return_inverse=True)
+            object.__setattr__(self, "_arrays", dict(
+                radial_coeffs=np.ascontiguousarray(self.radial_coeffs, dtype=np.float64),
+                scaling=float(self.scaling), min_dist=float(self.min_dist),
+                max_dist=float(self.max_dist),
+                basic_mu=np.ascontiguousarray(basic[:, 0]),
+                basic_ang=np.ascontiguousarray(basic_ang.reshape(-1), dtype=np.int64),
+                ang_abc=np.ascontiguousarray(ang_abc, dtype=np.int64),
+                times=np.ascontiguousarray(self.alpha_index_times, dtype=np.int64).reshape(-1, 4),
+                mapping=np.ascontiguousarray(self.alpha_moment_mapping, dtype=np.int64),
+                species_coeffs=np.ascontiguousarray(self.species_coeffs, dtype=np.float64),
+                moment_coeffs=np.ascontiguousarray(self.moment_coeffs, dtype=np.float64),
+                n_moments=int(self.alpha_moments_count)))
+        return self._arrays
+
+    # ---- species ------------------------------------------------------------------
+    def types_of(self, atoms, where="structure"):
+        """MLIP type index of every atom."""
+        if self.species:
+            index = {s: n for n, s in enumerate(self.species)}
+            symbols = atoms.get_chemical_symbols()
+            unknown = sorted(set(symbols) - set(index))
+            if unknown:
+                if "mtp_type" in atoms.arrays and set(symbols) == {"X"}:
+                    return self._check_types(np.asarray(atoms.arrays["mtp_type"]), where)
+                raise MTPInputError(f"{where}: species {unknown} not in the potential "
+                                    f"{self.source} (species {self.species})")
+            return np.array([index[s] for s in symbols], dtype=np.int64)
+        if "mtp_type" in atoms.arrays:
+            return self._check_types(np.asarray(atoms.arrays["mtp_type"]), where)
+        distinct = sorted(set(atoms.numbers))
+        if self.species_count == 1 and len(distinct) == 1:
+            return np.zeros(len(atoms), dtype=np.int64)
+        raise MTPInputError(f"{where}: the potential {self.source} does not name its species; "
+                            "give them (e.g. --species Cu Au, or MTPotential.load(..., species=[...]))")
+
+    def _check_types(self, types, where):
+        if len(types) and (types.min() < 0 or types.max() >= self.species_count):
+            raise MTPInputError(f"{where}: MLIP type {int(types.max())} out of range for "
+                                f"{self.species_count} species in {self.source}")
+        return types.astype(np.int64)
+
+    # ---- evaluation ---------------------------------------------------------------
+    def neighbors(self, atoms, where="structure"):
+        """CSR neighbour list within max_dist, with the checks of a well-posed structure."""
+        positions = atoms.positions
+        if not np.isfinite(positions).all():
+            bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
+            raise MTPInputError(f"{where}: non-finite coordinates (atom {bad})")
+        try:
+            offsets, nbr, vec = neighbor_csr(positions, atoms.cell.array, atoms.pbc, self.max_dist)
+        except ValueError as exc:
+            raise MTPInputError(f"{where}: {exc}") from exc
+        if len(vec):
+            shortest = float(np.sqrt((vec ** 2).sum(axis=1).min()))
+            if shortest < self.min_dist:
+                warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
+                              f"{self.min_dist} Å, where the potential is not trained", stacklevel=3)
+        return offsets, nbr, vec
+
+    def evaluate(self, atoms, where="structure", n_blocks=None):
+        """Energy, forces, stress (ASE sign, eV/Å³; None without a 3-D periodic cell) and site energies."""
+        arrays = self.kernel_arrays()
+        types = self.types_of(atoms, where)
+        offsets, nbr, vec = self.neighbors(atoms, where)
+        site_energy, pair_grad = site_energies_and_pair_gradients(
+            types, offsets, nbr, vec, arrays["radial_coeffs"], arrays["scaling"], arrays["min_dist"],
+            arrays["max_dist"], arrays["basic_mu"], arrays["basic_ang"], arrays["ang_abc"],
+            arrays["times"], arrays["mapping"], arrays["species_coeffs"], arrays["moment_coeffs"],
+            arrays["n_moments"], n_blocks or _default_blocks())
+        forces, virial = forces_and_virial(len(atoms), offsets, nbr, vec, pair_grad)
+        stress = None
+        if atoms.pbc.all():
+            virial = 0.5 * (virial + virial.T)
+            stress = virial[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
+        return dict(energy=float(site_energy.sum()), forces=forces, stress=stress,
+                    energies=site_energy)
+
+    # ---- parameters -----------------------------------------------------------------
+    def get_parameters(self):
+        """theta = [radial_coeffs.ravel(), species_coeffs, moment_coeffs] (MLIP-2's order)."""
+        return np.concatenate([np.ravel(self.radial_coeffs), self.species_coeffs, self.moment_coeffs])
+
+    def set_parameters(self, theta):
+        theta = np.asarray(theta, dtype=np.float64)
+        shape = (self.species_count, self.species_count, self.radial_funcs_count, self.radial_basis_size)
+        n_rad = int(np.prod(shape))
+        if theta.shape != (self.parameter_count,):
+            raise MTPInputError(f"expected {self.parameter_count} parameters, got {theta.shape}")
+        self.radial_coeffs = theta[:n_rad].reshape(shape).copy()
+        self.species_coeffs = theta[n_rad:n_rad + self.species_count].copy()
+        self.moment_coeffs = theta[n_rad + self.species_count:].copy()
+
+    def site_energy_gradients(self, atoms, where="structure", n_blocks=None):
+        """Site energies (n_atoms,) and dE_i/dtheta (n_atoms, parameter_count), theta as in get_parameters."""
+        arrays = self.kernel_arrays()
+        types = self.types_of(atoms, where)
+        offsets, nbr, vec = self.neighbors(atoms, where)
+        return site_energy_parameter_gradients(
+            types, offsets, nbr, vec, arrays["radial_coeffs"], arrays["scaling"], arrays["min_dist"],
+            arrays["max_dist"], arrays["basic_mu"], arrays["basic_ang"], arrays["ang_abc"],
+            arrays["times"], arrays["mapping"], arrays["species_coeffs"], arrays["moment_coeffs"],
+            arrays["n_moments"], n_blocks or _default_blocks())
+
+    def evaluate_many(self, images, where="data"):
+        """`evaluate` over a list of Atoms; returns a list of result dicts."""
+        return [self.evaluate(atoms, where=f"{where}[{n}]") for n, atoms in enumerate(images)]
+
+
+def load(path, species=None):
+    return MTPotential.load(path, species=species)
+
+
+def num_threads_from_env():
+    return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))

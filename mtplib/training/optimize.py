@@ -1,0 +1,212 @@
+"""Fitting an MTP by variable projection (VarPro).
+
+For fixed radial coefficients c the loss (eq. 7) is quadratic in theta_lin = [species_coeffs,
+moment_coeffs]; we solve those exactly (ridge-regularised normal equations) and minimise
+the projected loss L(c, theta_lin*(c)) over c with L-BFGS-B. By the envelope theorem its
+gradient is dL/dc at fixed theta_lin*, which `loss.loss_terms` computes by one
+forward-over-reverse pass per configuration (no force Jacobian w.r.t. c).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+
+from .data import TrainingDataError, apply_forces_cap, image_labels, prepare
+from .loss import Batch, batch_bounds, loss_terms, normal_equations
+from .parallel import Reducer
+
+DEFAULT_WEIGHTS = (1.0, 0.01, 0.001)
+KEEP_DESIGN_BYTES = 1 << 30     # keep the design rows (residuals without re-evaluating) up to this
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def initial_radial_coeffs(potential, seed):
+    """Random radial coefficients: f_mu ~ Q_mu plus U(-0.1, 0.1) noise on every coefficient.
+
+    (MLIP-2 starts from small random radial coefficients; a dominant diagonal makes the
+    radial functions distinct from the first step.)"""
+    shape = (potential.species_count, potential.species_count, potential.radial_funcs_count,
+             potential.radial_basis_size)
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(-0.1, 0.1, shape)
+    for mu in range(shape[2]):
+        c[:, :, mu, min(mu, shape[3] - 1)] += 1.0
+    return c
+
+
+def solve_linear(A, b, fixed=None, ridge=1e-10):
+    """argmin theta^T A theta - 2 b^T theta + ridge |D theta|^2 with D = sqrt(diag A)
+    (Jacobi-scaled ridge); `fixed` maps column index -> value held fixed."""
+    n = len(b)
+    theta = np.zeros(n)
+    free = np.ones(n, dtype=bool)
+    if fixed:
+        for k, v in fixed.items():
+            theta[k] = v
+            free[k] = False
+    rhs = b - A[:, ~free] @ theta[~free]
+    diag = np.diag(A).copy()
+    free &= diag > 0                      # columns never seen (a species absent from the data)
+    idx = np.flatnonzero(free)
+    if not len(idx):
+        return theta
+    d = np.sqrt(diag[idx])
+    As = A[np.ix_(idx, idx)] / np.outer(d, d)
+    As[np.diag_indices_from(As)] += ridge
+    bs = rhs[idx] / d
+    try:
+        x = scipy.linalg.solve(As, bs, assume_a="pos", check_finite=True)
+    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):
+        x = scipy.linalg.lstsq(As, bs, lapack_driver="gelsd")[0]
+    theta[idx] = x / d
+    return theta
+
+
+class VarProProblem:
+    """The projected loss over radial coefficients, on this rank's share of configurations."""
+
+    def __init__(self, potential, configs, n_total, reducer, fixed=None, ridge=1e-10,
+                 energy_only=False):
+        self.pot = potential
+        self.configs = configs
+        self.K = n_total
+        self.red = reducer
+        self.fixed = fixed
+        self.ridge = ridge
+        self.energy_only = energy_only
+        self.shape = potential.radial_coeffs.shape
+        self.cache = {}
+        self.best = None                  # (loss, c, theta_lin)
+        n_lin = potential.species_count + potential.alpha_scalar_moments
+        rows = reducer.sum(float(sum(b.rows(True)[0][-1] for b in configs)))[0]  # same on all ranks
+        self.keep_designs = rows * n_lin * 8 <= KEEP_DESIGN_BYTES
+        self.designs = None
+
+    def solve(self, c, with_forces=True):
+        self.pot.radial_coeffs = c.reshape(self.shape).copy()
+        self.designs = [] if (with_forces and self.keep_designs) else None
+        A, b, yy = normal_equations(self.pot, self.configs, with_forces=with_forces,
+                                    keep=self.designs, reducer=self.red)
+        theta = solve_linear(A, b, self.fixed, self.ridge)
+        S = self.pot.species_count
+        self.pot.species_coeffs = theta[:S].copy()
+        self.pot.moment_coeffs = theta[S:].copy()
+        return theta
+
+    def __call__(self, c):
+        key = c.tobytes()
+        if key in self.cache:
+            return self.cache[key][:2]
+        theta = self.solve(c, with_forces=not self.energy_only)
+        loss, grad, stats = loss_terms(self.pot, self.configs, radial_grad=True,
+                                       energy_only=self.energy_only, designs=self.designs,
+                                       reducer=self.red)
+        # (the 1e-10 Jacobi-scaled ridge is left out of the objective: negligible)
+        loss, grad = loss / self.K, grad.ravel() / self.K
+        if not (math.isfinite(loss) and np.isfinite(grad).all()):
+            raise TrainingDiverged(f"non-finite loss {loss} at radial coefficients "
+                                   f"|c| = {np.linalg.norm(c):.3g}")
+        rmse_e = math.sqrt(stats[0] / max(stats[1], 1)) * 1000.0
+        rmse_f = math.sqrt(stats[2] / max(stats[3], 1))
+        self.cache = {key: (loss, grad, rmse_e, rmse_f)}
+        if self.best is None or loss < self.best[0]:
+            self.best = (loss, c.copy(), theta.copy())
+        return loss, grad
+
+
+def _load_batches(images, potential, weights, scaling, labels, forces_cap, log, reducer):
+    """This rank's batches: global batches (fixed by the data) split over ranks in blocks."""
+    labels = labels or image_labels(images)
+    images, labels, _ = apply_forces_cap(images, forces_cap, labels,
+                                         log if reducer.is_root else None)
+    if not images:
+        prepare([], potential)                       # raises: empty training set
+    n_lin = potential.species_count + potential.alpha_scalar_moments
+    bounds = reducer.share(batch_bounds([len(a) for a in images], n_lin))
+    batches = []
+    for a, b in bounds:
+        batches.append(Batch(prepare(images[a:b], potential, weights, scaling, labels[a:b])))
+    return batches, len(images)
+
+
+def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibrations", seed=0,
+        max_iter=300, optimize_radial=True, energy_only_radial=False, isolated_energies=None,
+        forces_cap=None, ridge=1e-10, warm_start=None, tol=1e-9, labels=None, comm="auto",
+        log=print, history=None):
+    """Fit an MTP to labelled configurations; returns a new trained MTPotential.
+
+    weights: (w_e, w_f, w_s) of eq. 7; scaling: 'vibrations' | 'structures' | 'molecules'.
+    optimize_radial=False: seeded random radial coefficients and one linear solve (fast).
+    energy_only_radial: the radial coefficients minimise the energy term only; the final
+    linear solve uses all weights. isolated_energies: {element: eV} fixes species_coeffs.
+    warm_start: keep init_potential's radial coefficients (default: when it has them).
+    comm: an mpi4py communicator, None (serial) or 'auto' (COMM_WORLD under mpiexec).
+    history: a list that receives one dict per iteration.
+    """
+    red = Reducer(comm)
+    say = log if (red.is_root and log is not None) else (lambda *a, **k: None)
+    pot = init_potential.copy()
+    if warm_start is None:
+        warm_start = pot.radial_coeffs is not None
+    if not warm_start or pot.radial_coeffs is None:
+        pot.radial_coeffs = initial_radial_coeffs(pot, seed)
+    S = pot.species_count
+    pot.species_coeffs = np.zeros(S) if pot.species_coeffs is None else np.asarray(pot.species_coeffs, float)
+    pot.moment_coeffs = (np.zeros(pot.alpha_scalar_moments) if pot.moment_coeffs is None
+                         else np.asarray(pot.moment_coeffs, float))
+    fixed = None
+    if isolated_energies:
+        if not pot.species:
+            raise TrainingDataError("isolated_energies need a potential that names its species")
+        fixed = {}
+        for k, el in enumerate(pot.species):
+            if el in isolated_energies:
+                fixed[k] = float(isolated_energies[el])
+        unknown = sorted(set(isolated_energies) - set(pot.species))
+        if unknown:
+            raise TrainingDataError(f"isolated_energies: species {unknown} not in the potential "
+                                    f"(species {pot.species})")
+
+    batches, K = _load_batches(train_images, pot, weights, scaling, labels, forces_cap, say, red)
+    say(f"training on {K} configurations ({sum(len(b.types) for b in batches)} atoms on rank 0), "
+        f"{pot.parameter_count} parameters, weights {tuple(weights)}, scaling {scaling}, "
+        f"{red.size} rank(s)")
+
+    problem = VarProProblem(pot, batches, K, red, fixed, ridge, energy_only=energy_only_radial)
+    c0 = pot.radial_coeffs.ravel().copy()
+    if optimize_radial and max_iter > 0:
+        step = [0]
+
+        def progress(ck):
+            step[0] += 1
+            loss, _, rmse_e, rmse_f = problem.cache.get(ck.tobytes(), (np.nan,) * 4)
+            if history is not None:
+                history.append(dict(iteration=step[0], loss=loss, energy_rmse=rmse_e,
+                                    force_rmse=rmse_f))
+            say(f"iter {step[0]:4d}  loss {loss:.6e}  E rmse {rmse_e:.4f} meV/atom  "
+                f"F rmse {rmse_f:.5f} eV/A")
+
+        try:
+            scipy.optimize.minimize(problem, c0, jac=True, method="L-BFGS-B", callback=progress,
+                                    options=dict(maxiter=max_iter, maxcor=20, ftol=tol,
+                                                 gtol=1e-12, maxls=30))
+        except TrainingDiverged as exc:
+            say(f"training diverged ({exc}); keeping the last good potential")
+        c_final = problem.best[1] if problem.best is not None else c0
+    else:
+        c_final = c0
+    # final linear solve with all weights
+    problem.energy_only = False
+    problem.cache = {}
+    problem.solve(c_final, with_forces=True)
+    loss, _, stats = loss_terms(pot, batches, radial_grad=False, reducer=red)
+    say(f"final  loss {loss / K:.6e}  E rmse {math.sqrt(stats[0] / max(stats[1], 1)) * 1000:.4f} "
+        f"meV/atom  F rmse {math.sqrt(stats[2] / max(stats[3], 1)):.5f} eV/A")
+    pot.source = "<trained>"
+    return pot

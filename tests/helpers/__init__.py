@@ -1,0 +1,1 @@
+"""Test-only helpers (reference calculators used through 'module:Class')."""

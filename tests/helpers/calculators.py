@@ -1,0 +1,79 @@
+"""Test-only reference calculators, used as ``reference.name: tests.helpers.calculators:Cls``.
+
+Each wraps ASE's EMT and adds one behaviour the workflow must handle.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ase.calculators.emt import EMT
+
+
+def _index(atoms) -> int:
+    return int(atoms.info.get("index", -1))
+
+
+class LoggingEMT(EMT):
+    """EMT that appends the structure index to ``log_file`` on every call (and may sleep)."""
+
+    def __init__(self, log_file: str, delay: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.log_file, self.delay = log_file, delay
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        with open(self.log_file, "a") as fh:
+            fh.write(f"{_index(atoms)}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        time.sleep(self.delay)
+        super().calculate(atoms, properties, system_changes)
+
+
+class FailingEMT(EMT):
+    """EMT that fails on every structure with ``index % every == 0``.
+
+    ``mode='raise'`` raises like an SCF non-convergence; ``mode='nan'`` returns a
+    NaN energy instead.
+    """
+
+    def __init__(self, every: int = 4, mode: str = "raise", **kwargs):
+        super().__init__(**kwargs)
+        self.every, self.mode = every, mode
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        if _index(atoms) % self.every == 0:
+            if self.mode == "raise":
+                raise RuntimeError(f"SCF did not converge for index {_index(atoms)} (test)")
+            self.results["energy"] = float("nan")
+
+
+class FlakyEMT(EMT):
+    """EMT that fails on the first attempt at each structure, then succeeds (retry test)."""
+
+    attempts: dict = {}
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        key = _index(atoms)
+        FlakyEMT.attempts[key] = FlakyEMT.attempts.get(key, 0) + 1
+        if FlakyEMT.attempts[key] == 1:
+            raise RuntimeError("transient failure (test)")
+        super().calculate(atoms, properties, system_changes)
+
+
+class MPISizeEMT(EMT):
+    """EMT that reports the MPI world it ran under (results -> ``info``)."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        from mpi4py import MPI
+
+        super().calculate(atoms, properties, system_changes)
+        comm = MPI.COMM_WORLD
+        self.results["mpi_comm_size"] = comm.Get_size()
+        # every rank computed: prove it by summing a per-rank 1 over the world
+        self.results["mpi_ranks_computed"] = comm.allreduce(1)
+        self.results["mpi_pids_distinct"] = len(set(comm.allgather(os.getpid())))
+
+

@@ -1,0 +1,93 @@
+"""Maxvol on small matrices: brute force, monotone volume, Sherman-Morrison, regularised start."""
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+from mtplib.active.maxvol import VIRTUAL, UnderdeterminedWarning, maxvol
+
+
+def brute_force(B):
+    m = B.shape[1]
+    return max(itertools.combinations(range(len(B)), m),
+               key=lambda rows: abs(np.linalg.det(B[list(rows)])))
+
+
+def test_matches_brute_force_one_column():
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        B = rng.normal(size=(int(rng.integers(2, 10)), 1))
+        state = maxvol(B)
+        assert sorted(state.labels.tolist()) == list(brute_force(B)), f"seed {seed}"
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_close_to_brute_force(m):
+    """Maxvol finds a dominant (locally maximal) submatrix: on small random matrices it is
+    the brute-force maximum in >= 90 % of cases, and never far from it (bound: m^(m/2),
+    Goreinov et al. 2010)."""
+    matches, total = 0, 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        B = rng.normal(size=(int(rng.integers(m + 2, 10)), m))
+        state = maxvol(B)
+        best = brute_force(B)
+        ratio = abs(np.linalg.det(state.A)) / abs(np.linalg.det(B[list(best)]))
+        assert ratio > 0.5, f"seed {seed}: |det| ratio {ratio}"
+        # locally maximal: no single swap increases |det|
+        for slot, row in itertools.product(range(m), range(len(B))):
+            A = state.A.copy()
+            A[slot] = B[row]
+            assert abs(np.linalg.det(A)) <= abs(np.linalg.det(state.A)) * (1 + 1e-6)
+        matches += sorted(state.labels.tolist()) == list(best)
+        total += 1
+    assert matches / total >= 0.9, f"{matches}/{total} match brute force"
+
+
+def test_det_never_decreases_over_swaps():
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(60, 6)) * np.logspace(-3, 3, 6)     # badly scaled columns
+    B[:6] *= 1e-3                                            # a poor first guess
+    state = maxvol(B, tol=1e-9)
+    # replay the swaps from the start, checking |det| step by step against the factors
+    start = maxvol(B, tol=1e9)          # no swaps: the start only
+    assert start.swaps == []
+    A = start.A.copy()
+    logdet = np.linalg.slogdet(A)[1]
+    for slot, label, factor in state.swaps:
+        A[slot] = B[label]
+        new = np.linalg.slogdet(A)[1]
+        assert factor > 1.0
+        assert new == pytest.approx(logdet + np.log(factor), abs=1e-8)
+        assert new > logdet
+        logdet = new
+    np.testing.assert_allclose(A, state.A, rtol=1e-12)
+    assert state.log_det == pytest.approx(np.linalg.slogdet(state.A)[1], abs=1e-8)
+    # Sherman-Morrison kept A^-1 accurate
+    np.testing.assert_allclose(state.Ainv @ state.A, np.eye(6), atol=1e-9)
+    assert np.abs(B @ state.Ainv).max() <= 1 + 1e-9
+
+
+def test_rank_deficient_keeps_virtual_rows_and_grades_span():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 5))
+    B = rng.normal(size=(40, 3)) @ basis                     # rank 3 in 5 columns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                        # more rows than columns: no warning
+        state = maxvol(B)
+    assert (state.labels == VIRTUAL).sum() == 2
+    assert np.abs(B @ state.Ainv).max() <= 1 + 1e-6          # rows in the span interpolate
+    outside = rng.normal(size=5)
+    assert np.abs(outside @ state.Ainv).max() > 1e3          # a new direction extrapolates
+
+
+def test_underdetermined_warns_and_regularises():
+    rng = np.random.default_rng(1)
+    B = rng.normal(size=(3, 8))
+    with pytest.warns(UnderdeterminedWarning, match=r"tiny: 3 rows for 8 parameters: the active "
+                                                    r"set is underdetermined.*regularised start"):
+        state = maxvol(B, where="tiny")
+    assert sorted(state.labels[state.labels != VIRTUAL].tolist()) == [0, 1, 2]
+    assert (state.labels == VIRTUAL).sum() == 5
+    np.testing.assert_allclose(np.abs(B @ state.Ainv).max(axis=1), 1.0, atol=1e-8)

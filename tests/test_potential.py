@@ -1,0 +1,144 @@
+"""The MTP model: kernels against numpy, finite differences, invariances, bad input."""
+import warnings
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from conftest import random_potential, triclinic_cell
+from reference_mtp import reference_evaluate
+
+from mtplib import MTPCalculator, MTPInputError, MTPotential
+
+
+def energy(pot, atoms):
+    return pot.evaluate(atoms)["energy"]
+
+
+@pytest.mark.parametrize("level,species", [(8, ["Cu", "Au"]), (16, ["Cu", "Au"]), (8, ["Hf", "O", "Si"]), (16, ["Hf", "O", "Si"])])
+def test_forces_and_stress_match_finite_differences(level, species):
+    pot = random_potential(level, species, seed=level + len(species))
+    atoms = triclinic_cell(species, n_atoms=5, seed=level)
+    res = pot.evaluate(atoms)
+    h = 1e-5
+    num_forces = np.zeros_like(atoms.positions)
+    for a in range(len(atoms)):
+        for x in range(3):
+            shifted = atoms.copy()
+            shifted.positions[a, x] += h
+            ep = energy(pot, shifted)
+            shifted.positions[a, x] -= 2 * h
+            em = energy(pot, shifted)
+            num_forces[a, x] = -(ep - em) / (2 * h)
+    scale = np.abs(num_forces).max()
+    np.testing.assert_allclose(res["forces"], num_forces, atol=1e-6 * scale)
+    # stress = (1/V) dE/d(strain), ASE's sign, Voigt xx yy zz yz xz xy
+    num_stress = np.zeros(6)
+    voigt = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+    for n, (a, b) in enumerate(voigt):
+        energies = []
+        for sign in (1, -1):
+            eps = np.zeros((3, 3))
+            eps[a, b] += sign * h / (1 if a == b else 2)
+            eps[b, a] = eps[a, b]
+            strained = atoms.copy()
+            strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+            energies.append(energy(pot, strained))
+        num_stress[n] = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
+    np.testing.assert_allclose(res["stress"], num_stress, atol=1e-6 * np.abs(num_stress).max())
+
+
+@pytest.mark.parametrize("level", [8, 16])
+def test_kernels_agree_with_numpy_reference(level):
+    pot = random_potential(level, ["Cu", "Au"], seed=3)
+    atoms = triclinic_cell(["Cu", "Au"], n_atoms=4, seed=5)
+    res = pot.evaluate(atoms)
+    site, forces, virial = reference_evaluate(pot, atoms, pot.types_of(atoms))
+    np.testing.assert_allclose(res["energies"], site, rtol=1e-10)
+    np.testing.assert_allclose(res["forces"], forces, rtol=1e-10, atol=1e-10 * np.abs(forces).max())
+    stress = 0.5 * (virial + virial.T)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
+    np.testing.assert_allclose(res["stress"], stress, rtol=1e-10, atol=1e-10 * np.abs(stress).max())
+
+
+def test_molecule_without_cell_matches_reference():
+    pot = random_potential(10, ["Hf", "O"], seed=1)
+    mol = Atoms("HfO2", positions=[[0, 0, 0], [1.9, 0.1, 0], [-0.6, 1.8, 0.3]])
+    res = pot.evaluate(mol)
+    assert res["stress"] is None
+    site, forces, _ = reference_evaluate(pot, mol, pot.types_of(mol))
+    np.testing.assert_allclose(res["energies"], site, rtol=1e-10)
+    np.testing.assert_allclose(res["forces"], forces, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res["forces"].sum(axis=0), 0, atol=1e-10 * np.abs(forces).max())
+
+
+def test_invariance_rotation_translation_permutation_replication():
+    pot = random_potential(12, ["Cu", "Au"], seed=7)
+    atoms = triclinic_cell(["Cu", "Au"], n_atoms=6, seed=2)
+    ref = pot.evaluate(atoms)
+    # rotation of positions and cell together
+    rot = atoms.copy()
+    rot.rotate(37, (1, 2, 3), rotate_cell=True)
+    rot.rotate(-71, (0.3, -1, 0.2), rotate_cell=True)
+    res = pot.evaluate(rot)
+    assert res["energy"] == pytest.approx(ref["energy"], rel=1e-11)
+    R = np.linalg.solve(atoms.cell.array, rot.cell.array)          # cell_rot = cell @ R
+    np.testing.assert_allclose(res["forces"], ref["forces"] @ R, atol=1e-9 * np.abs(ref["forces"]).max())
+    # translation
+    moved = atoms.copy()
+    moved.translate([0.37, -1.2, 2.9])
+    assert pot.evaluate(moved)["energy"] == pytest.approx(ref["energy"], rel=1e-11)
+    # permutation
+    perm = np.random.default_rng(0).permutation(len(atoms))
+    res = pot.evaluate(atoms[perm])
+    assert res["energy"] == pytest.approx(ref["energy"], rel=1e-11)
+    np.testing.assert_allclose(res["forces"], ref["forces"][perm], atol=1e-10 * np.abs(ref["forces"]).max())
+    # replication leaves the energy per atom unchanged
+    big = atoms.repeat((2, 1, 3))
+    res = pot.evaluate(big)
+    assert res["energy"] / len(big) == pytest.approx(ref["energy"] / len(atoms), rel=1e-11)
+    np.testing.assert_allclose(res["stress"], ref["stress"], atol=1e-10 * np.abs(ref["stress"]).max())
+
+
+def test_calculator_gives_all_properties():
+    pot = random_potential(8, ["Cu"], seed=0)
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 2, 2)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = MTPCalculator(pot)
+    res = pot.evaluate(atoms)
+    assert atoms.get_potential_energy() == res["energy"]
+    assert atoms.get_potential_energy(force_consistent=True) == res["energy"]
+    np.testing.assert_array_equal(atoms.get_forces(), res["forces"])
+    np.testing.assert_array_equal(atoms.get_stress(), res["stress"])
+    np.testing.assert_array_equal(atoms.get_potential_energies(), res["energies"])
+
+
+def test_bad_input_messages(tmp_path):
+    pot = random_potential(8, ["Cu", "Au"], seed=0)
+    atoms = bulk("Ni", "fcc", a=3.5)
+    with pytest.raises(MTPInputError, match=r"species \['Ni'\] not in the potential"):
+        pot.evaluate(atoms, where="test.extxyz[3]")
+    atoms = bulk("Cu", "fcc", a=3.6) * 2
+    atoms.positions[3, 1] = np.nan
+    with pytest.raises(MTPInputError, match=r"non-finite coordinates \(atom 3\)"):
+        pot.evaluate(atoms)
+    flat = Atoms("Cu2", positions=[[0, 0, 0], [1, 1, 0]], cell=[[3, 0, 0], [0, 3, 0], [3, 3, 0]], pbc=True)
+    with pytest.raises(MTPInputError, match="zero or near-zero volume"):
+        pot.evaluate(flat)
+    close = Atoms("Cu2", positions=[[0, 0, 0], [1.2, 0, 0]])
+    with pytest.warns(UserWarning, match="closer than min_dist"):
+        pot.evaluate(close)
+    untrained = MTPotential.from_level(8, ["Cu"])
+    with pytest.raises(MTPInputError, match="untrained"):
+        untrained.evaluate(bulk("Cu"))
+    anonymous = random_potential(8, 2, seed=0)
+    with pytest.raises(MTPInputError, match="does not name its species"):
+        anonymous.evaluate(bulk("Cu", "fcc", a=3.6) * (1, 1, 2))
+
+
+def test_untrained_potential_counts_and_init_roundtrip(tmp_path):
+    pot = MTPotential.from_level(16, ["Hf", "O"], 1.5, 5.0, 8)
+    assert pot.alpha_scalar_moments == 92 and pot.radial_funcs_count == 4
+    pot.save(tmp_path / "init.mtp")
+    back = MTPotential.load(tmp_path / "init.mtp")
+    assert back.species == ["Hf", "O"] and not back.is_trained
+    np.testing.assert_array_equal(back.alpha_index_times, pot.alpha_index_times)

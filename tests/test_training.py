@@ -1,0 +1,246 @@
+"""Training: loss gradients (central differences), design rows, reproducibility, MPI, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from mtplib.potential import MTPotential
+from mtplib.training import (TrainingDataError, apply_forces_cap, committee_evaluate, fit,
+                             prepare, scan, train_test_split)
+from mtplib.training.loss import config_design, loss_and_gradient, loss_terms, pack
+from mtplib.training.optimize import VarProProblem
+from mtplib.training.parallel import Reducer
+
+LEVEL = 8
+STEP = 1e-6
+
+
+def _labelled(atoms, stress=True, forces=True):
+    atoms.calc = EMT()
+    e, f, s = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f if forces else None,
+                                       stress=s if stress else None)
+    return atoms
+
+
+def tiny_set(n=6, seed=0):
+    """n EMT Cu/Au cells of 4-8 atoms, rattled."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.04 * k, cubic=True)
+        if k % 3 == 0:
+            atoms = atoms.repeat((1, 1, 2))
+        symbols = ["Au" if rng.random() < 0.4 else "Cu" for _ in atoms]
+        atoms.set_chemical_symbols(symbols)
+        atoms.rattle(0.1, seed=int(rng.integers(1000)))
+        out.append(_labelled(atoms))
+    return out
+
+
+@pytest.fixture(scope="module")
+def images():
+    return tiny_set()
+
+
+@pytest.fixture(scope="module")
+def random_pot():
+    pot = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    rng = np.random.default_rng(1)
+    pot.radial_coeffs = rng.uniform(-1, 1, (2, 2, pot.radial_funcs_count, 6)) * 0.3
+    pot.species_coeffs = rng.normal(size=2)
+    pot.moment_coeffs = rng.normal(size=pot.alpha_scalar_moments) * 0.1
+    return pot
+
+
+def test_design_rows_reproduce_evaluate(images, random_pot):
+    configs = prepare(images, random_pot)
+    theta = np.concatenate([random_pot.species_coeffs, random_pot.moment_coeffs])
+    for atoms, cfg in zip(images, configs):
+        pred = config_design(random_pot, cfg) @ theta
+        ref = random_pot.evaluate(atoms)
+        W = pred[-9:].reshape(3, 3).T          # row 3b+a holds W[a, b]
+        assert abs(pred[0] - ref["energy"]) < 1e-10 * max(1.0, abs(ref["energy"]))
+        np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10)
+        voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
+        np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10)
+
+
+@pytest.mark.parametrize("scaling", ["vibrations", "structures", "molecules"])
+def test_loss_gradient_central_differences(images, random_pot, scaling):
+    """All three weights on; every parameter group (radial, species, moment) checked."""
+    pot = random_pot.copy()
+    configs = prepare(images, pot, weights=(1.0, 0.01, 0.001), scaling=scaling)
+    _, grad = loss_and_gradient(pot, configs)
+    theta0 = pot.get_parameters()
+    n_rad = pot.radial_coeffs.size
+    groups = {"radial": range(0, n_rad, 5), "species": range(n_rad, n_rad + 2),
+              "moment": range(n_rad + 2, len(theta0), 3)}
+    for name, idx in groups.items():
+        for k in idx:
+            vals = []
+            for sign in (1, -1):
+                th = theta0.copy()
+                th[k] += sign * STEP
+                pot.set_parameters(th)
+                vals.append(loss_and_gradient(pot, configs)[0])
+            fd = (vals[0] - vals[1]) / (2 * STEP)
+            assert abs(grad[k] - fd) <= 1e-6 * max(abs(fd), 1e-3 * np.abs(grad).max()), \
+                (name, k, grad[k], fd)
+    pot.set_parameters(theta0)
+
+
+def test_varpro_gradient_central_differences(images, random_pot):
+    pot = random_pot.copy()
+    configs = prepare(images, pot)
+    batches = pack(configs, 2 + pot.alpha_scalar_moments)
+    problem = VarProProblem(pot, batches, len(configs), Reducer(None), ridge=0.0)
+    c0 = pot.radial_coeffs.ravel().copy()
+    _, grad = problem(c0)
+    for k in range(0, len(c0), 4):
+        vals = []
+        for sign in (1, -1):
+            c = c0.copy()
+            c[k] += sign * STEP
+            vals.append(problem(c)[0])
+        fd = (vals[0] - vals[1]) / (2 * STEP)
+        assert abs(grad[k] - fd) <= 1e-5 * max(abs(fd), np.abs(grad).max() * 1e-3), (k, grad[k], fd)
+
+
+def test_loss_matches_direct_evaluation(images, random_pot):
+    configs = prepare(images, random_pot)
+    direct, _, _ = loss_terms(random_pot, pack(configs, 2 + random_pot.alpha_scalar_moments),
+                              radial_grad=False)
+    expect = 0.0
+    for atoms, cfg in zip(images, configs):
+        r = random_pot.evaluate(atoms)
+        n, V = len(atoms), atoms.get_volume()
+        s = lambda v: np.array([[v[0], v[5], v[4]], [v[5], v[1], v[3]], [v[4], v[3], v[2]]])
+        dW = (s(r["stress"]) - s(atoms.get_stress())) * V
+        expect += ((r["energy"] - atoms.get_potential_energy()) ** 2 / n
+                   + 0.01 * ((r["forces"] - atoms.get_forces()) ** 2).sum()
+                   + 0.001 * (dW ** 2).sum() / n)
+    assert direct == pytest.approx(expect, rel=1e-10)
+
+
+def test_fit_reduces_errors_and_is_bit_reproducible(images, tmp_path):
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    logs = []
+    a = fit(images, init, seed=3, max_iter=8, log=logs.append)
+    b = fit(images, init, seed=3, max_iter=8, log=None)
+    a.save(tmp_path / "a.mtp")
+    b.save(tmp_path / "b.mtp")
+    assert (tmp_path / "a.mtp").read_bytes() == (tmp_path / "b.mtp").read_bytes()
+    assert any(line.startswith("iter") for line in logs)
+    losses = [float(line.split()[3]) for line in logs if line.startswith("iter")]
+    assert losses[-1] < losses[0]
+    c = fit(images, init, seed=4, max_iter=2, log=None)
+    assert not np.array_equal(c.radial_coeffs, a.radial_coeffs)
+
+
+def test_fast_mode_and_isolated_energies(images):
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    pot = fit(images, init, optimize_radial=False, isolated_energies={"Cu": -0.5, "Au": 0.25},
+              log=None)
+    np.testing.assert_array_equal(pot.species_coeffs, [-0.5, 0.25])
+    assert np.isfinite(pot.evaluate(images[0])["energy"])
+
+
+def test_split_is_seeded_and_disjoint(images):
+    tr, te = train_test_split(images, 0.34, seed=1)
+    tr2, te2 = train_test_split(images, 0.34, seed=1)
+    assert len(te) == 2 and len(tr) == 4
+    assert [id(a) for a in te] == [id(a) for a in te2]
+    assert not {id(a) for a in tr} & {id(a) for a in te}
+
+
+def test_forces_cap_counts_dropped(images):
+    fmax = [float(np.linalg.norm(a.get_forces(), axis=1).max()) for a in images]
+    cap = float(np.median(fmax))
+    logs = []
+    kept, _, dropped = apply_forces_cap(images, cap, log=logs.append)
+    assert dropped == sum(f > cap for f in fmax) and len(kept) == len(images) - dropped
+    assert f"dropped {dropped} of {len(images)}" in logs[0]
+    with pytest.raises(TrainingDataError, match="no training configurations left after forces_cap"):
+        apply_forces_cap(images, 1e-9)
+
+
+def test_bad_input_messages(images):
+    pot = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    no_forces = [a.copy() for a in images[:3]]
+    for a, src in zip(no_forces, images[:3]):
+        a.calc = SinglePointCalculator(a, energy=src.get_potential_energy(),
+                                       stress=src.get_stress())
+    no_forces[1].info["source"] = "data.extxyz[1]"
+    with pytest.raises(TrainingDataError, match=r"train\[0\]: no forces"):
+        fit(no_forces, pot, log=None)
+    with pytest.raises(TrainingDataError, match=r"train\[0\]: no forces while the force weight"):
+        prepare(no_forces, pot)
+    prepare(no_forces, pot, weights=(1, 0, 0.001))          # fine without the force weight
+    no_stress = [_labelled(images[0].copy(), stress=False)]
+    with pytest.raises(TrainingDataError, match=r"train\[0\]: no stress"):
+        prepare(no_stress, pot)
+    cu_only = MTPotential.from_level(LEVEL, ["Cu"], 2.0, 4.5, 6)
+    with pytest.raises(TrainingDataError, match=r"train\[\d\].*species \['Au'\] not in the potential"):
+        prepare(images, cu_only)
+    with pytest.raises(TrainingDataError, match="training set is empty"):
+        prepare([], pot)
+    with pytest.raises(TrainingDataError, match="unknown scaling 'atoms'"):
+        prepare(images, pot, scaling="atoms")
+
+
+def test_scan_writes_table_and_committee(images, tmp_path):
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    train, test = train_test_split(images, 0.34, seed=0)
+    rows = scan(train, init, [0, 1, 2], tmp_path, test_images=test, committee_size=2,
+                optimize_radial=False, log=None)
+    assert [r["metric"] for r in rows] == sorted(r["metric"] for r in rows)
+    assert (tmp_path / "scan.csv").read_text().count("\n") == 4
+    committee = json.loads((tmp_path / "committee.json").read_text())
+    assert len(committee["members"]) == 2 and committee["seeds"][0] == rows[0]["seed"]
+    for s in (0, 1, 2):
+        assert (tmp_path / f"seed_{s}.json").exists()
+    pots = [MTPotential.load(p) for p in committee["members"]]
+    res = committee_evaluate(pots, test)
+    ref = [p.evaluate(test[0])["energy"] for p in pots]
+    assert res[0]["energy"] == pytest.approx(np.mean(ref), rel=1e-12)
+    assert res[0]["energy_std"] == pytest.approx(np.std(ref), rel=1e-12)
+    assert res[0]["forces_std"].shape == (len(test[0]), 3)
+
+
+def _mpi_available():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    from shutil import which
+    return which("mpiexec") is not None
+
+
+@pytest.mark.skipif(not _mpi_available(), reason="mpi4py or mpiexec not available")
+def test_mpi_two_ranks_match_serial(images, tmp_path):
+    data = tmp_path / "tiny.extxyz"
+    write(data, images)
+    common = [str(data), "--level", str(LEVEL), "--species", "Cu", "Au", "--max-dist", "4.5",
+              "--radial-basis-size", "6", "--max-iter", "4", "--test-fraction", "0",
+              "--seed", "2"]
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    serial = tmp_path / "serial.mtp"
+    subprocess.run([sys.executable, "-m", "mtplib.training.cli", "train", *common, "--out",
+                    str(serial)], check=True, env=env, capture_output=True, timeout=600)
+    par = tmp_path / "mpi.mtp"
+    proc = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "mtplib.training.cli",
+                           "train", *common, "--out", str(par)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 rank(s)" in proc.stdout
+    a, b = MTPotential.load(serial), MTPotential.load(par)
+    ta, tb = a.get_parameters(), b.get_parameters()
+    assert np.abs(ta - tb).max() <= 1e-10 * np.abs(ta).max()
