@@ -29,15 +29,20 @@ def random_potential(level, species, seed=0, min_dist=1.6, max_dist=4.2, radial_
     return pot
 
 
-def triclinic_cell(species, n_atoms=5, seed=0):
-    """A small triclinic cell whose lengths are below twice the cutoff."""
+def triclinic_cell(species, n_atoms=5, seed=0, min_separation=1.8):
+    """A small triclinic cell (lengths below twice the cutoff) filled by random sequential addition."""
     from ase import Atoms
     rng = np.random.default_rng(seed)
-    cell = np.array([[3.1, 0.0, 0.0], [0.9, 3.3, 0.0], [0.5, 0.7, 3.6]])
-    while True:
-        frac = rng.random((n_atoms, 3))
-        atoms = Atoms([species[k % len(species)] for k in range(n_atoms)],
-                      scaled_positions=frac, cell=cell, pbc=True)
-        d = atoms.get_all_distances(mic=True)
-        if d[np.triu_indices(n_atoms, 1)].min() > 1.7:
-            return atoms
+    cell = np.array([[3.1, 0.0, 0.0], [0.9, 3.3, 0.0], [0.5, 0.7, 3.6]]) * max(1.0, (n_atoms / 4) ** (1 / 3))
+    images = np.array([[a, b, c] for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]) @ cell
+    frac = []
+    for _ in range(100000):
+        trial = rng.random(3)
+        x = trial @ cell
+        ok = all(np.linalg.norm(x - (f @ cell) + images, axis=1).min() > min_separation for f in frac)
+        if ok and np.linalg.norm(images[np.any(images != 0, axis=1)], axis=1).min() > min_separation:
+            frac.append(trial)
+            if len(frac) == n_atoms:
+                return Atoms([species[k % len(species)] for k in range(n_atoms)],
+                             scaled_positions=np.array(frac), cell=cell, pbc=True)
+    raise RuntimeError("could not place the atoms")

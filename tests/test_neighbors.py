@@ -43,6 +43,13 @@ def cu_slab():
     return atoms
 
 
+def random_gas(n_atoms, box, seed):
+    """Uniform random atoms in a skewed box: several bins along every direction."""
+    rng = np.random.default_rng(seed)
+    cell = np.diag([box] * 3) + np.triu(rng.uniform(-0.3, 0.3, (3, 3)) * box, 1).T
+    return rng.random((n_atoms, 3)) @ cell, cell
+
+
 CASES = {
     "fcc Cu 32 atoms, 5 A": lambda: (*_arrays(fcc_cu_32()), 5.0),
     "triclinic 2 atoms, 6 A": lambda: (*small_triclinic(2, seed=3), True, 6.0),
@@ -51,6 +58,9 @@ CASES = {
     "wire pbc=(F,F,T), 4 A": lambda: (*small_triclinic(3, seed=5), (False, False, True), 4.0),
     "molecule, zero cell, 3 A": lambda: (molecule("C6H6").positions, np.zeros((3, 3)), False, 3.0),
     "1-atom fcc cell, 6 A": lambda: (*_arrays(bulk("Cu", "fcc", a=3.61)), 6.0),
+    "many bins, periodic": lambda: (*random_gas(150, 12.0, seed=8), True, 2.5),
+    "many bins, slab": lambda: (*random_gas(150, 12.0, seed=9), (True, False, True), 2.5),
+    "many bins, molecule": lambda: (*random_gas(150, 12.0, seed=10), False, 2.5),
 }
 
 
@@ -165,3 +175,14 @@ def test_zero_cell_is_fine_without_pbc():
     i, j, D = neighbor_list_atoms(atoms, 1.0)
     np.testing.assert_array_equal(i, [0, 1])
     np.testing.assert_allclose(D[:, 2], [0.74, -0.74])
+
+
+def test_cutoff_far_beyond_a_tiny_cell_is_refused():
+    # 0.05 A cell, 10 A cutoff: 401^3 images per atom
+    with pytest.raises(ValueError, match=r"cutoff 10.0 is too large for this cell"):
+        neighbor_list(np.zeros((1, 3)), np.eye(3) * 0.05, True, 10.0)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match=r"unknown neighbour-list backend 'gpu'"):
+        neighbor_list(np.zeros((1, 3)), np.eye(3), True, 1.0, backend="gpu")

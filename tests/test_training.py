@@ -244,3 +244,61 @@ def test_mpi_two_ranks_match_serial(images, tmp_path):
     a, b = MTPotential.load(serial), MTPotential.load(par)
     ta, tb = a.get_parameters(), b.get_parameters()
     assert np.abs(ta - tb).max() <= 1e-10 * np.abs(ta).max()
+
+
+def test_diverging_run_keeps_last_good_potential(images, monkeypatch):
+    import mtplib.training.optimize as opt
+    real = opt.loss_terms
+    calls = [0]
+
+    def flaky(*args, **kwargs):
+        calls[0] += 1
+        loss, grad, stats = real(*args, **kwargs)
+        return (float("nan") if calls[0] == 3 else loss), grad, stats
+
+    monkeypatch.setattr(opt, "loss_terms", flaky)
+    logs = []
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    pot = fit(images, init, max_iter=10, log=logs.append)
+    assert any("diverged" in line and "keeping the last good potential" in line for line in logs)
+    assert np.isfinite(pot.get_parameters()).all()
+
+
+def test_energy_only_radial_runs(images):
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    logs = []
+    pot = fit(images, init, max_iter=3, energy_only_radial=True, log=logs.append)
+    assert np.isfinite(pot.evaluate(images[1])["energy"])
+    assert logs[-1].startswith("final")
+
+
+def test_cli_train_and_scan(images, tmp_path, capsys):
+    from mtplib.training.cli import main
+    data = tmp_path / "d.extxyz"
+    write(data, images)
+    out = tmp_path / "p.mtp"
+    assert main(["train", str(data), "--level", str(LEVEL), "--max-dist", "4.5",
+                 "--radial-basis-size", "6", "--max-iter", "2", "--test-fraction", "0.34",
+                 "--out", str(out)]) == 0
+    errors = json.loads(out.with_suffix(".json").read_text())
+    assert set(errors) == {"train", "test"}
+    assert errors["test"]["energy_per_atom"]["n_configs"] == 2
+    assert "energy/atom" in capsys.readouterr().out
+    assert main(["scan", str(data), "--level", str(LEVEL), "--max-dist", "4.5",
+                 "--radial-basis-size", "6", "--fast", "--seeds", "0", "1",
+                 "--committee", "1", "--out-dir", str(tmp_path / "scan")]) == 0
+    assert json.loads((tmp_path / "scan" / "committee.json").read_text())["members"]
+    bad = tmp_path / "nf.extxyz"
+    nf = images[0].copy()
+    nf.calc = SinglePointCalculator(nf, energy=1.0)
+    write(bad, [nf])
+    assert main(["train", str(bad), "--level", str(LEVEL), "--test-fraction", "0",
+                 "--out", str(tmp_path / "x.mtp")]) == 2
+    assert f"{bad}[0]: no forces" in capsys.readouterr().err
+
+
+def test_warm_start_keeps_radial_coeffs(images, random_pot):
+    pot = fit(images, random_pot, optimize_radial=False, log=None)
+    np.testing.assert_array_equal(pot.radial_coeffs, random_pot.radial_coeffs)
+    cold = fit(images, random_pot, optimize_radial=False, warm_start=False, seed=0, log=None)
+    assert not np.array_equal(cold.radial_coeffs, random_pot.radial_coeffs)

@@ -74,7 +74,7 @@ def add_parsers(subparsers):
 
 def _setup(args):
     from ..potential import MTPotential
-    if args.init and not Path(args.init).exists() and args.level is not None:
+    if args.init and not str(args.init).endswith(".mtp"):
         args.data = [args.init] + args.data     # `train --level N DATA...`: no init given
         args.init = None
     if args.init is None and args.level is None:

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Speed of energy + forces + stress: mtplib against motep's numba engine, same run, same potential.
+
+Data: the Cu set of ../shared/bench/make_cu_emt.py (1000 cells of 32 atoms) and one
+4000-atom fcc Cu cell; a level-16 MTP, min_dist 2 Å, max_dist 5 Å, radial basis size 8.
+Prints µs per atom (median of repeats) on 1 and 2 threads, motep's figure and the ratio,
+and the peak memory of the evaluation against the atom count.
+
+    python benchmarks/bench_evaluate.py [--cells 1000] [--repeats 5]
+"""
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+from ase.build import bulk
+from ase.io import read
+
+from mtplib import MTPCalculator, MTPotential
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def cu_set(n_cells):
+    cache = Path(tempfile.gettempdir()) / "mtplib_bench_cu"
+    if not (cache / "test.extxyz").exists():
+        subprocess.run([sys.executable, str(SHARED / "bench" / "make_cu_emt.py"), str(cache)], check=True)
+    return read(cache / "test.extxyz", f":{n_cells}")
+
+
+def bench_potential(path):
+    """A level-16 Cu MTP with fixed pseudo-random coefficients of realistic scale."""
+    rng = np.random.default_rng(16)
+    pot = MTPotential.from_level(16, ["Cu"], 2.0, 5.0, 8)
+    pot.radial_coeffs = rng.normal(scale=0.3, size=(1, 1, pot.radial_funcs_count, 8))
+    pot.species_coeffs = np.array([-3.0])
+    pot.moment_coeffs = rng.normal(scale=0.05, size=pot.alpha_scalar_moments)
+    pot.scaling = 0.1
+    pot.save(path)
+    return pot
+
+
+def median_time(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def efs_all(calc, images):
+    def run():
+        for atoms in images:
+            calc.calculate(atoms, ["energy", "forces", "stress"])
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cells", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp())
+    pot = bench_potential(tmp / "cu16.mtp")
+    cells = cu_set(args.cells)
+    big = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((10, 10, 10))
+    big.rattle(0.05, seed=3)
+    n_small = sum(len(a) for a in cells)
+    print(f"level 16: {pot.alpha_scalar_moments} basis functions, {len(pot.alpha_index_basic)} basic "
+          f"moments, {len(pot.alpha_index_times)} products; {len(cells)} cells ({n_small} atoms) + "
+          f"one {len(big)}-atom cell")
+
+    ours = MTPCalculator(pot)
+    rows = []
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        t_small = median_time(efs_all(ours, cells), args.repeats) / n_small * 1e6
+        t_big = median_time(efs_all(ours, [big]), args.repeats) / len(big) * 1e6
+        rows.append((f"mtplib, {threads} thread(s)", t_small, t_big))
+    numba.set_num_threads(1)
+
+    try:
+        from motep.calculator import make_calculator
+        from motep.io.mlip.mtp import read_mtp
+        theirs = make_calculator(read_mtp(tmp / "cu16.mtp"), engine="numba")
+        check = big.copy()
+        check.calc = theirs
+        ref = pot.evaluate(big)
+        rel = abs(check.get_potential_energy() - ref["energy"]) / abs(ref["energy"])
+        frel = np.abs(check.get_forces() - ref["forces"]).max() / np.abs(ref["forces"]).max()
+        print(f"motep agrees with mtplib: energy rel. diff {rel:.1e}, force rel. diff {frel:.1e}")
+        motep_small = median_time(efs_all(theirs, cells), max(1, args.repeats // 2)) / n_small * 1e6
+        motep_big = median_time(efs_all(theirs, [big]), max(1, args.repeats // 2)) / len(big) * 1e6
+        rows.append(("motep numba engine, 1 thread", motep_small, motep_big))
+    except ImportError:
+        print("motep not installed (pip install 'mtplib[bench]'): no peer figures")
+        motep_small = motep_big = None
+
+    print(f"\n{'engine':32s} {'32-atom cells µs/atom':>22s} {'4000-atom cell µs/atom':>23s}")
+    for name, a, b in rows:
+        print(f"{name:32s} {a:22.1f} {b:23.1f}")
+    one, two = rows[0], rows[1]
+    print(f"\nspeed-up on 2 threads: {one[1] / two[1]:.2f}x (32-atom cells), {one[2] / two[2]:.2f}x (4000 atoms)")
+    if motep_small:
+        print(f"mtplib vs motep (1 thread): {motep_small / one[1]:.1f}x faster (32-atom cells), "
+              f"{motep_big / one[2]:.1f}x faster (4000 atoms)")
+
+    # memory: peak RSS growth per atom over two cell sizes, in a fresh process each
+    code = ("import resource,sys;from ase.build import bulk;from mtplib import MTPotential;"
+            "p=MTPotential.load(sys.argv[1]);a=bulk('Cu','fcc',a=3.61,cubic=True).repeat(int(sys.argv[2]));"
+            "p.evaluate(a);r0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            "p.evaluate(a);print(len(a), r0)")
+    print("\nmemory (peak RSS, MiB) against atoms:")
+    for reps in (6, 10, 14):
+        out = subprocess.run([sys.executable, "-c", code, str(tmp / "cu16.mtp"), str(reps)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        print(f"  {int(out[0]):7d} atoms: {int(out[1]) / 1024:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
