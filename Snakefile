@@ -4,7 +4,7 @@
 #   snakemake --cores all --configfile config/examples/X.yaml   # another material
 #
 # Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
-# Stages 1-2 are implemented; 3-5 plug in below as rules/*.smk.
+# Stages 1-3 are implemented; 4-5 plug in below as rules/*.smk.
 import sys
 
 from snakemake.utils import min_version, validate
@@ -32,8 +32,7 @@ check_config(config)
 include: "rules/common.smk"
 include: "rules/displace.smk"
 include: "rules/label.smk"
-# Stage 3 (seed-scanned fitting with mtplib.training -> results/fit/...):
-# include: "rules/fit.smk"
+include: "rules/fit.smk"
 # Stage 4 (active learning) and stage 5 (validation):
 # include: "rules/active.smk"
 # include: "rules/validate.smk"
@@ -44,4 +43,5 @@ rule all:
         rules.merge_labels.output.train,
         rules.merge_labels.output.summary,
         rules.isolated_energies.output.energies,
+        rules.fit_gather.output,
     default_target: True

@@ -42,3 +42,18 @@ def command_prefix(wildcards, resources):
     if resources.tasks > 1 and not runs_python_under_mpi(config["reference"]["name"]):
         return f"{resources.mpi} -n {resources.tasks}"
     return ""
+
+
+# ---- stage 3: seed-scanned fitting ----
+from mtplib.workflow.fitting import seeds_of  # noqa: E402
+
+SEEDS = seeds_of(config["fit"])
+
+
+def fit_settings(wildcards):
+    """The config sections a seed's fit needs, as one JSON argument."""
+    return json.dumps({k: config[k] for k in ("elements", "mtp", "fit")})
+
+
+def fit_launcher(wildcards, resources):
+    return f"{resources.mpi} -n {resources.tasks}" if resources.tasks > 1 else ""

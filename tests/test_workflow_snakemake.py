@@ -1,4 +1,4 @@
-"""The Snakemake workflow end to end: lint, dry runs, stages 1-2, failures, MPI, resume."""
+"""The Snakemake workflow end to end: lint, dry runs, stages 1-3, failures, MPI, resume."""
 
 import json
 import os
@@ -120,9 +120,31 @@ def test_tiny_end_to_end(tmp_path):
     assert "7 structures" not in (tmp_path / "logs" / "displace" / "Cu.log").read_text()
     assert "3 structures" in (tmp_path / "logs" / "displace" / "Cu.log").read_text()
     assert '"labelled": 2' in (tmp_path / "logs" / "label" / "CuAu" / "chunk_1.log").read_text()
+    # stage 3: one potential per seed on the same split, the best, committee and plots
+    import csv
+
+    from mtplib import MTPotential
+    from mtplib.workflow.fitting import split
+    fit = res / "fit"
+    rows = list(csv.DictReader((fit / "seeds.csv").open()))
+    assert sorted(int(r["seed"]) for r in rows) == [0, 1]
+    values = [float(r["force_rmse_test"]) for r in rows]
+    assert values == sorted(values)
+    best = MTPotential.load(fit / "best.mtp")
+    assert best.species == ["Cu", "Au"] and best.is_trained
+    seed_json = json.loads((fit / "seeds" / f"seed_{rows[0]['seed']}.json").read_text())
+    config = yaml.safe_load(TINY.read_text())
+    train_part, test_part = split(train, {"test_fraction": 0.2, "split_seed": 0, **config.get("fit", {})})
+    from mtplib.analysis.errors import error_metrics
+    again_errors = error_metrics(test_part, best.evaluate_many(test_part))
+    assert again_errors["forces"]["rmse"] == pytest.approx(seed_json["test"]["forces"]["rmse"], rel=1e-9)
+    committee = json.loads((fit / "committee.json").read_text())
+    assert committee["best_seed"] == int(rows[0]["seed"])
+    for png in ("parity.png", "seed_errors.png"):
+        assert (fit / png).read_bytes()[:4] == b"\x89PNG"
     again = snakemake(tmp_path, TINY, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
-    print(f"tiny stages 1-2: {wall:.1f} s")
+    print(f"tiny stages 1-3: {wall:.1f} s")
 
 
 def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
@@ -133,9 +155,14 @@ def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
         "reference": {"name": "tests.helpers.calculators:FailingEMT", "kwargs": {"every": 4},
                       "chunk_size": 4, "retries": 1},
     }
+    config["fit"] = {"seeds": 1, "max_iter": 20}
+    config["mtp"] = {"level": 6, "radial_basis_size": 4}
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, path, "results/labels/summary.json")
+    proc = snakemake(tmp_path, path)
+    # a potential is still produced from the six labelled structures
+    from mtplib import MTPotential
+    assert MTPotential.load(tmp_path / "results" / "fit" / "best.mtp").is_trained
     labels = tmp_path / "results" / "labels"
     summary = json.loads((labels / "summary.json").read_text())
     assert (summary["labelled"], summary["failed"], summary["retried"]) == (6, 2, 2)

@@ -1,0 +1,49 @@
+# Stage 3: seed-scanned fitting. One job per seed (parallel locally, separate cluster jobs),
+# all on the same train/test split (fit.split_seed); a gather rule picks the best.
+rule fit_seed:
+    input:
+        train="results/labels/train.extxyz",
+        isolated="results/labels/isolated.json",
+    output:
+        potential="results/fit/seeds/seed_{seed}.mtp",
+        errors="results/fit/seeds/seed_{seed}.json",
+    log:
+        "logs/fit/seed_{seed}.log",
+    params:
+        settings=fit_settings,
+        launcher=fit_launcher,
+    resources:
+        tasks=lookup(dpath="fit/mpi_tasks", within=config, default=1),
+        mpi="mpiexec",
+        cpus_per_task=1,
+    conda:
+        "../envs/mtp.yaml"
+    shell:
+        "{params.launcher} python -m mtplib.workflow.fitting --train {input.train:q}"
+        " --isolated {input.isolated:q} --config {params.settings:q} --seed {wildcards.seed}"
+        " --potential {output.potential:q} --errors {output.errors:q} > {log:q} 2>&1"
+
+
+rule fit_gather:
+    input:
+        potentials=expand("results/fit/seeds/seed_{seed}.mtp", seed=SEEDS),
+        errors=expand("results/fit/seeds/seed_{seed}.json", seed=SEEDS),
+        train="results/labels/train.extxyz",
+    output:
+        table=report("results/fit/seeds.csv", caption="../report/seeds.rst", category="Fitting"),
+        best="results/fit/best.mtp",
+        committee="results/fit/committee.json",
+        parity=report("results/fit/parity.png", caption="../report/parity.rst", category="Fitting"),
+        seed_errors=report("results/fit/seed_errors.png", caption="../report/seed_errors.rst",
+                           category="Fitting"),
+    log:
+        "logs/fit/gather.log",
+    params:
+        elements=config["elements"],
+        fit=config["fit"],
+        metric=lookup(dpath="fit/metric", within=config),
+        committee_size=lookup(dpath="fit/committee_size", within=config),
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/gather_fit.py"
