@@ -4,7 +4,6 @@
 #   snakemake --cores all --configfile config/examples/X.yaml   # another material
 #
 # Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
-# Stages 1-3 are implemented; 4-5 plug in below as rules/*.smk.
 import sys
 
 from snakemake.utils import min_version, validate
@@ -33,9 +32,8 @@ include: "rules/common.smk"
 include: "rules/displace.smk"
 include: "rules/label.smk"
 include: "rules/fit.smk"
-# Stage 4 (active learning) and stage 5 (validation):
-# include: "rules/active.smk"
-# include: "rules/validate.smk"
+include: "rules/active.smk"
+include: "rules/validate.smk"
 
 
 rule all:
@@ -44,4 +42,7 @@ rule all:
         rules.merge_labels.output.summary,
         rules.isolated_energies.output.energies,
         rules.fit_gather.output,
+        rules.al_record.output,
+        rules.final_gather.output,
+        rules.validate_summary.output,
     default_target: True

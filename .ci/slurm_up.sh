@@ -8,7 +8,8 @@
 #
 # Facts behind every choice: /work/shared/ci/SLURM.md and profiles/README.md.
 #
-# Usage:  .ci/slurm_up.sh            (root; idempotent: exits 0 at once when the node is idle)
+# Usage:  .ci/slurm_up.sh   (root; idempotent: exits 0 at once when its daemons run and the node is
+#                           idle; to apply a changed slurm.conf run .ci/slurm_down.sh first)
 # Env:    MTP_SLURM_DIR   scratch folder for slurm.conf, state, spool, logs, pid files
 #                         (default /tmp/mtp-slurm)
 #         MTP_SLURM_PARTITION  partition name (default debug)
@@ -109,8 +110,9 @@ ReturnToService=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
-# PMI-2 for MPI ranks launched by srun (the mpich wheel speaks PMI-2; see profiles/README.md).
-MpiDefault=pmi2
+# SLURM's own default: a bare `srun -n 2` gives two 1-rank worlds. The profiles pass
+# `srun --mpi=pmi2` (what the mpich wheel needs), so the MPI test proves the profile, not this line.
+MpiDefault=none
 SchedulerType=sched/backfill
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool

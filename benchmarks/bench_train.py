@@ -8,7 +8,7 @@ F RMSE 0.00561 eV/Å in 1414 CPU-s.
 Prints wall and CPU time of the fit, test errors, the cost of the VarPro radial gradient
 (forward-over-reverse) against forward differences of the forces, and a seed scan.
 
-    python benchmarks/bench_train.py [--max-iter 15] [--scan-seeds 20] [--data DIR]
+    python benchmarks/bench_train.py [--max-iter 10] [--scan-seeds 20] [--data DIR]
 """
 import argparse
 import os
@@ -78,7 +78,7 @@ def gradient_methods(train, init):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data")
-    ap.add_argument("--max-iter", type=int, default=15)
+    ap.add_argument("--max-iter", type=int, default=10)
     ap.add_argument("--scan-seeds", type=int, default=20)
     ap.add_argument("--scan-max-iter", type=int, default=0,
                     help="0: fast mode (random radial coefficients + linear solve)")

@@ -20,8 +20,11 @@ each multi-index; then every multiplicity is an integer, as MLIP-2's file format
 """
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from math import factorial
 
 import numpy as np
@@ -124,6 +127,8 @@ class _BasisBuilder:
     """Accumulates basic moments, intermediate moments and product rules, sharing repeats."""
 
     def __init__(self):
+        self.dry: dict | None = None                  # key -> placeholder while costing an order
+        self.dry_cost = 0
         self.basic: list[tuple[int, int, int, int]] = []
         self.basic_id: dict[tuple, int] = {}
         self.inter_id: dict[tuple, int] = {}          # key -> provisional id
@@ -137,6 +142,13 @@ class _BasisBuilder:
         return ("b", self.basic_id[key])
 
     def intermediate(self, key, terms):
+        if self.dry is not None:
+            if key in self.inter_id:
+                return ("t", self.inter_id[key])
+            if key not in self.dry:
+                self.dry[key] = len(self.dry)
+                self.dry_cost += len(terms)
+            return ("u", self.dry[key])
         if key not in self.inter_id:
             self.inter_id[key] = len(self.inter_terms)
             self.inter_terms.append(terms)
@@ -260,15 +272,68 @@ class _BasisBuilder:
                 n_basic + len(order))
 
 
+def _relabel(graph, order):
+    mus = tuple(graph.mus[v] for v in order)
+    edges = tuple(tuple(graph.edges[a][b] for b in order) for a in order)
+    return ContractionGraph(mus, edges)
+
+
 def compile_basis(graphs):
-    """(alpha_index_basic, alpha_index_times, alpha_moment_mapping, alpha_moments_count)."""
+    """(alpha_index_basic, alpha_index_times, alpha_moment_mapping, alpha_moments_count).
+
+    Each graph is contracted in the vertex order that adds the fewest new products, given
+    the intermediates already built for earlier graphs (greedy; ties keep the first order).
+    """
     builder = _BasisBuilder()
-    refs = [builder.compile_graph(g) for g in graphs]
+    refs = []
+    for graph in graphs:
+        best, best_cost = graph, None
+        if len(graph.mus) > 2:
+            seen = set()
+            for order in itertools.permutations(range(len(graph.mus))):
+                candidate = _relabel(graph, order)
+                if candidate in seen:
+                    continue
+                seen.add(candidate)
+                builder.dry, builder.dry_cost = {}, 0
+                builder.compile_graph(candidate)
+                if best_cost is None or builder.dry_cost < best_cost:
+                    best, best_cost = candidate, builder.dry_cost
+            builder.dry = None
+        refs.append(builder.compile_graph(best))
     return builder.finish(refs)
 
 
+BASIS_FORMAT = 2   # bump when compile_basis changes, so that disk caches are rebuilt
+
+
+def _cache_file(level):
+    root = os.environ.get("MTPLIB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mtplib")
+    return Path(root) / f"basis_v{BASIS_FORMAT}_level{level:02d}.npz"
+
+
+@functools.lru_cache(maxsize=None)
+def _basis_cached(level):
+    path = _cache_file(level)
+    try:
+        with np.load(path) as data:
+            return (data["basic"], data["times"], data["mapping"], int(data["moments"]))
+    except (OSError, KeyError, ValueError):
+        pass
+    basic, times, mapping, moments = compile_basis(contraction_graphs(level))
+    try:   # best effort: a read-only home only costs the compilation next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.npz")
+        np.savez(tmp, basic=basic, times=times, mapping=mapping, moments=moments)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return basic, times, mapping, moments
+
+
 def basis_for_level(level: int):
-    """The MLIP-2-compatible basis of an untrained potential of `level`."""
+    """The MLIP-2-compatible basis of an untrained potential of `level` (cached)."""
     if level % 2 or not 2 <= level <= 28:
         raise ValueError(f"MTP level must be an even number from 2 to 28, got {level}")
-    return compile_basis(contraction_graphs(level))
+    return tuple(x.copy() if isinstance(x, np.ndarray) else x for x in _basis_cached(level))

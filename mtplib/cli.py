@@ -143,11 +143,11 @@ def main(argv=None):
     warnings.simplefilter("once")
     np.set_printoptions(precision=6, suppress=True)
     try:
-        args.func(args)
+        code = args.func(args)
     except (CLIError, MTPFormatError, MTPInputError, FileNotFoundError, ValueError) as exc:
         print(f"mtplib {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return int(code or 0)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ import numpy as np
 from .basis import basis_for_level
 from .io.mtp import read_mtp, write_mtp
 from .kernels.mtp import (forces_and_virial, site_energies_and_pair_gradients,
-                          site_energy_parameter_gradients)
+                          site_energies_and_pair_gradients_serial, site_energy_parameter_gradients)
+
+# below this many atoms per thread, one thread beats launching the parallel kernel
+ATOMS_PER_THREAD = 64
 from .neighbors import neighbor_csr
 
 
@@ -196,11 +199,14 @@ class MTPotential:
         arrays = self.kernel_arrays()
         types = self.types_of(atoms, where)
         offsets, nbr, vec = self.neighbors(atoms, where)
-        site_energy, pair_grad = site_energies_and_pair_gradients(
-            types, offsets, nbr, vec, arrays["radial_coeffs"], arrays["scaling"], arrays["min_dist"],
-            arrays["max_dist"], arrays["basic_mu"], arrays["basic_ang"], arrays["ang_abc"],
-            arrays["times"], arrays["mapping"], arrays["species_coeffs"], arrays["moment_coeffs"],
-            arrays["n_moments"], n_blocks or _default_blocks())
+        args = (types, offsets, nbr, vec, arrays["radial_coeffs"], arrays["scaling"],
+                arrays["min_dist"], arrays["max_dist"], arrays["basic_mu"], arrays["basic_ang"],
+                arrays["ang_abc"], arrays["times"], arrays["mapping"], arrays["species_coeffs"],
+                arrays["moment_coeffs"], arrays["n_moments"])
+        if n_blocks is None and len(atoms) < ATOMS_PER_THREAD * 2:
+            site_energy, pair_grad = site_energies_and_pair_gradients_serial(*args)
+        else:
+            site_energy, pair_grad = site_energies_and_pair_gradients(*args, n_blocks or _default_blocks())
         forces, virial = forces_and_virial(len(atoms), offsets, nbr, vec, pair_grad)
         stress = None
         if atoms.pbc.all():

@@ -7,6 +7,11 @@ from mtplib.workflow.reference import runs_python_under_mpi
 
 PHASES = list(config["phases"])
 
+# The `mpi` resource is empty for single-task jobs: SLURM's executor refuses a non-empty
+# `mpi` with tasks=1, and a profile sets it (e.g. "srun --mpi=pmi2") where tasks > 1.
+LABEL_MPI = (config["reference"]["mpi_launcher"] if config["reference"]["mpi_tasks"] > 1 else "")
+FIT_MPI = "mpiexec" if config["fit"]["mpi_tasks"] > 1 else ""
+
 
 wildcard_constraints:
     phase="|".join(re.escape(p) for p in PHASES),
@@ -57,3 +62,72 @@ def fit_settings(wildcards):
 
 def fit_launcher(wildcards, resources):
     return f"{resources.mpi} -n {resources.tasks}" if resources.tasks > 1 else ""
+
+
+# ---- stage 4: active learning (the iteration loop walks checkpoints.al_iteration) ----
+from mtplib.workflow.active import is_converged  # noqa: E402
+from mtplib.workflow.scenarios import expand_scenarios  # noqa: E402
+
+AL = config["active_learning"]
+AL_RUNS = expand_scenarios(AL["scenarios"])
+VALIDATION_RUNS = {v["name"]: v for v in config["validation"]["scenarios"]}
+
+
+wildcard_constraints:
+    i=r"\d{3}",
+    scenario="|".join(re.escape(s) for s in AL_RUNS) or "no-scenario",
+    vscenario="|".join(re.escape(s) for s in VALIDATION_RUNS) or "no-scenario",
+
+
+def al_dir(i):
+    return f"results/al/iter_{int(i):03d}"
+
+
+def al_previous(wildcards):
+    """What iteration {i} starts from: stage 3 for i = 0, else iteration i-1."""
+    i = int(wildcards.i)
+    if i == 0:
+        return {"potential": "results/fit/best.mtp", "state": "results/al/start/best.als.npz",
+                "train": "results/labels/train.extxyz"}
+    prev = al_dir(i - 1)
+    return {"potential": f"{prev}/potential.mtp", "state": f"{prev}/potential.als.npz",
+            "train": f"{prev}/train.extxyz", "failed": f"{prev}/failed.extxyz"}
+
+
+def al_md_outputs(kind):
+    """Every scenario's MD candidates ('extxyz') or summaries ('json') of iteration {i}."""
+    return lambda wildcards: [f"{al_dir(wildcards.i)}/md/{s}.{kind}" for s in AL_RUNS]
+
+
+def al_iterations():
+    """Indices of the iterations that run: walk the checkpoints until one has converged or
+    max_iterations is reached. checkpoints.al_iteration.get() raises (and Snakemake
+    schedules that iteration) until iteration.json exists."""
+    done = []
+    for i in range(AL["max_iterations"]):
+        done.append(i)
+        summary = checkpoints.al_iteration.get(i=f"{i:03d}").output.summary
+        if is_converged(summary):
+            break
+    return done
+
+
+def al_summaries(wildcards):
+    return [f"{al_dir(i)}/iteration.json" for i in al_iterations()]
+
+
+def al_failed(wildcards):
+    return [f"{al_dir(i)}/failed.extxyz" for i in al_iterations()]
+
+
+def al_final_train(wildcards):
+    """The training set after the loop (stage 2's when max_iterations is 0)."""
+    iterations = al_iterations()
+    if not iterations:
+        return "results/labels/train.extxyz"
+    return f"{al_dir(iterations[-1])}/train.extxyz"
+
+
+def committee_file(wildcards):
+    enabled = AL["committee_criterion"]["enabled"]
+    return {"committee": "results/fit/committee.json"} if enabled else {}

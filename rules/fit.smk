@@ -14,7 +14,7 @@ rule fit_seed:
         launcher=fit_launcher,
     resources:
         tasks=lookup(dpath="fit/mpi_tasks", within=config, default=1),
-        mpi="mpiexec",
+        mpi=FIT_MPI,
         cpus_per_task=1,
     conda:
         "../envs/mtp.yaml"

@@ -24,7 +24,7 @@ rule label_chunk:
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),
-        mpi=lookup(dpath="reference/mpi_launcher", within=config),
+        mpi=LABEL_MPI,
         runtime=60,
     conda:
         "../envs/mtp.yaml"
@@ -55,7 +55,7 @@ rule isolated_energies:
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),
-        mpi=lookup(dpath="reference/mpi_launcher", within=config),
+        mpi=LABEL_MPI,
         runtime=30,
     conda:
         "../envs/mtp.yaml"

@@ -60,7 +60,7 @@ def test_active_learning_beats_uniform_sampling(tmp_path):
     train = emt_cells(10, seed=0, rattle=0.05, strain=0.01)
     pot = _fit(train)
     survived = []
-    for it in range(8):
+    for it in range(15):
         aset = ActiveSet.from_training(pot, train)
         cand = tmp_path / f"cand{it}.extxyz"
         res = run_md(pot, _start(100 + it), active_set=aset, ensemble="nvt", temperature=T,
@@ -72,7 +72,7 @@ def test_active_learning_beats_uniform_sampling(tmp_path):
         assert res.reason == "extrapolation", res.message
         import ase.io
         pool = ase.io.read(cand, ":")
-        new = [label_emt(pool[k]) for k in select_add(aset, pool, max_count=5).selected]
+        new = [label_emt(pool[k]) for k in select_add(aset, pool, max_count=10).selected]
         assert new, f"iteration {it}: nothing selected from {len(pool)} candidates"
         train = train + new
         pot = _fit(train)

@@ -48,16 +48,20 @@ def _unit_powers(ux, uy, uz, max_nu, pw):
 
 
 @njit(cache=True)
-def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                moment_coeffs, n_moments, site_energy, pair_grad):
-    """Site energies of atoms first..last-1 and dE_i/d(vec_p) for their pairs.
+def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
+               radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
+               mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad):
+    """The MTP of atoms first..last-1: site energies, and optionally dE_i/d(vec_p) and dE_i/dtheta.
 
-    The forward pass keeps f_mu, f'_mu and the angular monomials of every pair of the
-    current atom, so that the backward pass reuses them instead of recomputing.
+    One forward pass per atom caches f_mu, f'_mu, Q_b and the angular monomials of its pairs;
+    the backward pass reuses them. dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
+    Evaluation, parameter gradients and grading all run this code, so their energies and
+    forces agree bit for bit.
     """
+    n_species = radial_coeffs.shape[0]
     n_mu = radial_coeffs.shape[2]
     rb_size = radial_coeffs.shape[3]
+    n_radial = n_species * n_species * n_mu * rb_size
     n_basic = basic_mu.shape[0]
     n_ang = ang_abc.shape[0]
     max_nu = 0
@@ -66,35 +70,38 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
     max_pairs = 0
     for i in range(first, last):
         max_pairs = max(max_pairs, offsets[i + 1] - offsets[i])
-    rb_vals = np.empty(rb_size)
     rb_ders = np.empty(rb_size)
     pw = np.empty((3, max_nu + 1))
+    pair_q = np.empty((max_pairs, rb_size))
     pair_pw = np.empty((max_pairs, 3, max_nu + 1))
     pair_ang = np.empty((max_pairs, n_ang))
     pair_f = np.empty((max_pairs, n_mu))
     pair_fp = np.empty((max_pairs, n_mu))
     w_ang = np.empty(n_ang)
+    s_mu = np.empty(n_mu)
     moments = np.empty(n_moments)
     dmom = np.empty(n_moments)
     for i in range(first, last):
         ti = types[i]
         p0 = offsets[i]
+        out = i if per_atom else row
         moments[:] = 0.0
+        # forward: M_k = sum_p f_{mu_k}(r_p) u_p^{abc_k}   (eq. 3)
         for p in range(p0, offsets[i + 1]):
             m = p - p0
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
             r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            chebyshev_basis(r, min_dist, max_dist, scaling, pair_q[m], rb_ders)
             tj = types[nbr[p]]
             for mu in range(n_mu):
-                acc = 0.0
-                accd = 0.0
+                fv = 0.0
+                fd = 0.0
                 for b in range(rb_size):
                     c = radial_coeffs[ti, tj, mu, b]
-                    acc += c * rb_vals[b]
-                    accd += c * rb_ders[b]
-                pair_f[m, mu] = acc
-                pair_fp[m, mu] = accd
+                    fv += c * pair_q[m, b]
+                    fd += c * rb_ders[b]
+                pair_f[m, mu] = fv
+                pair_fp[m, mu] = fd
             inv_r = 1.0 / r
             _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
             pair_pw[m] = pw
@@ -102,13 +109,19 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
                 pair_ang[m, g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
             for k in range(n_basic):
                 moments[k] += pair_f[m, basic_mu[k]] * pair_ang[m, basic_ang[k]]
-        # products of moments (alpha_index_times), then the site energy
+        # products of moments (alpha_index_times), then the site energy (eq. 2)
         for t in range(times.shape[0]):
             moments[times[t, 3]] += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
         energy = species_coeffs[ti]
         for s in range(mapping.shape[0]):
             energy += moment_coeffs[s] * moments[mapping[s]]
         site_energy[i] = energy
+        if want_params:
+            for s in range(mapping.shape[0]):
+                grad[out, n_radial + n_species + s] += moments[mapping[s]]   # dE_i/dc_alpha = B_alpha
+            grad[out, n_radial + ti] += 1.0
+        if not (want_forces or want_params):
+            continue
         # backward: dE_i / d moments
         dmom[:] = 0.0
         for s in range(mapping.shape[0]):
@@ -118,7 +131,8 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
             if w != 0.0:
                 dmom[times[t, 0]] += w * moments[times[t, 1]]
                 dmom[times[t, 1]] += w * moments[times[t, 0]]
-        # backward through the basic moments, neighbour by neighbour
+        # backward through the basic moments, pair by pair:
+        # d/d(vec) of f(r) u^abc = f'(r) A u + f(r)/r (grad_u A - nu A u)
         for p in range(p0, offsets[i + 1]):
             m = p - p0
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
@@ -132,7 +146,18 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
                 d = dmom[k]
                 w_ang[basic_ang[k]] += d * pair_f[m, basic_mu[k]]
                 w_rad += d * pair_fp[m, basic_mu[k]] * pair_ang[m, basic_ang[k]]
-            # d/d(vec) of f(r) u^abc = f'(r) u A + f(r)/r (grad_u A - nu A u)
+            if want_params:
+                # dE_i/d radial_coeffs[ti, tj, mu, b] += Q_b(r_p) sum_{k: mu_k = mu} dE_i/dM_k A_k(p)
+                s_mu[:] = 0.0
+                for k in range(n_basic):
+                    s_mu[basic_mu[k]] += dmom[k] * pair_ang[m, basic_ang[k]]
+                base = (ti * n_species + types[nbr[p]]) * n_mu * rb_size
+                for mu in range(n_mu):
+                    sm = s_mu[mu]
+                    for b in range(rb_size):
+                        grad[out, base + mu * rb_size + b] += sm * pair_q[m, b]
+            if not want_forces:
+                continue
             gx = 0.0
             gy = 0.0
             gz = 0.0
@@ -154,6 +179,17 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
             pair_grad[p, 2] = radial_part * uz + gz * inv_r
 
 
+@njit(cache=True)
+def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                moment_coeffs, n_moments, site_energy, pair_grad):
+    """Site energies of atoms first..last-1 and dE_i/d(vec_p) for their pairs."""
+    _mtp_block(first, last, True, False, False, 0, types, offsets, nbr, vec, radial_coeffs,
+               scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+               species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad,
+               np.empty((0, 0)))
+
+
 @njit(cache=True, parallel=True)
 def site_energies_and_pair_gradients(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                                      max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
@@ -169,6 +205,20 @@ def site_energies_and_pair_gradients(types, offsets, nbr, vec, radial_coeffs, sc
         _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                     max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
                     moment_coeffs, n_moments, site_energy, pair_grad)
+    return site_energy, pair_grad
+
+
+@njit(cache=True)
+def site_energies_and_pair_gradients_serial(types, offsets, nbr, vec, radial_coeffs, scaling,
+                                            min_dist, max_dist, basic_mu, basic_ang, ang_abc,
+                                            times, mapping, species_coeffs, moment_coeffs,
+                                            n_moments):
+    """As `site_energies_and_pair_gradients` on one thread (no launch cost for small cells)."""
+    site_energy = np.empty(types.shape[0])
+    pair_grad = np.zeros((vec.shape[0], 3))
+    _site_block(0, types.shape[0], types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
+                moment_coeffs, n_moments, site_energy, pair_grad)
     return site_energy, pair_grad
 
 
@@ -189,82 +239,6 @@ def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
     return forces, virial
 
 
-@njit(cache=True)
-def _site_param_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                      max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                      moment_coeffs, n_moments, site_energy, grad):
-    """Site energies and dE_i/dtheta for atoms first..last-1 (theta as in `site_energy_parameter_gradients`)."""
-    n_species = radial_coeffs.shape[0]
-    n_mu = radial_coeffs.shape[2]
-    rb_size = radial_coeffs.shape[3]
-    n_radial = n_species * n_species * n_mu * rb_size
-    n_basic = basic_mu.shape[0]
-    n_ang = ang_abc.shape[0]
-    max_nu = 0
-    for g in range(n_ang):
-        max_nu = max(max_nu, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
-    rb_vals = np.empty(rb_size)
-    rb_ders = np.empty(rb_size)
-    pw = np.empty((3, max_nu + 1))
-    ang = np.empty(n_ang)
-    f = np.empty(n_mu)
-    s_mu = np.empty(n_mu)
-    moments = np.empty(n_moments)
-    dmom = np.empty(n_moments)
-    for i in range(first, last):
-        ti = types[i]
-        moments[:] = 0.0
-        for p in range(offsets[i], offsets[i + 1]):
-            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
-            r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
-            tj = types[nbr[p]]
-            for mu in range(n_mu):
-                acc = 0.0
-                for b in range(rb_size):
-                    acc += radial_coeffs[ti, tj, mu, b] * rb_vals[b]
-                f[mu] = acc
-            inv_r = 1.0 / r
-            _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
-            for g in range(n_ang):
-                ang[g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
-            for k in range(n_basic):
-                moments[k] += f[basic_mu[k]] * ang[basic_ang[k]]
-        for t in range(times.shape[0]):
-            moments[times[t, 3]] += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
-        energy = species_coeffs[ti]
-        for s in range(mapping.shape[0]):
-            energy += moment_coeffs[s] * moments[mapping[s]]
-            grad[i, n_radial + n_species + s] = moments[mapping[s]]   # dE_i/d moment_coeffs = B_alpha
-        grad[i, n_radial + ti] = 1.0                                  # dE_i/d species_coeffs
-        site_energy[i] = energy
-        dmom[:] = 0.0
-        for s in range(mapping.shape[0]):
-            dmom[mapping[s]] += moment_coeffs[s]
-        for t in range(times.shape[0] - 1, -1, -1):
-            w = dmom[times[t, 3]] * times[t, 2]
-            if w != 0.0:
-                dmom[times[t, 0]] += w * moments[times[t, 1]]
-                dmom[times[t, 1]] += w * moments[times[t, 0]]
-        # dE_i/d radial_coeffs[ti, tj, mu, b] = sum_p Q_b(r_p) sum_{k: mu_k = mu} dmom[k] ang_k(p)
-        for p in range(offsets[i], offsets[i + 1]):
-            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
-            r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
-            tj = types[nbr[p]]
-            inv_r = 1.0 / r
-            _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
-            for g in range(n_ang):
-                ang[g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
-            s_mu[:] = 0.0
-            for k in range(n_basic):
-                s_mu[basic_mu[k]] += dmom[k] * ang[basic_ang[k]]
-            base = (ti * n_species + tj) * n_mu * rb_size
-            for mu in range(n_mu):
-                for b in range(rb_size):
-                    grad[i, base + mu * rb_size + b] += s_mu[mu] * rb_vals[b]
-
-
 @njit(cache=True, parallel=True)
 def site_energy_parameter_gradients(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                                     max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
@@ -283,7 +257,7 @@ def site_energy_parameter_gradients(types, offsets, nbr, vec, radial_coeffs, sca
     for blk in prange(n_blocks):
         first = blk * n_atoms // n_blocks
         last = (blk + 1) * n_atoms // n_blocks
-        _site_param_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                          max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                          moment_coeffs, n_moments, site_energy, grad)
+        _mtp_block(first, last, False, True, True, 0, types, offsets, nbr, vec, radial_coeffs,
+                   scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                   species_coeffs, moment_coeffs, n_moments, site_energy, np.empty((0, 3)), grad)
     return site_energy, grad

@@ -1,0 +1,212 @@
+# Stage 4: active learning. Iteration {i} lives in results/al/iter_{i}/:
+#   al_md (one job per scenario) -> al_select -> al_label -> al_refit -> checkpoint al_iteration.
+# The number of iterations is found at run time: al_iterations() (rules/common.smk) walks
+# checkpoints.al_iteration until an iteration.json says converged or max_iterations is
+# reached. Finished iterations are ordinary outputs, so they are never redone.
+
+
+rule al_start:
+    input:
+        potential="results/fit/best.mtp",
+        train="results/labels/train.extxyz",
+    output:
+        state="results/al/start/best.als.npz",
+    log:
+        "logs/al/start.log",
+    params:
+        elements=config["elements"],
+        mode=lookup(dpath="active_learning/selection_mode", within=config),
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_start.py"
+
+
+rule al_md:
+    input:
+        unpack(al_previous),
+        unpack(committee_file),
+    output:
+        candidates="results/al/iter_{i}/md/{scenario}.extxyz",
+        summary="results/al/iter_{i}/md/{scenario}.json",
+    log:
+        "logs/al/iter_{i}/md/{scenario}.log",
+    params:
+        run=lambda wildcards: AL_RUNS[wildcards.scenario],
+        al=AL,
+        phases=config["phases"],
+        elements=config["elements"],
+    resources:
+        runtime=60,
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_md.py"
+
+
+rule al_select:
+    input:
+        unpack(al_previous),
+        candidates=al_md_outputs("extxyz"),
+        runs=al_md_outputs("json"),
+    output:
+        candidates="results/al/iter_{i}/candidates.extxyz",
+        selected="results/al/iter_{i}/selected.extxyz",
+        summary="results/al/iter_{i}/selection.json",
+    log:
+        "logs/al/iter_{i}/select.log",
+    params:
+        al=AL,
+        elements=config["elements"],
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_select.py"
+
+
+rule al_label:
+    input:
+        selected="results/al/iter_{i}/selected.extxyz",
+    output:
+        labelled="results/al/iter_{i}/labelled.extxyz",
+        failed="results/al/iter_{i}/failed.extxyz",
+    log:
+        "logs/al/iter_{i}/label.log",
+    params:
+        reference=json.dumps(config["reference"]),
+        launcher=python_launcher,
+        command_prefix=command_prefix,
+        root=workflow.basedir,
+    threads: lookup(dpath="reference/threads", within=config)
+    resources:
+        tasks=lookup(dpath="reference/mpi_tasks", within=config),
+        mpi=lookup(dpath="reference/mpi_launcher", within=config),
+        runtime=60,
+    conda:
+        "../envs/mtp.yaml"
+    shell:
+        "export OMP_NUM_THREADS={threads} PYTHONPATH={params.root:q}${{PYTHONPATH:+:$PYTHONPATH}}; "
+        "{params.launcher} python -m mtplib.workflow.active label --selected {input.selected:q}"
+        " --reference {params.reference:q} --mpi-prefix={params.command_prefix:q}"
+        " --output {output.labelled:q} --failed {output.failed:q} > {log:q} 2>&1"
+
+
+rule al_refit:
+    input:
+        unpack(al_previous),
+        labelled="results/al/iter_{i}/labelled.extxyz",
+        stage2="results/labels/train.extxyz",
+        isolated="results/labels/isolated.json",
+    output:
+        train="results/al/iter_{i}/train.extxyz",
+        potential="results/al/iter_{i}/potential.mtp",
+        state="results/al/iter_{i}/potential.als.npz",
+        errors="results/al/iter_{i}/errors.json",
+    log:
+        "logs/al/iter_{i}/refit.log",
+    params:
+        elements=config["elements"],
+        mtp=config["mtp"],
+        fit=config["fit"],
+        al=AL,
+        valid_data=lookup(dpath="validation/valid_data", within=config),
+    resources:
+        runtime=60,
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_refit.py"
+
+
+checkpoint al_iteration:
+    input:
+        runs=al_md_outputs("json"),
+        selection="results/al/iter_{i}/selection.json",
+        failed="results/al/iter_{i}/failed.extxyz",
+        errors="results/al/iter_{i}/errors.json",
+        potential="results/al/iter_{i}/potential.mtp",
+        state="results/al/iter_{i}/potential.als.npz",
+    output:
+        summary="results/al/iter_{i}/iteration.json",
+    log:
+        "logs/al/iter_{i}/iteration.log",
+    params:
+        gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_iteration.py"
+
+
+rule al_record:
+    input:
+        summaries=al_summaries,
+        failed=al_failed,
+    output:
+        record=report("results/al/record.csv", caption="../report/al_record.rst",
+                      category="Active learning"),
+        curve=report("results/al/learning_curve.png", caption="../report/learning_curve.rst",
+                     category="Active learning"),
+        failures=report("results/al/failures.json", caption="../report/al_failures.rst",
+                        category="Active learning"),
+    log:
+        "logs/al/record.log",
+    params:
+        max_iterations=lookup(dpath="active_learning/max_iterations", within=config),
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_record.py"
+
+
+# Final fit: a seed scan (the stage-3 fitting code) on everything labelled.
+rule final_seed:
+    input:
+        train=al_final_train,
+        isolated="results/labels/isolated.json",
+    output:
+        potential="results/final/seeds/seed_{seed}.mtp",
+        errors="results/final/seeds/seed_{seed}.json",
+    log:
+        "logs/final/seed_{seed}.log",
+    params:
+        settings=fit_settings,
+        launcher=fit_launcher,
+    resources:
+        tasks=lookup(dpath="fit/mpi_tasks", within=config, default=1),
+        mpi="mpiexec",
+        cpus_per_task=1,
+    conda:
+        "../envs/mtp.yaml"
+    shell:
+        "{params.launcher} python -m mtplib.workflow.fitting --train {input.train:q}"
+        " --isolated {input.isolated:q} --config {params.settings:q} --seed {wildcards.seed}"
+        " --potential {output.potential:q} --errors {output.errors:q} > {log:q} 2>&1"
+
+
+rule final_gather:
+    input:
+        potentials=expand("results/final/seeds/seed_{seed}.mtp", seed=SEEDS),
+        errors=expand("results/final/seeds/seed_{seed}.json", seed=SEEDS),
+        train=al_final_train,
+    output:
+        table=report("results/final/seeds.csv", caption="../report/final_seeds.rst",
+                     category="Final potential"),
+        best="results/final/potential.mtp",
+        committee="results/final/committee.json",
+        errors=report("results/final/errors.json", caption="../report/final_errors.rst",
+                      category="Final potential"),
+        parity=report("results/final/parity.png", caption="../report/final_parity.rst",
+                      category="Final potential"),
+        seed_errors="results/final/seed_errors.png",
+    log:
+        "logs/final/gather.log",
+    params:
+        elements=config["elements"],
+        fit=config["fit"],
+        metric=lookup(dpath="fit/metric", within=config),
+        committee_size=lookup(dpath="fit/committee_size", within=config),
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_final.py"

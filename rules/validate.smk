@@ -1,0 +1,74 @@
+# Stage 5: validation of the final potential. The same MD (start, ensemble, temperature,
+# seed) is run with the MTP and with the reference calculator; RDFs/ADFs are compared.
+
+
+rule validate_md:
+    input:
+        potential="results/final/potential.mtp",
+    output:
+        trajectory="results/validation/{vscenario}/{engine}.extxyz",
+    log:
+        "logs/validation/{vscenario}/{engine}.log",
+    wildcard_constraints:
+        engine="mtp|reference",
+    params:
+        run=lambda wildcards: VALIDATION_RUNS[wildcards.vscenario],
+        phases=config["phases"],
+        elements=config["elements"],
+        reference=config["reference"],
+    resources:
+        runtime=60,
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/validate_md.py"
+
+
+rule validate_compare:
+    input:
+        mtp="results/validation/{vscenario}/mtp.extxyz",
+        reference="results/validation/{vscenario}/reference.extxyz",
+    output:
+        similarity="results/validation/{vscenario}/similarity.json",
+        rdf=report("results/validation/{vscenario}/rdf.png", caption="../report/rdf.rst",
+                   category="Validation", subcategory="{vscenario}"),
+        adf=report("results/validation/{vscenario}/adf.png", caption="../report/adf.rst",
+                   category="Validation", subcategory="{vscenario}"),
+    log:
+        "logs/validation/{vscenario}/compare.log",
+    params:
+        rdf=lookup(dpath="validation/rdf", within=config),
+        adf=lookup(dpath="validation/adf", within=config),
+        elements=config["elements"],
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/validate_compare.py"
+
+
+rule validate_summary:
+    input:
+        similarity=expand("results/validation/{vscenario}/similarity.json",
+                          vscenario=VALIDATION_RUNS),
+        potential="results/final/potential.mtp",
+        train=al_final_train,
+    output:
+        summary=report("results/validation/summary.json", caption="../report/validation.rst",
+                       category="Validation"),
+        parity=report("results/validation/parity.png", caption="../report/validation_parity.rst",
+                      category="Validation"),
+        energy_volume=report("results/validation/energy_volume.png",
+                             caption="../report/energy_volume.rst", category="Validation"),
+    log:
+        "logs/validation/summary.log",
+    params:
+        names=list(VALIDATION_RUNS),
+        reference=config["reference"],
+        phases=config["phases"],
+        elements=config["elements"],
+        fit=config["fit"],
+        validation=config["validation"],
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/validate_summary.py"

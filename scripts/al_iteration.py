@@ -1,0 +1,18 @@
+"""Stage 4 (checkpoint al_iteration): iteration.json, converged or not and why."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
+
+from mtplib.workflow.active import decide  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with open(sm.log[0], "w") as log_file:
+
+    def log(msg):
+        print(msg, flush=True)
+        print(msg, file=log_file, flush=True)
+
+    decide(list(sm.input.runs), sm.input.selection, sm.input.failed, sm.input.errors,
+           sm.params.gamma_break, int(sm.wildcards.i), sm.output.summary, log=log)

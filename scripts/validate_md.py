@@ -1,0 +1,18 @@
+"""Stage 5 (rule validate_md): MD of one validation scenario with the MTP or the reference."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
+
+from mtplib.workflow.validation import calculator, run_md  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with open(sm.log[0], "w") as log_file:
+
+    def log(msg):
+        print(msg, file=log_file, flush=True)
+
+    calc = calculator(sm.wildcards.engine, sm.input.potential, sm.params.reference,
+                      sm.params.elements)
+    run_md(calc, sm.params.run, sm.params.phases, sm.output.trajectory, log=log)

@@ -1,0 +1,199 @@
+"""Stage 4-5 of the workflow: the active-learning checkpoint loop, kill -9 and resume,
+validation; and the stage logic (scenarios, convergence decision) as plain functions."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mtplib.workflow.active import ILL_CONDITIONED_HINT, decide, is_converged
+from mtplib.workflow.scenarios import amorphous_box, composition_counts, expand_scenarios
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "config" / "examples" / "cuau_tiny.yaml"
+
+
+# ---- stage logic ---------------------------------------------------------------------------
+def test_scenarios_expand_over_phases_and_temperatures():
+    runs = expand_scenarios([
+        {"name": "md", "start": {"phases": ["Cu", "CuAu"], "supercell": [2, 2, 2]},
+         "temperatures": [300, 1200.5]},
+        {"name": "liq", "start": {"amorphous": {"composition": {"Cu": 1}, "density": 8.0}},
+         "temperatures": [1800]}])
+    assert list(runs) == ["md_Cu_300K", "md_Cu_1200p5K", "md_CuAu_300K", "md_CuAu_1200p5K",
+                          "liq_1800K"]
+    assert runs["md_CuAu_300K"]["start"] == {"phase": "CuAu", "supercell": [2, 2, 2]}
+    assert runs["md_Cu_1200p5K"]["temperature"] == 1200.5
+    with pytest.raises(ValueError, match="'md_300K' occurs twice"):
+        expand_scenarios([{"name": "md", "start": {"phase": "Cu"}, "temperatures": [300, 300]}])
+
+
+def test_amorphous_box_density_composition_and_min_distance():
+    atoms = amorphous_box({"Cu": 3, "Au": 1}, 11.0, n_atoms=32, seed=4, min_distance=2.2)
+    assert composition_counts({"Cu": 3, "Au": 1}, 32) == {"Cu": 24, "Au": 8}
+    assert atoms.get_chemical_formula() == "Au8Cu24"
+    density = atoms.get_masses().sum() * 1.66053906660 / atoms.get_volume()
+    assert density == pytest.approx(11.0, rel=1e-9)
+    assert atoms.get_all_distances(mic=True)[np.triu_indices(32, 1)].min() >= 2.2
+    again = amorphous_box({"Cu": 3, "Au": 1}, 11.0, n_atoms=32, seed=4, min_distance=2.2)
+    np.testing.assert_array_equal(atoms.positions, again.positions)   # seeded
+    with pytest.raises(ValueError, match="config key 'x.amorphous': could not place 32 atoms"):
+        amorphous_box({"Cu": 1}, 30.0, n_atoms=32, min_distance=2.5, max_attempts=2000,
+                      where="x.amorphous")
+
+
+def _decide(tmp_path, runs, selected, retried=0):
+    paths = []
+    for k, run in enumerate(runs):
+        p = tmp_path / f"run{k}.json"
+        p.write_text(json.dumps({"scenario": f"s{k}", "steps_requested": 100, "message": "m",
+                                 **run}))
+        paths.append(p)
+    (tmp_path / "sel.json").write_text(json.dumps(
+        {"candidates": 3, "selected": selected, "retried": retried, "nothing_new": selected == 0}))
+    (tmp_path / "err.json").write_text(json.dumps(
+        {"training_set_size": 10, "labels_added": selected, "refit": "warm",
+         "test": {"forces": {"rmse": 0.1}}}))
+    (tmp_path / "failed.extxyz").write_text("")
+    out = tmp_path / "iteration.json"
+    rec = decide(paths, tmp_path / "sel.json", tmp_path / "failed.extxyz", tmp_path / "err.json",
+                 10.0, 3, out, log=lambda m: None)
+    assert is_converged(out) == rec["converged"]
+    return rec
+
+
+def test_convergence_decision(tmp_path):
+    done = {"steps": 100, "reason": "finished", "max_gamma": 3.0}
+    broke = {"steps": 40, "reason": "extrapolation", "max_gamma": 12.0}
+    rec = _decide(tmp_path, [done, done], selected=2)
+    assert (rec["converged"], rec["reason"]) == (True, "all_finished")
+    assert rec["steps_survived"] == {"s0": 100, "s1": 100} and rec["force_rmse_test"] == 0.1
+    rec = _decide(tmp_path, [done, broke], selected=2)
+    assert (rec["converged"], rec["reason"]) == (False, "extrapolation")
+    assert "s1: m" in rec["message"]
+    rec = _decide(tmp_path, [done, broke], selected=0)
+    assert (rec["converged"], rec["reason"]) == (True, "nothing_new")
+    assert ILL_CONDITIONED_HINT in rec["message"] and "ill-conditioned" in rec["message"]
+    rec = _decide(tmp_path, [broke], selected=0, retried=1)    # a retry is still new work
+    assert rec["converged"] is False
+
+
+# ---- the workflow --------------------------------------------------------------------------
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _cmd(workdir, configfile, *args):
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+            "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2", *args]
+
+
+def snakemake(workdir, configfile, *args, timeout=300):
+    proc = subprocess.run(_cmd(workdir, configfile, *args), capture_output=True, text=True,
+                          env=_env(), timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"snakemake {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc.stdout + proc.stderr
+
+
+def tiny_al_config(tmp_path):
+    """cuau_tiny with level 6 and a short loop: iterations 0 and 1 extrapolate beyond
+    gamma_break, iteration 2 finishes its MD (converged)."""
+    config = yaml.safe_load(TINY.read_text())
+    config["mtp"] = {"level": 6, "radial_basis_size": 4, "max_dist": 4.5}
+    config["fit"] = {"seeds": 2, "max_iter": 30}
+    config["active_learning"] = {
+        "max_iterations": 5, "gamma_select": 1.5, "gamma_break": 1000.0, "max_select": 2,
+        "scenarios": [{"name": "cuau", "start": {"phase": "CuAu", "supercell": [2, 2, 1]},
+                       "temperatures": [600], "steps": 40, "timestep": 2.0, "interval": 5}]}
+    config["validation"] = {
+        "scenarios": [{"name": "cuau_v", "phase": "CuAu", "supercell": [2, 2, 1],
+                       "temperature": 300, "steps": 20, "timestep": 2.0}],
+        "elastic": False}
+    path = tmp_path / "al.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _snapshot(root, exclude):
+    out = {}
+    for p in sorted((root / "results").rglob("*")):
+        if p.is_file() and not any(part in exclude for part in p.parts):
+            out[str(p.relative_to(root))] = (p.stat().st_mtime_ns, p.read_bytes())
+    return out
+
+
+@pytest.mark.slow
+def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
+    t0 = time.perf_counter()
+    config = tiny_al_config(tmp_path)
+    proc = subprocess.Popen(_cmd(tmp_path, config), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
+    it2 = tmp_path / "results" / "al" / "iter_002"
+    try:
+        deadline = time.time() + 240
+        while not (it2 / "md").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before iteration 2 started"
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)     # snakemake and its jobs, mid iteration 2
+        proc.wait()
+    finished = _snapshot(tmp_path, exclude={"iter_002", "iter_003", "iter_004", "final",
+                                            "validation", "record.csv"})
+    assert "results/al/iter_001/iteration.json" in finished
+    assert "results/al/iter_001/potential.mtp" in finished
+    assert not (it2 / "iteration.json").exists()
+
+    snakemake(tmp_path, config, "--unlock")
+    log = snakemake(tmp_path, config, "--rerun-incomplete")
+    assert _snapshot(tmp_path, exclude=set()).items() >= finished.items(), \
+        "a finished file was rewritten by the resume"
+    for rule in ("al_start", "fit_seed", "label_chunk"):
+        assert f"rule {rule}:" not in log
+    al = tmp_path / "results" / "al"
+    summaries = [json.loads((al / f"iter_{i:03d}" / "iteration.json").read_text()) for i in range(3)]
+    assert [s["converged"] for s in summaries] == [False, False, True]
+    assert summaries[2]["reason"] == "all_finished"
+    assert summaries[2]["steps_survived"] == {"cuau_600K": 40}
+    assert not (al / "iter_003").exists()
+    rows = (al / "record.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("iteration,converged,reason,training_set_size")
+    sizes = [s["training_set_size"] for s in summaries]
+    assert sizes[0] == 7 + summaries[0]["labels_added"] and sizes == sorted(sizes)
+    assert json.loads((al / "failures.json").read_text())["status"].startswith("converged at iteration 2")
+    assert (al / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    # the final fit trains on the last iteration's data; validation compares RDFs
+    from ase.io import read
+    assert len(read(al / "iter_002" / "train.extxyz", ":")) == sizes[2]
+    assert (tmp_path / "results" / "final" / "potential.mtp").exists()
+    summary = json.loads((tmp_path / "results" / "validation" / "summary.json").read_text())
+    rdf = summary["scenarios"]["cuau_v"]["rdf"]
+    assert set(rdf) == {"Cu-Cu", "Cu-Au", "Au-Au"}
+    assert 0.0 <= summary["scenarios"]["cuau_v"]["rdf_integrated_absolute_difference"] < 1.0
+    assert summary["errors"]["test"]["forces"]["rmse"] < 0.5
+
+    again = snakemake(tmp_path, config, "-n")
+    assert "Nothing to be done" in again, again[-2000:]
+    print(f"tiny AL loop with kill -9 and resume: {time.perf_counter() - t0:.1f} s")
+
+
+@pytest.mark.slow
+def test_al_lint_and_dry_run_default_config(tmp_path):
+    lint = subprocess.run(_cmd(tmp_path, ROOT / "config" / "config.yaml", "--lint"),
+                          capture_output=True, text=True, env=_env())
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
+    dry = snakemake(tmp_path, ROOT / "config" / "config.yaml", "-n")
+    for line in ("al_md                    3", "al_iteration             1",
+                 "validate_md              2", "final_seed               2"):
+        assert line in dry, dry
