@@ -129,5 +129,5 @@ def al_final_train(wildcards):
 
 
 def committee_file(wildcards):
-    enabled = AL["committee_criterion"]["enabled"]
+    enabled = AL["committee_criterion"]["enabled"] or AL["committee_criterion"]["only"]
     return {"committee": "results/fit/committee.json"} if enabled else {}

@@ -36,13 +36,13 @@ def test_scenarios_expand_over_phases_and_temperatures():
 
 
 def test_amorphous_box_density_composition_and_min_distance():
-    atoms = amorphous_box({"Cu": 3, "Au": 1}, 11.0, n_atoms=32, seed=4, min_distance=2.2)
+    atoms = amorphous_box({"Cu": 3, "Au": 1}, 11.0, n_atoms=32, seed=4, min_distance=2.0)
     assert composition_counts({"Cu": 3, "Au": 1}, 32) == {"Cu": 24, "Au": 8}
     assert atoms.get_chemical_formula() == "Au8Cu24"
     density = atoms.get_masses().sum() * 1.66053906660 / atoms.get_volume()
     assert density == pytest.approx(11.0, rel=1e-9)
-    assert atoms.get_all_distances(mic=True)[np.triu_indices(32, 1)].min() >= 2.2
-    again = amorphous_box({"Cu": 3, "Au": 1}, 11.0, n_atoms=32, seed=4, min_distance=2.2)
+    assert atoms.get_all_distances(mic=True)[np.triu_indices(32, 1)].min() >= 2.0
+    again = amorphous_box({"Cu": 3, "Au": 1}, 11.0, n_atoms=32, seed=4, min_distance=2.0)
     np.testing.assert_array_equal(atoms.positions, again.positions)   # seeded
     with pytest.raises(ValueError, match="config key 'x.amorphous': could not place 32 atoms"):
         amorphous_box({"Cu": 1}, 30.0, n_atoms=32, min_distance=2.5, max_attempts=2000,
@@ -85,6 +85,47 @@ def test_convergence_decision(tmp_path):
     assert rec["converged"] is False
 
 
+def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
+    """al_label reuses the stage-2 labelling (failures listed with their reason); the next
+    iteration's selection retries them once, then gives up."""
+    from ase.build import bulk
+    from ase.io import read, write
+
+    from mtplib.workflow.active import main, select
+
+    frames = []
+    for k in range(4):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms.info.update(phase="md_300K", index=k, scenario="md_300K")
+        frames.append(atoms)
+    write(tmp_path / "selected.extxyz", frames)
+    reference = json.dumps({"name": "tests.helpers.calculators:FailingEMT",
+                            "kwargs": {"every": 2}, "retries": 1})
+    assert main(["label", "--selected", str(tmp_path / "selected.extxyz"), "--reference",
+                 reference, "--output", str(tmp_path / "labelled.extxyz"),
+                 "--failed", str(tmp_path / "failed.extxyz")]) == 0
+    labelled = read(tmp_path / "labelled.extxyz", ":")
+    failed = read(tmp_path / "failed.extxyz", ":")
+    assert [a.info["index"] for a in labelled] == [1, 3]
+    assert [a.info["index"] for a in failed] == [0, 2]
+    assert all("SCF did not converge" in a.info["failure_reason"] for a in failed)
+    for a in failed:
+        a.info["al_label_rounds"] = 1
+    failed[1].info["al_label_rounds"] = 2          # already retried once: given up
+    write(tmp_path / "failed.extxyz", failed)
+    al = {"max_select": 5, "committee_criterion": {"enabled": False}}
+    (tmp_path / "none.extxyz").write_text("")
+    summary = select(None, None, [tmp_path / "none.extxyz"], tmp_path / "failed.extxyz", al,
+                     ["Cu"], 4, tmp_path / "cand.extxyz", tmp_path / "sel.extxyz",
+                     tmp_path / "sel.json", log=lambda m: None)
+    assert (summary["selected"], summary["retried"], summary["dropped_failures"]) == (0, 1, 1)
+    retried = read(tmp_path / "sel.extxyz", ":")
+    assert len(retried) == 1 and retried[0].info["al_label_rounds"] == 2
+    assert retried[0].info["al_iteration"] == 4 and "failure_reason" not in retried[0].info
+    np.testing.assert_allclose(retried[0].positions, failed[0].positions)
+
+
 # ---- the workflow --------------------------------------------------------------------------
 def _env():
     env = dict(os.environ)
@@ -107,13 +148,13 @@ def snakemake(workdir, configfile, *args, timeout=300):
 
 
 def tiny_al_config(tmp_path):
-    """cuau_tiny with level 6 and a short loop: iterations 0 and 1 extrapolate beyond
-    gamma_break, iteration 2 finishes its MD (converged)."""
+    """cuau_tiny with level 6 and a short loop: iterations 0-2 extrapolate beyond gamma_break
+    (configuration mode on 7 tiny structures: gamma is large), iteration 3 finishes its MD."""
     config = yaml.safe_load(TINY.read_text())
     config["mtp"] = {"level": 6, "radial_basis_size": 4, "max_dist": 4.5}
     config["fit"] = {"seeds": 2, "max_iter": 30}
     config["active_learning"] = {
-        "max_iterations": 5, "gamma_select": 1.5, "gamma_break": 1000.0, "max_select": 2,
+        "max_iterations": 5, "gamma_select": 1.5, "gamma_break": 1400.0, "max_select": 2,
         "scenarios": [{"name": "cuau", "start": {"phase": "CuAu", "supercell": [2, 2, 1]},
                        "temperatures": [600], "steps": 40, "timestep": 2.0, "interval": 5}]}
     config["validation"] = {
@@ -149,7 +190,7 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)     # snakemake and its jobs, mid iteration 2
         proc.wait()
-    finished = _snapshot(tmp_path, exclude={"iter_002", "iter_003", "iter_004", "final",
+    finished = _snapshot(tmp_path, exclude={"iter_002", "iter_003", "final",
                                             "validation", "record.csv"})
     assert "results/al/iter_001/iteration.json" in finished
     assert "results/al/iter_001/potential.mtp" in finished
@@ -162,20 +203,21 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     for rule in ("al_start", "fit_seed", "label_chunk"):
         assert f"rule {rule}:" not in log
     al = tmp_path / "results" / "al"
-    summaries = [json.loads((al / f"iter_{i:03d}" / "iteration.json").read_text()) for i in range(3)]
-    assert [s["converged"] for s in summaries] == [False, False, True]
-    assert summaries[2]["reason"] == "all_finished"
-    assert summaries[2]["steps_survived"] == {"cuau_600K": 40}
-    assert not (al / "iter_003").exists()
+    summaries = [json.loads((al / f"iter_{i:03d}" / "iteration.json").read_text()) for i in range(4)]
+    assert [s["converged"] for s in summaries] == [False, False, False, True]
+    assert summaries[3]["reason"] == "all_finished"
+    assert summaries[3]["steps_survived"] == {"cuau_600K": 40}
+    assert all(s["max_gamma"] >= 1400.0 for s in summaries[:3])
+    assert not (al / "iter_004").exists()
     rows = (al / "record.csv").read_text().splitlines()
-    assert len(rows) == 4 and rows[0].startswith("iteration,converged,reason,training_set_size")
+    assert len(rows) == 5 and rows[0].startswith("iteration,converged,reason,training_set_size")
     sizes = [s["training_set_size"] for s in summaries]
     assert sizes[0] == 7 + summaries[0]["labels_added"] and sizes == sorted(sizes)
-    assert json.loads((al / "failures.json").read_text())["status"].startswith("converged at iteration 2")
+    assert json.loads((al / "failures.json").read_text())["status"].startswith("converged at iteration 3")
     assert (al / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the final fit trains on the last iteration's data; validation compares RDFs
     from ase.io import read
-    assert len(read(al / "iter_002" / "train.extxyz", ":")) == sizes[2]
+    assert len(read(al / "iter_003" / "train.extxyz", ":")) == sizes[3]
     assert (tmp_path / "results" / "final" / "potential.mtp").exists()
     summary = json.loads((tmp_path / "results" / "validation" / "summary.json").read_text())
     rdf = summary["scenarios"]["cuau_v"]["rdf"]

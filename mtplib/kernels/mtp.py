@@ -47,7 +47,7 @@ def _unit_powers(ux, uy, uz, max_nu, pw):
         pw[2, n] = pw[2, n - 1] * uz
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
                radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
                mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad):

@@ -49,13 +49,19 @@ def thresholds_for(run: dict, al: dict):
     """Thresholds of one run from its scenario entry and the active_learning section."""
     from ..active import Thresholds
     committee = al.get("committee_criterion", {})
-    use_std = committee.get("enabled", False)
+    use_std = committee_enabled(al)
     return Thresholds(
         gamma_select=al["gamma_select"], gamma_break=al["gamma_break"],
         std_select=committee.get("threshold") if use_std else None,
         std_break=committee.get("break_threshold") if use_std else None,
         interval=run.get("interval", 10), max_forces_check=run.get("max_forces_check"),
     )
+
+
+def committee_enabled(al: dict) -> bool:
+    """The committee criterion is on when enabled, or when it replaces gamma (only)."""
+    committee = al.get("committee_criterion", {})
+    return bool(committee.get("enabled", False) or committee.get("only", False))
 
 
 def load_committee(potential, committee_file, elements):
@@ -83,7 +89,7 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
     only_committee = al.get("committee_criterion", {}).get("only", False)
     aset = None if only_committee else ActiveSet.load(state_file, pot)
     committee = None
-    if al.get("committee_criterion", {}).get("enabled", False):
+    if committee_enabled(al):
         committee = load_committee(pot, committee_file, elements)
     where = f"active_learning.scenarios[{run['scenario']}]"
     atoms = build_start(run, phases, where=where)
@@ -126,7 +132,7 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
         aset = ActiveSet.load(state_file, pot)
         chosen = list(select_add(aset, pool, max_count=al["max_select"],
                                  where=f"iteration {iteration} candidates").selected)
-    if pool and committee.get("enabled", False):      # committee picks, largest spread first
+    if pool and committee_enabled(al):      # committee picks, largest spread first
         spread = [(-float(a.info.get("force_std", 0.0)), k) for k, a in enumerate(pool)
                   if float(a.info.get("force_std", 0.0)) > committee["threshold"]]
         for _, k in sorted(spread):
