@@ -14,8 +14,7 @@ import numpy as np
 
 from .basis import basis_for_level
 from .io.mtp import read_mtp, write_mtp
-from .kernels.mtp import (forces_and_virial, site_energies_and_pair_gradients,
-                          site_energies_and_pair_gradients_serial, site_energy_parameter_gradients)
+from .kernels.mtp import forces_and_virial, mtp_parallel, mtp_serial
 
 # below this many atoms per thread, one thread beats launching the parallel kernel
 ATOMS_PER_THREAD = 64
@@ -133,20 +132,15 @@ class MTPotential:
             if not self.is_trained:
                 raise MTPInputError(f"{self.source}: the potential is untrained (no radial, species or "
                                     "moment coefficients); train it before evaluating")
-            basic = np.asarray(self.alpha_index_basic, dtype=np.int64)
-            ang_abc, basic_ang = np.unique(basic[:, 1:], axis=0, return_inverse=True)
+            layout = canonical_layout(self.alpha_index_basic, self.alpha_index_times,
+                                      self.alpha_moment_mapping, self.alpha_moments_count, self.source)
             object.__setattr__(self, "_arrays", dict(
                 radial_coeffs=np.ascontiguousarray(self.radial_coeffs, dtype=np.float64),
                 scaling=float(self.scaling), min_dist=float(self.min_dist),
                 max_dist=float(self.max_dist),
-                basic_mu=np.ascontiguousarray(basic[:, 0]),
-                basic_ang=np.ascontiguousarray(basic_ang.reshape(-1), dtype=np.int64),
-                ang_abc=np.ascontiguousarray(ang_abc, dtype=np.int64),
-                times=np.ascontiguousarray(self.alpha_index_times, dtype=np.int64).reshape(-1, 4),
-                mapping=np.ascontiguousarray(self.alpha_moment_mapping, dtype=np.int64),
                 species_coeffs=np.ascontiguousarray(self.species_coeffs, dtype=np.float64),
                 moment_coeffs=np.ascontiguousarray(self.moment_coeffs, dtype=np.float64),
-                n_moments=int(self.alpha_moments_count)))
+                **layout))
         return self._arrays
 
     # ---- species ------------------------------------------------------------------
@@ -194,19 +188,28 @@ class MTPotential:
                               f"{self.min_dist} Å, where the potential is not trained", stacklevel=3)
         return offsets, nbr, vec
 
+    def run_kernel(self, types, offsets, nbr, vec, want_forces, want_params, per_atom, n_blocks=None):
+        """(site energies, dE/d(vec_p), dE/dtheta rows) from the one serial or parallel kernel.
+
+        Small cells run on one thread; rows are per atom, or summed (per block of atoms when
+        parallel: sum them) -- see `mtplib.kernels.mtp.mtp_serial`.
+        """
+        a = self.kernel_arrays()
+        args = (types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
+                a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
+                a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"],
+                want_forces, want_params, per_atom)
+        if n_blocks is None and len(types) < ATOMS_PER_THREAD * 2:
+            return mtp_serial(*args)
+        return mtp_parallel(*args, n_blocks or _default_blocks())
+
     def evaluate(self, atoms, where="structure", n_blocks=None):
         """Energy, forces, stress (ASE sign, eV/Å³; None without a 3-D periodic cell) and site energies."""
-        arrays = self.kernel_arrays()
+        self.kernel_arrays()          # an untrained potential fails here, before any work
         types = self.types_of(atoms, where)
         offsets, nbr, vec = self.neighbors(atoms, where)
-        args = (types, offsets, nbr, vec, arrays["radial_coeffs"], arrays["scaling"],
-                arrays["min_dist"], arrays["max_dist"], arrays["basic_mu"], arrays["basic_ang"],
-                arrays["ang_abc"], arrays["times"], arrays["mapping"], arrays["species_coeffs"],
-                arrays["moment_coeffs"], arrays["n_moments"])
-        if n_blocks is None and len(atoms) < ATOMS_PER_THREAD * 2:
-            site_energy, pair_grad = site_energies_and_pair_gradients_serial(*args)
-        else:
-            site_energy, pair_grad = site_energies_and_pair_gradients(*args, n_blocks or _default_blocks())
+        site_energy, pair_grad, _ = self.run_kernel(types, offsets, nbr, vec, True, False, False,
+                                                    n_blocks)
         forces, virial = forces_and_virial(len(atoms), offsets, nbr, vec, pair_grad)
         stress = None
         if atoms.pbc.all():
@@ -232,18 +235,59 @@ class MTPotential:
 
     def site_energy_gradients(self, atoms, where="structure", n_blocks=None):
         """Site energies (n_atoms,) and dE_i/dtheta (n_atoms, parameter_count), theta as in get_parameters."""
-        arrays = self.kernel_arrays()
         types = self.types_of(atoms, where)
         offsets, nbr, vec = self.neighbors(atoms, where)
-        return site_energy_parameter_gradients(
-            types, offsets, nbr, vec, arrays["radial_coeffs"], arrays["scaling"], arrays["min_dist"],
-            arrays["max_dist"], arrays["basic_mu"], arrays["basic_ang"], arrays["ang_abc"],
-            arrays["times"], arrays["mapping"], arrays["species_coeffs"], arrays["moment_coeffs"],
-            arrays["n_moments"], n_blocks or _default_blocks())
+        site_energy, _, grad = self.run_kernel(types, offsets, nbr, vec, False, True, True, n_blocks)
+        return site_energy, grad
 
     def evaluate_many(self, images, where="data"):
         """`evaluate` over a list of Atoms; returns a list of result dicts."""
         return [self.evaluate(atoms, where=f"{where}[{n}]") for n, atoms in enumerate(images)]
+
+
+def canonical_layout(alpha_index_basic, alpha_index_times, alpha_moment_mapping, moments_count,
+                     source="potential"):
+    """The basis as the kernels take it: every radial function mu carries ALL angular
+    monomials up to its highest degree, in one order shared by all mu (degree, then a, b
+    descending, as MLIP-2 lists them), so that per neighbour the basic moments of mu are
+    one contiguous block f_mu(r) * monomials[:count_mu]. Intermediate moments, products and
+    the scalar mapping are renumbered to match; monomials a file lacks are padding whose
+    dE/dM stays zero. For MLIP-2's own files nothing is padded.
+    """
+    basic = np.asarray(alpha_index_basic, dtype=np.int64).reshape(-1, 4)
+    n_basic = len(basic)
+    times = np.asarray(alpha_index_times, dtype=np.int64).reshape(-1, 4)
+    if len(times) and min(times[:, 3].min(), 10 ** 9) < n_basic:
+        raise MTPInputError(f"{source}: alpha_index_times writes into a basic moment")
+    n_mu = int(basic[:, 0].max()) + 1 if n_basic else 1
+    degree = basic[:, 1:].sum(axis=1)
+    max_degree = np.full(n_mu, -1)
+    for mu, nu in zip(basic[:, 0], degree):
+        max_degree[mu] = max(max_degree[mu], nu)
+    top = int(max_degree.max()) if n_basic else 0
+    monomials = [(a, b, nu - a - b) for nu in range(top + 1)
+                 for a in range(nu, -1, -1) for b in range(nu - a, -1, -1)]
+    mono_index = {m: g for g, m in enumerate(monomials)}
+    count = np.array([0 if d < 0 else (d + 1) * (d + 2) * (d + 3) // 6 for d in max_degree])
+    start = np.concatenate([[0], np.cumsum(count)])
+    n_new = int(start[-1])
+    new_of_old = np.empty(moments_count, dtype=np.int64)
+    for k, (mu, a, b, c) in enumerate(basic):
+        new_of_old[k] = start[mu] + mono_index[(a, b, c)]
+    new_of_old[n_basic:] = np.arange(n_new, n_new + moments_count - n_basic)
+    basic_mu = np.repeat(np.arange(n_mu), count)
+    basic_ang = np.concatenate([np.arange(c) for c in count]).astype(np.int64)
+    new_times = times.copy()
+    if len(times):
+        new_times[:, 0] = new_of_old[times[:, 0]]
+        new_times[:, 1] = new_of_old[times[:, 1]]
+        new_times[:, 3] = new_of_old[times[:, 3]]
+    return dict(basic_mu=np.ascontiguousarray(basic_mu, dtype=np.int64),
+                basic_ang=np.ascontiguousarray(basic_ang),
+                ang_abc=np.ascontiguousarray(np.array(monomials, dtype=np.int64).reshape(-1, 3)),
+                times=np.ascontiguousarray(new_times),
+                mapping=np.ascontiguousarray(new_of_old[np.asarray(alpha_moment_mapping, dtype=np.int64)]),
+                n_moments=int(n_new + moments_count - n_basic))
 
 
 def load(path, species=None):

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kernels.mtp import forces_and_virial, site_energies_and_pair_gradients
-from ..potential import MTPInputError, MTPotential, _default_blocks
-from .kernels import site_energies_pair_and_parameter_gradients
+from ..kernels.mtp import forces_and_virial
+from ..potential import MTPInputError, MTPotential
 from .maxvol import VIRTUAL, MaxvolState, maxvol
 
 MODES = ("configuration", "neighborhood")
@@ -66,17 +65,13 @@ def evaluate_with_gradients(potential, atoms, per_atom=False, where="structure",
     (None when not `gradients`: then the plain kernel runs), and ``min_distance``, the
     shortest interatomic distance within max_dist (inf if none).
     """
-    arrays = potential.kernel_arrays()
+    potential.kernel_arrays()
     types = potential.types_of(atoms, where)
     offsets, nbr, vec = potential.neighbors(atoms, where)
-    args = (types, offsets, nbr, vec, arrays["radial_coeffs"], arrays["scaling"],
-            arrays["min_dist"], arrays["max_dist"], arrays["basic_mu"], arrays["basic_ang"],
-            arrays["ang_abc"], arrays["times"], arrays["mapping"], arrays["species_coeffs"],
-            arrays["moment_coeffs"], arrays["n_moments"], n_blocks or _default_blocks())
-    if gradients:
-        site_energy, pair_grad, rows = site_energies_pair_and_parameter_gradients(*args, per_atom)
-    else:
-        site_energy, pair_grad = site_energies_and_pair_gradients(*args)
+    # the same compiled kernel as MTPotential.evaluate, with the parameter rows switched on
+    site_energy, pair_grad, rows = potential.run_kernel(types, offsets, nbr, vec, True, gradients,
+                                                        per_atom, n_blocks)
+    if not gradients:
         rows = None
     forces, virial = forces_and_virial(len(atoms), offsets, nbr, vec, pair_grad)
     stress = None

@@ -47,33 +47,60 @@ def _unit_powers(ux, uy, uz, max_nu, pw):
         pw[2, n] = pw[2, n - 1] * uz
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, inline="always")
+def _monomial_index(a, b, c):
+    """Position of u^(a,b,c) in the canonical order: degree, then a and b descending."""
+    n = a + b + c
+    m = n - a
+    return n * (n + 1) * (n + 2) // 6 + m * (m + 1) // 2 + (m - b)
+
+
+@njit(cache=True)
 def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
                radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
                mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad):
     """The MTP of atoms first..last-1: site energies, and optionally dE_i/d(vec_p) and dE_i/dtheta.
 
-    One forward pass per atom caches f_mu, f'_mu, Q_b and the angular monomials of its pairs;
-    the backward pass reuses them. dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
+    Takes the basis in `MTPotential.kernel_arrays`' canonical layout: the basic moments of
+    radial function mu are the block mu_start[mu] + g, g < count[mu], over the monomials
+    ang_abc[g] in canonical order, so per neighbour the forward pass is a contiguous
+    axpy and the backward pass an axpy and a dot. One forward pass per atom caches
+    f_mu, f'_mu, Q_b and the monomials of its pairs; the backward pass reuses them.
     Evaluation, parameter gradients and grading all run this code, so their energies and
-    forces agree bit for bit.
+    forces agree bit for bit. dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
     """
     n_species = radial_coeffs.shape[0]
     n_mu = radial_coeffs.shape[2]
     rb_size = radial_coeffs.shape[3]
     n_radial = n_species * n_species * n_mu * rb_size
-    n_basic = basic_mu.shape[0]
     n_ang = ang_abc.shape[0]
+    mu_start = np.zeros(n_mu + 1, dtype=np.int64)
+    for k in range(basic_mu.shape[0]):
+        mu_start[basic_mu[k] + 1] += 1
+    for mu in range(n_mu):
+        mu_start[mu + 1] += mu_start[mu]
+    # per monomial: degree, exponents and the index of the monomial one degree lower
     max_nu = 0
+    nu = np.empty(n_ang)
+    ex = np.empty((n_ang, 3))
+    lower = np.zeros((n_ang, 3), dtype=np.int64)
     for g in range(n_ang):
-        max_nu = max(max_nu, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
+        a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
+        max_nu = max(max_nu, a + b + c)
+        nu[g] = a + b + c
+        ex[g, 0], ex[g, 1], ex[g, 2] = a, b, c
+        if a > 0:
+            lower[g, 0] = _monomial_index(a - 1, b, c)
+        if b > 0:
+            lower[g, 1] = _monomial_index(a, b - 1, c)
+        if c > 0:
+            lower[g, 2] = _monomial_index(a, b, c - 1)
     max_pairs = 0
     for i in range(first, last):
         max_pairs = max(max_pairs, offsets[i + 1] - offsets[i])
     rb_ders = np.empty(rb_size)
     pw = np.empty((3, max_nu + 1))
     pair_q = np.empty((max_pairs, rb_size))
-    pair_pw = np.empty((max_pairs, 3, max_nu + 1))
     pair_ang = np.empty((max_pairs, n_ang))
     pair_f = np.empty((max_pairs, n_mu))
     pair_fp = np.empty((max_pairs, n_mu))
@@ -86,7 +113,7 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
         p0 = offsets[i]
         out = i if per_atom else row
         moments[:] = 0.0
-        # forward: M_k = sum_p f_{mu_k}(r_p) u_p^{abc_k}   (eq. 3)
+        # forward: M_{mu, g} = sum_p f_mu(r_p) u_p^{abc_g}   (eq. 3)
         for p in range(p0, offsets[i + 1]):
             m = p - p0
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
@@ -104,11 +131,13 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
                 pair_fp[m, mu] = fd
             inv_r = 1.0 / r
             _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
-            pair_pw[m] = pw
             for g in range(n_ang):
                 pair_ang[m, g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
-            for k in range(n_basic):
-                moments[k] += pair_f[m, basic_mu[k]] * pair_ang[m, basic_ang[k]]
+            for mu in range(n_mu):
+                fm = pair_f[m, mu]
+                base = mu_start[mu]
+                for g in range(mu_start[mu + 1] - base):
+                    moments[base + g] += fm * pair_ang[m, g]
         # products of moments (alpha_index_times), then the site energy (eq. 2)
         for t in range(times.shape[0]):
             moments[times[t, 3]] += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
@@ -138,19 +167,20 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
             r = np.sqrt(x * x + y * y + z * z)
             inv_r = 1.0 / r
-            ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
-            for g in range(n_ang):
-                w_ang[g] = 0.0
+            w_ang[:] = 0.0
             w_rad = 0.0
-            for k in range(n_basic):
-                d = dmom[k]
-                w_ang[basic_ang[k]] += d * pair_f[m, basic_mu[k]]
-                w_rad += d * pair_fp[m, basic_mu[k]] * pair_ang[m, basic_ang[k]]
+            for mu in range(n_mu):
+                fm = pair_f[m, mu]
+                base = mu_start[mu]
+                dot = 0.0
+                for g in range(mu_start[mu + 1] - base):
+                    d = dmom[base + g]
+                    w_ang[g] += d * fm
+                    dot += d * pair_ang[m, g]
+                w_rad += pair_fp[m, mu] * dot
+                s_mu[mu] = dot            # sum_{g} dE_i/dM_{mu,g} A_g(p)
             if want_params:
-                # dE_i/d radial_coeffs[ti, tj, mu, b] += Q_b(r_p) sum_{k: mu_k = mu} dE_i/dM_k A_k(p)
-                s_mu[:] = 0.0
-                for k in range(n_basic):
-                    s_mu[basic_mu[k]] += dmom[k] * pair_ang[m, basic_ang[k]]
+                # dE_i/d radial_coeffs[ti, tj, mu, b] += Q_b(r_p) s_mu(p)
                 base = (ti * n_species + types[nbr[p]]) * n_mu * rb_size
                 for mu in range(n_mu):
                     sm = s_mu[mu]
@@ -164,19 +194,13 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
             radial_part = w_rad
             for g in range(n_ang):
                 w = w_ang[g]
-                if w == 0.0:
-                    continue
-                a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
-                radial_part -= w * (a + b + c) * pair_ang[m, g] * inv_r
-                if a > 0:
-                    gx += w * a * pair_pw[m, 0, a - 1] * pair_pw[m, 1, b] * pair_pw[m, 2, c]
-                if b > 0:
-                    gy += w * b * pair_pw[m, 0, a] * pair_pw[m, 1, b - 1] * pair_pw[m, 2, c]
-                if c > 0:
-                    gz += w * c * pair_pw[m, 0, a] * pair_pw[m, 1, b] * pair_pw[m, 2, c - 1]
-            pair_grad[p, 0] = radial_part * ux + gx * inv_r
-            pair_grad[p, 1] = radial_part * uy + gy * inv_r
-            pair_grad[p, 2] = radial_part * uz + gz * inv_r
+                radial_part -= w * nu[g] * pair_ang[m, g] * inv_r
+                gx += w * ex[g, 0] * pair_ang[m, lower[g, 0]]
+                gy += w * ex[g, 1] * pair_ang[m, lower[g, 1]]
+                gz += w * ex[g, 2] * pair_ang[m, lower[g, 2]]
+            pair_grad[p, 0] = (radial_part * x + gx) * inv_r
+            pair_grad[p, 1] = (radial_part * y + gy) * inv_r
+            pair_grad[p, 2] = (radial_part * z + gz) * inv_r
 
 
 @njit(cache=True)
@@ -188,38 +212,6 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
                scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
                species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad,
                np.empty((0, 0)))
-
-
-@njit(cache=True, parallel=True)
-def site_energies_and_pair_gradients(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                                     max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-                                     species_coeffs, moment_coeffs, n_moments, n_blocks):
-    """Site energies (n_atoms,) and dE/d(vec_p) (n_pairs, 3), parallel over blocks of atoms."""
-    n_atoms = types.shape[0]
-    site_energy = np.empty(n_atoms)
-    pair_grad = np.zeros((vec.shape[0], 3))
-    n_blocks = max(1, min(n_blocks, n_atoms))
-    for blk in prange(n_blocks):
-        first = blk * n_atoms // n_blocks
-        last = (blk + 1) * n_atoms // n_blocks
-        _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                    max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                    moment_coeffs, n_moments, site_energy, pair_grad)
-    return site_energy, pair_grad
-
-
-@njit(cache=True)
-def site_energies_and_pair_gradients_serial(types, offsets, nbr, vec, radial_coeffs, scaling,
-                                            min_dist, max_dist, basic_mu, basic_ang, ang_abc,
-                                            times, mapping, species_coeffs, moment_coeffs,
-                                            n_moments):
-    """As `site_energies_and_pair_gradients` on one thread (no launch cost for small cells)."""
-    site_energy = np.empty(types.shape[0])
-    pair_grad = np.zeros((vec.shape[0], 3))
-    _site_block(0, types.shape[0], types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                moment_coeffs, n_moments, site_energy, pair_grad)
-    return site_energy, pair_grad
 
 
 @njit(cache=True)
@@ -239,25 +231,45 @@ def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
     return forces, virial
 
 
-@njit(cache=True, parallel=True)
-def site_energy_parameter_gradients(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                                    max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-                                    species_coeffs, moment_coeffs, n_moments, n_blocks):
-    """Site energies (n_atoms,) and dE_i/dtheta (n_atoms, n_params).
+@njit(cache=True)
+def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
+               basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+               want_forces, want_params, per_atom):
+    """Site energies, dE/d(vec_p) and dE/dtheta rows on one thread (small cells).
 
-    theta = [radial_coeffs.ravel() (S, S, n_mu, rb_size order), species_coeffs, moment_coeffs],
-    MLIP-2's order of the coefficient vector.
+    Evaluation and grading both call this one compiled function (or `mtp_parallel`), so
+    their energies and forces agree bit for bit. Rows: (n_atoms, n_params) per atom, else
+    (1, n_params) summed over atoms; (0, 0) without `want_params`.
     """
     n_atoms = types.shape[0]
-    n_species = radial_coeffs.shape[0]
-    n_params = radial_coeffs.size + n_species + mapping.shape[0]
+    n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
     site_energy = np.empty(n_atoms)
-    grad = np.zeros((n_atoms, n_params))
+    pair_grad = np.zeros((vec.shape[0] if want_forces else 0, 3))
+    grad = np.zeros(((n_atoms if per_atom else 1) if want_params else 0,
+                     n_params if want_params else 0))
+    _mtp_block(0, n_atoms, want_forces, want_params, per_atom, 0, types, offsets, nbr, vec,
+               radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
+               mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad)
+    return site_energy, pair_grad, grad
+
+
+@njit(cache=True, parallel=True)
+def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
+                 basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+                 want_forces, want_params, per_atom, n_blocks):
+    """As `mtp_serial`, parallel over blocks of atoms; rows summed per block when not per atom."""
+    n_atoms = types.shape[0]
+    n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
     n_blocks = max(1, min(n_blocks, n_atoms))
+    site_energy = np.empty(n_atoms)
+    pair_grad = np.zeros((vec.shape[0] if want_forces else 0, 3))
+    grad = np.zeros(((n_atoms if per_atom else n_blocks) if want_params else 0,
+                     n_params if want_params else 0))
     for blk in prange(n_blocks):
         first = blk * n_atoms // n_blocks
         last = (blk + 1) * n_atoms // n_blocks
-        _mtp_block(first, last, False, True, True, 0, types, offsets, nbr, vec, radial_coeffs,
-                   scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-                   species_coeffs, moment_coeffs, n_moments, site_energy, np.empty((0, 3)), grad)
-    return site_energy, grad
+        _mtp_block(first, last, want_forces, want_params, per_atom, np.int64(blk), types, offsets,
+                   nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang,
+                   ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+                   site_energy, pair_grad, grad)
+    return site_energy, pair_grad, grad
