@@ -115,19 +115,25 @@ def main():
         print(f"mtplib vs motep (1 thread): {motep_small / one[1]:.1f}x faster (32-atom cells), "
               f"{motep_big / one[2]:.1f}x faster (4000 atoms)")
 
-    # memory: growth of the peak RSS when evaluating N atoms, after a small warm-up evaluation
-    # (numba compilation) in the same fresh process; linear in N means a constant per atom
+    # memory: growth of the peak RSS when evaluating N atoms in a fresh process whose kernels
+    # come from numba's on-disk cache (compiled above), so that no compilation peak hides it;
+    # linear in N means a constant per atom
     code = ("import resource,sys;from ase.build import bulk;from mtplib import MTPotential;"
-            "p=MTPotential.load(sys.argv[1]);cell=bulk('Cu','fcc',a=3.61,cubic=True);"
-            "p.evaluate(cell.repeat(2));a=cell.repeat(int(sys.argv[2]));"
+            "p=MTPotential.load(sys.argv[1]);p.kernel_arrays();"
+            "a=bulk('Cu','fcc',a=3.61,cubic=True).repeat(int(sys.argv[2]));"
             "r0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;p.evaluate(a);"
             "print(len(a), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-r0)")
-    print("\nmemory of one evaluation (peak RSS growth):")
+    print("\nmemory of one evaluation (peak RSS growth; the first call also loads the kernels):")
+    previous = None
     for reps in (10, 16, 20):
         out = subprocess.run([sys.executable, "-c", code, str(tmp / "cu16.mtp"), str(reps)],
                              capture_output=True, text=True, check=True).stdout.split()
         n_atoms, kib = int(out[0]), int(out[1])
-        print(f"  {n_atoms:7d} atoms: {kib / 1024:8.1f} MiB = {kib * 1024 / n_atoms / 1000:6.2f} kB per atom")
+        slope = ""
+        if previous:
+            slope = f", {(kib - previous[1]) * 1024 / (n_atoms - previous[0]) / 1000:.2f} kB per extra atom"
+        print(f"  {n_atoms:7d} atoms: {kib / 1024:8.1f} MiB{slope}")
+        previous = (n_atoms, kib)
 
 
 if __name__ == "__main__":
