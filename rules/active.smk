@@ -33,7 +33,7 @@ rule al_md:
         "logs/al/iter_{i}/md/{scenario}.log",
     params:
         run=lambda wildcards: AL_RUNS[wildcards.scenario],
-        al=AL,
+        al=al_settings("gamma_select", "gamma_break", "committee_criterion"),
         phases=config["phases"],
         elements=config["elements"],
     resources:
@@ -56,7 +56,7 @@ rule al_select:
     log:
         "logs/al/iter_{i}/select.log",
     params:
-        al=AL,
+        al=al_settings("max_select", "committee_criterion"),
         elements=config["elements"],
     conda:
         "../envs/mtp.yaml"
@@ -80,7 +80,7 @@ rule al_label:
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),
-        mpi=lookup(dpath="reference/mpi_launcher", within=config),
+        mpi=LABEL_MPI,
         runtime=60,
     conda:
         "../envs/mtp.yaml"
@@ -108,7 +108,7 @@ rule al_refit:
         elements=config["elements"],
         mtp=config["mtp"],
         fit=config["fit"],
-        al=AL,
+        al=al_settings("refit", "refit_max_iter", "selection_mode"),
         valid_data=lookup(dpath="validation/valid_data", within=config),
     resources:
         runtime=60,
@@ -151,8 +151,6 @@ rule al_record:
                         category="Active learning"),
     log:
         "logs/al/record.log",
-    params:
-        max_iterations=lookup(dpath="active_learning/max_iterations", within=config),
     conda:
         "../envs/mtp.yaml"
     script:
@@ -170,11 +168,11 @@ rule final_seed:
     log:
         "logs/final/seed_{seed}.log",
     params:
-        settings=fit_settings,
+        settings=final_fit_settings,
         launcher=fit_launcher,
     resources:
         tasks=lookup(dpath="fit/mpi_tasks", within=config, default=1),
-        mpi="mpiexec",
+        mpi=FIT_MPI,
         cpus_per_task=1,
     conda:
         "../envs/mtp.yaml"

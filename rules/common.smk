@@ -79,6 +79,12 @@ wildcard_constraints:
     vscenario="|".join(re.escape(s) for s in VALIDATION_RUNS) or "no-scenario",
 
 
+def al_settings(*keys):
+    """Only the active_learning keys a rule uses, so that changing another key (e.g.
+    max_iterations, to continue a finished loop) does not rerun finished iterations."""
+    return {k: AL[k] for k in keys}
+
+
 def al_dir(i):
     return f"results/al/iter_{int(i):03d}"
 
@@ -131,3 +137,10 @@ def al_final_train(wildcards):
 def committee_file(wildcards):
     enabled = AL["committee_criterion"]["enabled"] or AL["committee_criterion"]["only"]
     return {"committee": "results/fit/committee.json"} if enabled else {}
+
+
+def final_fit_settings(wildcards):
+    """fit_settings with active_learning.final_max_iter (when set) as fit.max_iter."""
+    fit = dict(config["fit"])
+    fit["max_iter"] = AL["final_max_iter"] or fit["max_iter"]
+    return json.dumps({"elements": config["elements"], "mtp": config["mtp"], "fit": fit})

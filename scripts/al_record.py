@@ -14,5 +14,5 @@ with open(sm.log[0], "w") as log_file:
         print(msg, flush=True)
         print(msg, file=log_file, flush=True)
 
-    record(list(sm.input.summaries), sm.params.max_iterations, sm.output.record,
+    record(list(sm.input.summaries), sm.output.record,
            sm.output.curve, sm.output.failures, failed_files=list(sm.input.failed), log=log)

@@ -227,6 +227,12 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
 
     again = snakemake(tmp_path, config, "-n")
     assert "Nothing to be done" in again, again[-2000:]
+    # a key no finished job uses (max_iterations) changes nothing that is done
+    more = yaml.safe_load(config.read_text())
+    more["active_learning"]["max_iterations"] = 7
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(more))
+    again = snakemake(tmp_path, tmp_path / "more.yaml", "-n")
+    assert "Nothing to be done" in again, again[-2000:]
     print(f"tiny AL loop with kill -9 and resume: {time.perf_counter() - t0:.1f} s")
 
 

@@ -34,7 +34,8 @@ def test_defaults_are_filled():
     assert config["fit"]["weights"] == {"energy": 1.0, "forces": 0.01, "stress": 0.001}
     assert config["fit"]["test_fraction"] == 0.2 and config["fit"]["metric"] == "force_rmse_test"
     assert config["active_learning"]["gamma_select"] == 2.0 and config["active_learning"]["gamma_break"] == 10.0
-    assert config["active_learning"]["committee_criterion"] == {"enabled": False, "threshold": 0.1}
+    assert config["active_learning"]["committee_criterion"] == {
+        "enabled": False, "threshold": 0.1, "break_threshold": None, "only": False}
     assert config["validation"]["adf"] == {"cutoffs": None, "bins": 180}
     assert config["phases"]["Cu"]["displacements"]["structures_per_supercell"] == 5
 

@@ -41,5 +41,5 @@ def test_extras_envs_add_their_calculator():
 def test_every_rule_uses_the_core_env():
     for smk in (ROOT / "rules").glob("*.smk"):
         text = smk.read_text()
-        n_rules = len(re.findall(r"^rule \w+:", text, flags=re.M))
+        n_rules = len(re.findall(r"^(?:rule|checkpoint) \w+:", text, flags=re.M))
         assert n_rules == text.count('"../envs/mtp.yaml"'), smk.name

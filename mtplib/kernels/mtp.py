@@ -214,12 +214,10 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
                np.empty((0, 0)))
 
 
-@njit(cache=True)
-def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
-    """Forces F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p (3x3), from pair gradients."""
-    forces = np.zeros((n_atoms, 3))
-    virial = np.zeros((3, 3))
-    for i in range(n_atoms):
+@njit(cache=True, inline="always")
+def scatter_pair_gradients(first, last, offsets, nbr, vec, pair_grad, forces, virial):
+    """Add the pairs of atoms first..last-1 to F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p."""
+    for i in range(first, last):
         for p in range(offsets[i], offsets[i + 1]):
             j = nbr[p]
             for a in range(3):
@@ -228,6 +226,14 @@ def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
                 forces[j, a] -= g
                 for b in range(3):
                     virial[a, b] += vec[p, b] * g
+
+
+@njit(cache=True)
+def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
+    """Forces F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p (3x3), from pair gradients."""
+    forces = np.zeros((n_atoms, 3))
+    virial = np.zeros((3, 3))
+    scatter_pair_gradients(0, n_atoms, offsets, nbr, vec, pair_grad, forces, virial)
     return forces, virial
 
 

@@ -19,7 +19,7 @@ Neighbour pairs are in the CSR form of `kernels.mtp` (vec = r_j - r_i).
 import numpy as np
 from numba import njit, prange
 
-from .mtp import _site_block, _unit_powers, chebyshev_basis
+from .mtp import _site_block, _unit_powers, chebyshev_basis, scatter_pair_gradients
 
 N_BLOCKS = 16   # fixed decomposition of atoms: reproducible sums whatever the thread count
 
@@ -212,14 +212,7 @@ def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, 
         e = 0.0
         for i in range(a0, a1):
             e += site[i]
-            for p in range(offsets[i], offsets[i + 1]):
-                j = nbr[p]
-                for a in range(3):
-                    g = pair_grad[p, a]
-                    forces[i, a] += g
-                    forces[j, a] -= g
-                    for b in range(3):
-                        virial[c, a, b] += vec[p, b] * g
+        scatter_pair_gradients(a0, a1, offsets, nbr, vec, pair_grad, forces, virial[c])
         energy[c] = e
     return energy, forces, virial
 

@@ -289,7 +289,7 @@ def is_converged(summary_file) -> bool:
 
 
 # ---- after the loop -------------------------------------------------------------------------
-def record(summary_files, max_iterations, out_csv, out_plot, out_failures=None, failed_files=(),
+def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(),
            log=print):
     """record.csv (one row per iteration), the learning curve and the failure list."""
     from ..analysis.plots import learning_curve_plot
@@ -309,7 +309,7 @@ def record(summary_files, max_iterations, out_csv, out_plot, out_failures=None, 
     if rows and rows[-1]["converged"]:
         status = f"converged at iteration {rows[-1]['iteration']} ({rows[-1]['reason']})"
     elif rows:
-        status = f"NOT converged after max_iterations = {max_iterations}"
+        status = f"NOT converged after {len(rows)} iteration(s) (max_iterations)"
     else:
         status = "no iterations (max_iterations = 0)"
     if out_failures is not None:

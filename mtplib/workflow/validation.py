@@ -186,7 +186,12 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
     summary["elastic"] = {}
     for ax, phase in zip(axes, names_ev):
         unit = build_phase(phase, phases[phase])
-        curves = energy_volume(unit, calcs)
+        try:
+            curves = energy_volume(unit, calcs)
+        except Exception as exc:       # a reference failure (SCF) must not lose the summary
+            summary["energy_volume"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
+            log(f"energy-volume of {phase} failed: {exc}")
+            continue
         entry = {}
         for label, (v, e) in curves.items():
             ax.plot(v, e, "o-" if label == "MTP" else "s--", label=label)
@@ -206,7 +211,12 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
     if validation["elastic"]:
         for phase in phases:
             unit = build_phase(phase, phases[phase])
-            c = {k: elastic_constants(unit, calc) for k, calc in calcs.items()}
+            try:
+                c = {k: elastic_constants(unit, calc) for k, calc in calcs.items()}
+            except Exception as exc:
+                summary["elastic"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"elastic constants of {phase} failed: {exc}")
+                continue
             summary["elastic"][phase] = {
                 "C_mtp_GPa": np.round(c["MTP"], 2).tolist(),
                 "C_reference_GPa": np.round(c["reference"], 2).tolist(),
