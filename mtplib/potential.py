@@ -5,10 +5,8 @@ physics of its own. Load and save go through MLIP-2's `.mtp` format (`mtplib.io.
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -89,7 +87,7 @@ class MTPotential:
         write_mtp(path, self)
 
     def copy(self):
-        return MTPotential.load_dict(self.to_dict())
+        return MTPotential(**self.to_dict())
 
     def to_dict(self):
         out = {k: getattr(self, k) for k in (
@@ -99,10 +97,6 @@ class MTPotential:
             "species", "potential_name", "potential_tag", "source")}
         return {k: (v.copy() if isinstance(v, np.ndarray) else (list(v) if isinstance(v, list) else v))
                 for k, v in out.items()}
-
-    @classmethod
-    def load_dict(cls, data):
-        return cls(**data)
 
     # ---- sizes -------------------------------------------------------------------
     @property
@@ -293,6 +287,3 @@ def canonical_layout(alpha_index_basic, alpha_index_times, alpha_moment_mapping,
 def load(path, species=None):
     return MTPotential.load(path, species=species)
 
-
-def num_threads_from_env():
-    return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))

@@ -1,5 +1,4 @@
 """Active set and extrapolation grade on a tiny fitted Cu MTP (EMT labels)."""
-import warnings
 
 import numpy as np
 import pytest

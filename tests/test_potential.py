@@ -1,5 +1,4 @@
 """The MTP model: kernels against numpy, finite differences, invariances, bad input."""
-import warnings
 
 import numpy as np
 import pytest

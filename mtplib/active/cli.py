@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 
 
 def _log(msg):
@@ -26,7 +25,7 @@ def _potential(args):
 
 
 def _active_set(args, pot):
-    from .grade import ActiveSet, ActiveSetError, check_mode, load_or_build, state_path_for
+    from .grade import ActiveSetError, check_mode, load_or_build, state_path_for
     state = args.state or state_path_for(args.potential)
     mode = check_mode(args.mode) if getattr(args, "mode", None) else None
     aset = load_or_build(pot, args.potential, state, getattr(args, "train", None),
