@@ -115,14 +115,14 @@ def main():
         print(f"mtplib vs motep (1 thread): {motep_small / one[1]:.1f}x faster (32-atom cells), "
               f"{motep_big / one[2]:.1f}x faster (4000 atoms)")
 
-    # memory: growth of the peak RSS when evaluating N atoms in a fresh process whose kernels
-    # come from numba's on-disk cache (compiled above), so that no compilation peak hides it;
-    # linear in N means a constant per atom
-    code = ("import resource,sys;from ase.build import bulk;from mtplib import MTPotential;"
+    # memory: growth of the peak RSS (VmHWM of this process image; ru_maxrss would inherit the
+    # parent's peak across fork/exec) when evaluating N atoms in a fresh process whose kernels
+    # come from numba's on-disk cache (compiled above); linear in N = a constant per atom
+    code = ("import sys;from ase.build import bulk;from mtplib import MTPotential;"
+            "hwm=lambda:int([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]);"
             "p=MTPotential.load(sys.argv[1]);p.kernel_arrays();"
             "a=bulk('Cu','fcc',a=3.61,cubic=True).repeat(int(sys.argv[2]));"
-            "r0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;p.evaluate(a);"
-            "print(len(a), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-r0)")
+            "r0=hwm();p.evaluate(a);print(len(a), hwm()-r0)")
     print("\nmemory of one evaluation (peak RSS growth; the first call also loads the kernels):")
     previous = None
     for reps in (10, 16, 20):
