@@ -6,14 +6,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
 
 from mtplib.workflow.fitting import gather, plots  # noqa: E402
+from mtplib.workflow.logs import tee_log  # noqa: E402
 
 sm = snakemake  # noqa: F821
-with open(sm.log[0], "w") as log_file:
-
-    def log(msg):
-        print(msg, flush=True)
-        print(msg, file=log_file, flush=True)
-
+with tee_log(sm.log[0]) as log:
     rows = gather(sm.input.errors, sm.input.potentials, sm.params.metric, sm.params.committee_size,
                   sm.output.table, sm.output.best, sm.output.committee, log=log)
     plots(rows, sm.output.best, sm.input.train, sm.params.elements, sm.params.fit,

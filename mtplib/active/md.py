@@ -124,6 +124,14 @@ class Watcher:
         self.history = []
         self.last_gamma = float("nan")
 
+    def result(self, step, reason, message, log):
+        """Say why the run stopped and return its RunResult."""
+        log(f"{self.scenario}: stopped after {step} steps: {message}; {self.n_candidates} "
+            f"candidates, max gamma {self.max_gamma:.4g}")
+        return RunResult(steps=step, reason=reason, message=message, max_gamma=self.max_gamma,
+                         max_force_std=self.max_std, candidates=self.n_candidates,
+                         gradings=self.calc.gradings, history=self.history)
+
     @property
     def grading(self):
         return self.calc.active_set is not None or self.calc.committee is not None
@@ -263,11 +271,7 @@ def run_md(potential, atoms, *, active_set=None, committee=None, ensemble="nvt",
                 break
     except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
         reason, message = "blow-up", f"step {step}: {exc}"
-    log(f"{scenario}: stopped after {step} steps: {message}; {watcher.n_candidates} candidates, "
-        f"max gamma {watcher.max_gamma:.4g}")
-    return RunResult(steps=step, reason=reason, message=message, max_gamma=watcher.max_gamma,
-                     max_force_std=watcher.max_std, candidates=watcher.n_candidates,
-                     gradings=calc.gradings, history=watcher.history)
+    return watcher.result(step, reason, message, log)
 
 
 def stderr_log(msg):

@@ -5,7 +5,7 @@ alone; the extrapolation grade is checked as in `mtplib.active.md` with the same
 """
 from __future__ import annotations
 
-from .md import ActiveCalculator, RunResult, Thresholds, Watcher
+from .md import ActiveCalculator, Thresholds, Watcher
 
 OPTIMIZERS = ("fire", "bfgs")
 
@@ -50,8 +50,4 @@ def run_relax(potential, atoms, *, active_set=None, committee=None, optimizer="f
                 break
     except (FloatingPointError, OverflowError, ValueError) as exc:
         reason, message = "blow-up", f"step {step}: {exc}"
-    log(f"{scenario}: stopped after {step} steps: {message}; {watcher.n_candidates} candidates, "
-        f"max gamma {watcher.max_gamma:.4g}")
-    return RunResult(steps=step, reason=reason, message=message, max_gamma=watcher.max_gamma,
-                     max_force_std=watcher.max_std, candidates=watcher.n_candidates,
-                     gradings=calc.gradings, history=watcher.history)
+    return watcher.result(step, reason, message, log)
