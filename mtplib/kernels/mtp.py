@@ -55,7 +55,45 @@ def _monomial_index(a, b, c):
     return n * (n + 1) * (n + 2) // 6 + m * (m + 1) // 2 + (m - b)
 
 
+# Reductions over the neighbours of one atom may be reordered (vectorised); nothing else is
+# relaxed: no assumptions about NaN or infinity, so bad input still shows as NaN.
+VECTOR_MATH = {"reassoc", "contract"}
+
+
 @njit(cache=True)
+def basis_tables(ang_abc, basic_mu, n_mu):
+    """Per angular monomial g: the lower monomial and axis of the recursion
+    u^g = u^parent * u_axis, its degree nu_g, and per axis the exponent and lower monomial
+    (d u^g / d u_axis = exp * u^lower); per radial function mu the block start of its basic moments."""
+    n_ang = ang_abc.shape[0]
+    parent = np.zeros(n_ang, dtype=np.int64)
+    axis = np.zeros(n_ang, dtype=np.int64)
+    nu = np.zeros(n_ang)
+    expo = np.zeros((3, n_ang))
+    lower = np.zeros((3, n_ang), dtype=np.int64)
+    for g in range(n_ang):
+        a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
+        nu[g] = a + b + c
+        abc = (a, b, c)
+        for ax in range(3):
+            if abc[ax] > 0:
+                expo[ax, g] = abc[ax]
+                lower[ax, g] = _monomial_index(a - (ax == 0), b - (ax == 1), c - (ax == 2))
+        if a > 0:
+            parent[g], axis[g] = lower[0, g], 0
+        elif b > 0:
+            parent[g], axis[g] = lower[1, g], 1
+        elif c > 0:
+            parent[g], axis[g] = lower[2, g], 2
+    mu_start = np.zeros(n_mu + 1, dtype=np.int64)
+    for k in range(basic_mu.shape[0]):
+        mu_start[basic_mu[k] + 1] += 1
+    for mu in range(n_mu):
+        mu_start[mu + 1] += mu_start[mu]
+    return parent, axis, nu, expo, lower, mu_start
+
+
+@njit(cache=True, fastmath=VECTOR_MATH)
 def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
                radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
                mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad):
@@ -63,84 +101,96 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
 
     Takes the basis in `MTPotential.kernel_arrays`' canonical layout: the basic moments of
     radial function mu are the block mu_start[mu] + g, g < count[mu], over the monomials
-    ang_abc[g] in canonical order, so per neighbour the forward pass is a contiguous
-    axpy and the backward pass an axpy and a dot. One forward pass per atom caches
-    f_mu, f'_mu, Q_b and the monomials of its pairs; the backward pass reuses them.
-    Evaluation, parameter gradients and grading all run this code, so their energies and
-    forces agree bit for bit. dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
+    ang_abc[g] in canonical order. Per atom, everything per neighbour is held with the
+    neighbour index p innermost (f_mu[p], u^g[p], ...), so every loop over neighbours is a
+    contiguous vector loop: the monomials by the recursion u^g = u^parent u_axis, the
+    moments as dot products, and the backward pass as axpys. Evaluation, parameter gradients
+    and grading all run this code, so their energies and forces agree bit for bit.
+    dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
     """
     n_species = radial_coeffs.shape[0]
     n_mu = radial_coeffs.shape[2]
     rb_size = radial_coeffs.shape[3]
     n_radial = n_species * n_species * n_mu * rb_size
     n_ang = ang_abc.shape[0]
-    mu_start = np.zeros(n_mu + 1, dtype=np.int64)
-    for k in range(basic_mu.shape[0]):
-        mu_start[basic_mu[k] + 1] += 1
+    n_times = times.shape[0]
+    parent, axis, nu, expo, lower, mu_start = basis_tables(ang_abc, basic_mu, n_mu)
+    count = np.empty(n_mu, dtype=np.int64)
     for mu in range(n_mu):
-        mu_start[mu + 1] += mu_start[mu]
-    # per monomial: degree, exponents and the index of the monomial one degree lower
-    max_nu = 0
-    nu = np.empty(n_ang)
-    ex = np.empty((n_ang, 3))
-    lower = np.zeros((n_ang, 3), dtype=np.int64)
-    for g in range(n_ang):
-        a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
-        max_nu = max(max_nu, a + b + c)
-        nu[g] = a + b + c
-        ex[g, 0], ex[g, 1], ex[g, 2] = a, b, c
-        if a > 0:
-            lower[g, 0] = _monomial_index(a - 1, b, c)
-        if b > 0:
-            lower[g, 1] = _monomial_index(a, b - 1, c)
-        if c > 0:
-            lower[g, 2] = _monomial_index(a, b, c - 1)
+        count[mu] = mu_start[mu + 1] - mu_start[mu]
     max_pairs = 0
     for i in range(first, last):
         max_pairs = max(max_pairs, offsets[i + 1] - offsets[i])
+    rb_vals = np.empty(rb_size)
     rb_ders = np.empty(rb_size)
-    pw = np.empty((3, max_nu + 1))
+    inv_r = np.empty(max_pairs)
+    unit = np.empty((3, max_pairs))
     pair_q = np.empty((max_pairs, rb_size))
-    pair_ang = np.empty((max_pairs, n_ang))
-    pair_f = np.empty((max_pairs, n_mu))
-    pair_fp = np.empty((max_pairs, n_mu))
-    w_ang = np.empty(n_ang)
-    s_mu = np.empty(n_mu)
+    pair_f = np.empty((n_mu, max_pairs))
+    pair_fp = np.empty((n_mu, max_pairs))
+    mono = np.empty((n_ang, max_pairs))
+    w = np.empty(max_pairs)
+    s_mu = np.empty((n_mu, max_pairs))
+    radial_part = np.empty(max_pairs)
+    ang_grad = np.empty((3, max_pairs))
     moments = np.empty(n_moments)
     dmom = np.empty(n_moments)
     for i in range(first, last):
         ti = types[i]
         p0 = offsets[i]
+        n_p = offsets[i + 1] - p0
         out = i if per_atom else row
-        moments[:] = 0.0
-        # forward: M_{mu, g} = sum_p f_mu(r_p) u_p^{abc_g}   (eq. 3)
-        for p in range(p0, offsets[i + 1]):
-            m = p - p0
+        # per neighbour: f_mu(r), f'_mu(r), Q_b(r) and the unit vector (eq. 3-4)
+        for m in range(n_p):
+            p = p0 + m
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
             r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, pair_q[m], rb_ders)
+            ir = 1.0 / r
+            inv_r[m] = ir
+            unit[0, m] = x * ir
+            unit[1, m] = y * ir
+            unit[2, m] = z * ir
+            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
             tj = types[nbr[p]]
             for mu in range(n_mu):
                 fv = 0.0
                 fd = 0.0
                 for b in range(rb_size):
                     c = radial_coeffs[ti, tj, mu, b]
-                    fv += c * pair_q[m, b]
+                    fv += c * rb_vals[b]
                     fd += c * rb_ders[b]
-                pair_f[m, mu] = fv
-                pair_fp[m, mu] = fd
-            inv_r = 1.0 / r
-            _unit_powers(x * inv_r, y * inv_r, z * inv_r, max_nu, pw)
-            for g in range(n_ang):
-                pair_ang[m, g] = pw[0, ang_abc[g, 0]] * pw[1, ang_abc[g, 1]] * pw[2, ang_abc[g, 2]]
-            for mu in range(n_mu):
-                fm = pair_f[m, mu]
-                base = mu_start[mu]
-                for g in range(mu_start[mu + 1] - base):
-                    moments[base + g] += fm * pair_ang[m, g]
+                pair_f[mu, m] = fv
+                pair_fp[mu, m] = fd
+            if want_params:
+                for b in range(rb_size):
+                    pair_q[m, b] = rb_vals[b]
+        # angular monomials u^g of every neighbour, by recursion on the degree
+        for m in range(n_p):
+            mono[0, m] = 1.0
+        for g in range(1, n_ang):
+            pg = parent[g]
+            ax = axis[g]
+            for m in range(n_p):
+                mono[g, m] = mono[pg, m] * unit[ax, m]
+        # forward: M_{mu, g} = sum_p f_mu(r_p) u_p^g   (eq. 3)
+        for mu in range(n_mu):
+            base = mu_start[mu]
+            for g in range(count[mu]):
+                acc = 0.0
+                for m in range(n_p):
+                    acc += pair_f[mu, m] * mono[g, m]
+                moments[base + g] = acc
+        moments[mu_start[n_mu]:] = 0.0
         # products of moments (alpha_index_times), then the site energy (eq. 2)
-        for t in range(times.shape[0]):
-            moments[times[t, 3]] += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
+        # (runs of one target are summed in a register, not through memory)
+        t = 0
+        while t < n_times:
+            k = times[t, 3]
+            acc = 0.0
+            while t < n_times and times[t, 3] == k:
+                acc += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
+                t += 1
+            moments[k] += acc
         energy = species_coeffs[ti]
         for s in range(mapping.shape[0]):
             energy += moment_coeffs[s] * moments[mapping[s]]
@@ -155,52 +205,69 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
         dmom[:] = 0.0
         for s in range(mapping.shape[0]):
             dmom[mapping[s]] += moment_coeffs[s]
-        for t in range(times.shape[0] - 1, -1, -1):
-            w = dmom[times[t, 3]] * times[t, 2]
-            if w != 0.0:
-                dmom[times[t, 0]] += w * moments[times[t, 1]]
-                dmom[times[t, 1]] += w * moments[times[t, 0]]
-        # backward through the basic moments, pair by pair:
-        # d/d(vec) of f(r) u^abc = f'(r) A u + f(r)/r (grad_u A - nu A u)
-        for p in range(p0, offsets[i + 1]):
-            m = p - p0
-            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
-            r = np.sqrt(x * x + y * y + z * z)
-            inv_r = 1.0 / r
-            w_ang[:] = 0.0
-            w_rad = 0.0
+        t = n_times - 1
+        while t >= 0:
+            k = times[t, 3]
+            dk = dmom[k]
+            if dk == 0.0:
+                while t >= 0 and times[t, 3] == k:
+                    t -= 1
+                continue
+            while t >= 0 and times[t, 3] == k:
+                wt = dk * times[t, 2]
+                dmom[times[t, 0]] += wt * moments[times[t, 1]]
+                dmom[times[t, 1]] += wt * moments[times[t, 0]]
+                t -= 1
+        # backward through the basic moments, monomial by monomial, vectors over neighbours:
+        # s_mu[p] = sum_g dE/dM_{mu,g} u_p^g,  w_g[p] = sum_mu dE/dM_{mu,g} f_mu(r_p), and
+        # d/d(vec) of f(r) u^g = f'(r) u^g u + f(r)/r (grad_u u^g - nu_g u^g u)
+        for mu in range(n_mu):
+            for m in range(n_p):
+                s_mu[mu, m] = 0.0
+        for m in range(n_p):
+            radial_part[m] = 0.0
+            ang_grad[0, m] = 0.0
+            ang_grad[1, m] = 0.0
+            ang_grad[2, m] = 0.0
+        for g in range(n_ang):
+            for m in range(n_p):
+                w[m] = 0.0
             for mu in range(n_mu):
-                fm = pair_f[m, mu]
-                base = mu_start[mu]
-                dot = 0.0
-                for g in range(mu_start[mu + 1] - base):
-                    d = dmom[base + g]
-                    w_ang[g] += d * fm
-                    dot += d * pair_ang[m, g]
-                w_rad += pair_fp[m, mu] * dot
-                s_mu[mu] = dot            # sum_{g} dE_i/dM_{mu,g} A_g(p)
-            if want_params:
-                # dE_i/d radial_coeffs[ti, tj, mu, b] += Q_b(r_p) s_mu(p)
-                base = (ti * n_species + types[nbr[p]]) * n_mu * rb_size
-                for mu in range(n_mu):
-                    sm = s_mu[mu]
-                    for b in range(rb_size):
-                        grad[out, base + mu * rb_size + b] += sm * pair_q[m, b]
+                if g >= count[mu]:
+                    continue
+                d = dmom[mu_start[mu] + g]
+                for m in range(n_p):
+                    s_mu[mu, m] += d * mono[g, m]
+                    w[m] += d * pair_f[mu, m]
             if not want_forces:
                 continue
-            gx = 0.0
-            gy = 0.0
-            gz = 0.0
-            radial_part = w_rad
-            for g in range(n_ang):
-                w = w_ang[g]
-                radial_part -= w * nu[g] * pair_ang[m, g] * inv_r
-                gx += w * ex[g, 0] * pair_ang[m, lower[g, 0]]
-                gy += w * ex[g, 1] * pair_ang[m, lower[g, 1]]
-                gz += w * ex[g, 2] * pair_ang[m, lower[g, 2]]
-            pair_grad[p, 0] = (radial_part * x + gx) * inv_r
-            pair_grad[p, 1] = (radial_part * y + gy) * inv_r
-            pair_grad[p, 2] = (radial_part * z + gz) * inv_r
+            nu_g = nu[g]
+            for m in range(n_p):
+                radial_part[m] -= nu_g * w[m] * mono[g, m]
+            for ax in range(3):
+                e = expo[ax, g]
+                if e != 0.0:
+                    lo = lower[ax, g]
+                    for m in range(n_p):
+                        ang_grad[ax, m] += e * w[m] * mono[lo, m]
+        if want_params:
+            # dE_i/d radial_coeffs[ti, tj, mu, b] += Q_b(r_p) s_mu(p)
+            for m in range(n_p):
+                base = (ti * n_species + types[nbr[p0 + m]]) * n_mu * rb_size
+                for mu in range(n_mu):
+                    sm = s_mu[mu, m]
+                    for b in range(rb_size):
+                        grad[out, base + mu * rb_size + b] += sm * pair_q[m, b]
+        if not want_forces:
+            continue
+        for m in range(n_p):
+            fr = 0.0
+            for mu in range(n_mu):
+                fr += pair_fp[mu, m] * s_mu[mu, m]
+            rp = fr + radial_part[m] * inv_r[m]
+            pair_grad[p0 + m, 0] = rp * unit[0, m] + ang_grad[0, m] * inv_r[m]
+            pair_grad[p0 + m, 1] = rp * unit[1, m] + ang_grad[1, m] * inv_r[m]
+            pair_grad[p0 + m, 2] = rp * unit[2, m] + ang_grad[2, m] * inv_r[m]
 
 
 @njit(cache=True)
