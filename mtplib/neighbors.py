@@ -35,7 +35,7 @@ cell (many images of one atom, and an atom's own images).
 import numpy as np
 from numba import njit
 
-__all__ = ["neighbor_list", "neighbor_csr", "neighbor_list_atoms"]
+__all__ = ["neighbor_list", "neighbor_csr", "neighbor_list_atoms", "shortest_distance"]
 
 _BACKENDS = ("numba", "vesin", "ase")
 # a periodic cell whose volume is below this fraction of |a||b||c| is degenerate
@@ -59,9 +59,29 @@ def neighbor_csr(positions, cell, pbc, cutoff, backend="numba"):
     """Return (offsets, j, D): the neighbours of atom a are j[offsets[a]:offsets[a+1]]."""
     positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
     i, j, D = _search(positions, cell, pbc, cutoff, backend)
-    offsets = np.zeros(len(positions) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(i, minlength=len(positions)), out=offsets[1:])
-    return offsets, j, D
+    return _csr_offsets(i, len(positions)), j, D
+
+
+@njit(cache=True)
+def _csr_offsets(i, n_atoms):
+    """offsets[a] .. offsets[a+1] are the pairs of atom a, for pairs sorted by i."""
+    offsets = np.zeros(n_atoms + 1, dtype=np.int64)
+    for p in range(i.shape[0]):
+        offsets[i[p] + 1] += 1
+    for a in range(n_atoms):
+        offsets[a + 1] += offsets[a]
+    return offsets
+
+
+@njit(cache=True)
+def shortest_distance(D):
+    """min |D_p| over the pair vectors (inf when there are none)."""
+    best = np.inf
+    for p in range(D.shape[0]):
+        d2 = D[p, 0] * D[p, 0] + D[p, 1] * D[p, 1] + D[p, 2] * D[p, 2]
+        if d2 < best:
+            best = d2
+    return np.sqrt(best)
 
 
 def neighbor_list_atoms(atoms, cutoff, backend="numba"):

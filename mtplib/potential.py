@@ -16,7 +16,7 @@ from .kernels.mtp import forces_and_virial, mtp_parallel, mtp_serial
 
 # below this many atoms per thread, one thread beats launching the parallel kernel
 ATOMS_PER_THREAD = 64
-from .neighbors import neighbor_csr
+from .neighbors import neighbor_csr, shortest_distance
 
 
 class MTPInputError(ValueError):
@@ -177,7 +177,7 @@ class MTPotential:
         except ValueError as exc:
             raise MTPInputError(f"{where}: {exc}") from exc
         if len(vec):
-            shortest = float(np.sqrt((vec ** 2).sum(axis=1).min()))
+            shortest = shortest_distance(vec)
             if shortest < self.min_dist:
                 warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
                               f"{self.min_dist} Å, where the potential is not trained", stacklevel=3)

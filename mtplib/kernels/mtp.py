@@ -58,42 +58,219 @@ def _monomial_index(a, b, c):
 # Reductions over the neighbours of one atom may be reordered (vectorised); nothing else is
 # relaxed: no assumptions about NaN or infinity, so bad input still shows as NaN.
 VECTOR_MATH = {"reassoc", "contract"}
+# neighbour lists are padded to a multiple of this, the vector width times LLVM's unroll
+PAD = 16
 
 
 @njit(cache=True)
 def basis_tables(ang_abc, basic_mu, n_mu):
-    """Per angular monomial g: the lower monomial and axis of the recursion
-    u^g = u^parent * u_axis, its degree nu_g, and per axis the exponent and lower monomial
-    (d u^g / d u_axis = exp * u^lower); per radial function mu the block start of its basic moments."""
+    """Per monomial h: the recursion u^h = u^parent u_axis, and per axis the raised monomial
+    h + e_axis (-1 beyond the top degree) and its exponent along that axis, so that
+    d u^g / d u_axis = exp * u^h for g = raise(h); per radial function mu the block start of
+    its basic moments."""
     n_ang = ang_abc.shape[0]
+    top = 0
+    raise_idx = np.full((3, n_ang), -1, dtype=np.int64)
+    raise_exp = np.zeros((3, n_ang))
+    for h in range(n_ang):
+        a, b, c = ang_abc[h, 0], ang_abc[h, 1], ang_abc[h, 2]
+        top = max(top, a + b + c)
     parent = np.zeros(n_ang, dtype=np.int64)
     axis = np.zeros(n_ang, dtype=np.int64)
-    nu = np.zeros(n_ang)
-    expo = np.zeros((3, n_ang))
-    lower = np.zeros((3, n_ang), dtype=np.int64)
-    for g in range(n_ang):
-        a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
-        nu[g] = a + b + c
-        abc = (a, b, c)
-        for ax in range(3):
-            if abc[ax] > 0:
-                expo[ax, g] = abc[ax]
-                lower[ax, g] = _monomial_index(a - (ax == 0), b - (ax == 1), c - (ax == 2))
+    for h in range(n_ang):
+        a, b, c = ang_abc[h, 0], ang_abc[h, 1], ang_abc[h, 2]
         if a > 0:
-            parent[g], axis[g] = lower[0, g], 0
+            parent[h], axis[h] = _monomial_index(a - 1, b, c), 0
         elif b > 0:
-            parent[g], axis[g] = lower[1, g], 1
+            parent[h], axis[h] = _monomial_index(a, b - 1, c), 1
         elif c > 0:
-            parent[g], axis[g] = lower[2, g], 2
+            parent[h], axis[h] = _monomial_index(a, b, c - 1), 2
+        if a + b + c < top:
+            raise_idx[0, h] = _monomial_index(a + 1, b, c)
+            raise_idx[1, h] = _monomial_index(a, b + 1, c)
+            raise_idx[2, h] = _monomial_index(a, b, c + 1)
+            raise_exp[0, h] = a + 1
+            raise_exp[1, h] = b + 1
+            raise_exp[2, h] = c + 1
     mu_start = np.zeros(n_mu + 1, dtype=np.int64)
     for k in range(basic_mu.shape[0]):
         mu_start[basic_mu[k] + 1] += 1
     for mu in range(n_mu):
         mu_start[mu + 1] += mu_start[mu]
-    return parent, axis, nu, expo, lower, mu_start
+    return parent, axis, raise_idx, raise_exp, mu_start
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
+def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_dist, max_dist,
+                 inv_r, unit, xi, pair_q, pair_dq, pair_f, pair_fp):
+    """Per neighbour m of one atom: 1/r, the unit vector, Q_b(r), dQ_b/dr, f_mu(r), f'_mu(r) (eq. 4).
+
+    Vector loops over the neighbours; those from n_p to n_pad are padding with zeros."""
+    rb_size = pair_q.shape[0]
+    n_species = radial_coeffs.shape[1]
+    n_mu = pair_f.shape[0]
+    cheb_mult = 2.0 / (max_dist - min_dist)
+    for m in range(n_p):
+        x, y, z = vec[p0 + m, 0], vec[p0 + m, 1], vec[p0 + m, 2]
+        r = np.sqrt(x * x + y * y + z * z)
+        ir = 1.0 / r
+        inv_r[m] = ir
+        unit[0, m] = x * ir
+        unit[1, m] = y * ir
+        unit[2, m] = z * ir
+        xm = (2.0 * r - (min_dist + max_dist)) * cheb_mult * 0.5
+        xi[m] = xm
+        d = r - max_dist
+        pair_q[0, m] = scaling * d * d
+        pair_dq[0, m] = scaling * 2.0 * d
+        pair_q[1, m] = scaling * xm * d * d
+        pair_dq[1, m] = scaling * (cheb_mult * d * d + 2.0 * xm * d)
+    for m in range(n_p, n_pad):
+        nbr_type[m] = -1
+        inv_r[m] = 0.0
+        unit[0, m] = 0.0
+        unit[1, m] = 0.0
+        unit[2, m] = 0.0
+        xi[m] = 0.0
+        pair_q[0, m] = 0.0
+        pair_dq[0, m] = 0.0
+        pair_q[1, m] = 0.0
+        pair_dq[1, m] = 0.0
+    for b in range(2, rb_size):
+        for m in range(n_pad):
+            pair_q[b, m] = 2.0 * xi[m] * pair_q[b - 1, m] - pair_q[b - 2, m]
+            pair_dq[b, m] = (2.0 * (cheb_mult * pair_q[b - 1, m] + xi[m] * pair_dq[b - 1, m])
+                             - pair_dq[b - 2, m])
+    for mu in range(n_mu):
+        for m in range(n_pad):
+            pair_f[mu, m] = 0.0
+            pair_fp[mu, m] = 0.0
+    # f_mu = sum_b c[ti, tj, mu, b] Q_b, one neighbour species at a time (no gathers)
+    for tj in range(n_species):
+        present = False
+        for m in range(n_p):
+            if nbr_type[m] == tj:
+                present = True
+                break
+        if not present:
+            continue
+        for mu in range(n_mu):
+            for b in range(rb_size):
+                c = radial_coeffs[ti, tj, mu, b]
+                for m in range(n_pad):
+                    sel = c if nbr_type[m] == tj else 0.0
+                    pair_f[mu, m] += sel * pair_q[b, m]
+                    pair_fp[mu, m] += sel * pair_dq[b, m]
+
+
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _monomials(unit, parent, axis, n_pad, mono):
+    """u^g of every neighbour (vectors over neighbours), by the recursion u^g = u^parent u_axis."""
+    for m in range(n_pad):
+        mono[0, m] = 1.0
+    for g in range(1, mono.shape[0]):
+        pg = parent[g]
+        ax = axis[g]
+        for m in range(n_pad):
+            mono[g, m] = mono[pg, m] * unit[ax, m]
+
+
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _basic_moments(pair_f, mono, mu_start, n_pad, moments):
+    """M_{mu, g} = sum_p f_mu(r_p) u_p^g   (eq. 3), as dot products over the neighbours."""
+    for mu in range(pair_f.shape[0]):
+        base = mu_start[mu]
+        for g in range(mu_start[mu + 1] - base):
+            acc = 0.0
+            for m in range(n_pad):
+                acc += pair_f[mu, m] * mono[g, m]
+            moments[base + g] = acc
+
+
+@njit(cache=True)
+def _products_forward(times, n_basic, moments):
+    """The contractions of alpha_index_times; runs of one target are summed in a register."""
+    moments[n_basic:] = 0.0
+    n_times = times.shape[0]
+    t = 0
+    while t < n_times:
+        k = times[t, 3]
+        acc = 0.0
+        while t < n_times and times[t, 3] == k:
+            acc += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
+            t += 1
+        moments[k] += acc
+
+
+@njit(cache=True)
+def _products_backward(times, mapping, moment_coeffs, moments, dmom):
+    """dE_i/dM for every moment, from E_i = sum_s c_s M_mapping[s] back through the products."""
+    dmom[:] = 0.0
+    for s in range(mapping.shape[0]):
+        dmom[mapping[s]] += moment_coeffs[s]
+    t = times.shape[0] - 1
+    while t >= 0:
+        k = times[t, 3]
+        dk = dmom[k]
+        if dk == 0.0:
+            while t >= 0 and times[t, 3] == k:
+                t -= 1
+            continue
+        while t >= 0 and times[t, 3] == k:
+            wt = dk * times[t, 2]
+            dmom[times[t, 0]] += wt * moments[times[t, 1]]
+            dmom[times[t, 1]] += wt * moments[times[t, 0]]
+            t -= 1
+
+
+@njit(cache=True)
+def _angular_coefficients(dmom, mu_start, raise_idx, raise_exp, coef):
+    """Per mu the polynomial P_mu(u) = sum_g dE/dM_{mu,g} u^g and its gradient, as
+    coefficients over the monomials: coef[mu, 0] of P, coef[mu, 1 + axis] of dP/du_axis."""
+    coef[:] = 0.0
+    for mu in range(coef.shape[0]):
+        base = mu_start[mu]
+        count = mu_start[mu + 1] - base
+        for h in range(count):
+            coef[mu, 0, h] = dmom[base + h]
+            for ax in range(3):
+                g = raise_idx[ax, h]
+                if 0 <= g < count:
+                    coef[mu, 1 + ax, h] = raise_exp[ax, h] * dmom[base + g]
+
+
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _pair_backward(m, row, coef, count_pad, pair_f, pair_fp, ux, uy, uz, ir, s_mu, out):
+    """dE_i/d(vec) of one neighbour, and s_mu = P_mu(u) = sum_g dE/dM_{mu,g} u^g:
+    d/d(vec) of f(r) P(u) = f'(r) P u + f(r)/r (grad P - (u . grad P) u)."""
+    fr = 0.0
+    fx = 0.0
+    fy = 0.0
+    fz = 0.0
+    for mu in range(coef.shape[0]):
+        p = 0.0
+        gx = 0.0
+        gy = 0.0
+        gz = 0.0
+        for h in range(count_pad[mu]):
+            x = row[h]
+            p += coef[mu, 0, h] * x
+            gx += coef[mu, 1, h] * x
+            gy += coef[mu, 2, h] * x
+            gz += coef[mu, 3, h] * x
+        s_mu[mu, m] = p
+        fr += pair_fp[mu, m] * p
+        fm = pair_f[mu, m]
+        fx += fm * gx
+        fy += fm * gy
+        fz += fm * gz
+    euler = ux * fx + uy * fy + uz * fz          # u . grad P = nu P, termwise
+    out[0] = fr * ux + (fx - euler * ux) * ir
+    out[1] = fr * uy + (fy - euler * uy) * ir
+    out[2] = fr * uz + (fz - euler * uz) * ir
+
+
+@njit(cache=True)
 def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
                radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
                mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad):
@@ -101,38 +278,42 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
 
     Takes the basis in `MTPotential.kernel_arrays`' canonical layout: the basic moments of
     radial function mu are the block mu_start[mu] + g, g < count[mu], over the monomials
-    ang_abc[g] in canonical order. Per atom, everything per neighbour is held with the
-    neighbour index p innermost (f_mu[p], u^g[p], ...), so every loop over neighbours is a
-    contiguous vector loop: the monomials by the recursion u^g = u^parent u_axis, the
-    moments as dot products, and the backward pass as axpys. Evaluation, parameter gradients
-    and grading all run this code, so their energies and forces agree bit for bit.
-    dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
+    ang_abc[g] in canonical order (all monomials up to a top degree). Per atom: radial
+    functions as vector loops over the neighbours; per neighbour the monomials u^g as one
+    contiguous row, which the forward pass adds to the moments (axpy) and the backward pass
+    contracts with the coefficients of dE/dM (dot products), so that nothing per monomial
+    goes through memory twice. Rows and neighbour lists are padded with zeros to multiples
+    of PAD so that the vector loops have no scalar remainder. Evaluation, parameter
+    gradients and grading all run this code, so their energies and forces agree bit for
+    bit. dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
     """
     n_species = radial_coeffs.shape[0]
     n_mu = radial_coeffs.shape[2]
     rb_size = radial_coeffs.shape[3]
     n_radial = n_species * n_species * n_mu * rb_size
     n_ang = ang_abc.shape[0]
-    n_times = times.shape[0]
-    parent, axis, nu, expo, lower, mu_start = basis_tables(ang_abc, basic_mu, n_mu)
-    count = np.empty(n_mu, dtype=np.int64)
+    n_ang_pad = (n_ang + PAD - 1) // PAD * PAD
+    parent, axis, raise_idx, raise_exp, mu_start = basis_tables(ang_abc, basic_mu, n_mu)
+    count_pad = np.empty(n_mu, dtype=np.int64)
     for mu in range(n_mu):
-        count[mu] = mu_start[mu + 1] - mu_start[mu]
+        count_pad[mu] = (mu_start[mu + 1] - mu_start[mu] + PAD - 1) // PAD * PAD
     max_pairs = 0
     for i in range(first, last):
         max_pairs = max(max_pairs, offsets[i + 1] - offsets[i])
-    rb_vals = np.empty(rb_size)
-    rb_ders = np.empty(rb_size)
+    max_pairs = (max_pairs + PAD - 1) // PAD * PAD
+    nbr_type = np.empty(max_pairs, dtype=np.int64)
+    xi = np.empty(max_pairs)
     inv_r = np.empty(max_pairs)
     unit = np.empty((3, max_pairs))
-    pair_q = np.empty((max_pairs, rb_size))
+    pair_q = np.empty((rb_size, max_pairs))
+    pair_dq = np.empty((rb_size, max_pairs))
     pair_f = np.empty((n_mu, max_pairs))
     pair_fp = np.empty((n_mu, max_pairs))
     mono = np.empty((n_ang, max_pairs))
-    w = np.empty(max_pairs)
+    mono_rows = np.zeros((max_pairs, n_ang_pad))   # per neighbour; padding columns stay zero
+    coef = np.empty((n_mu, 4, n_ang_pad))
     s_mu = np.empty((n_mu, max_pairs))
-    radial_part = np.empty(max_pairs)
-    ang_grad = np.empty((3, max_pairs))
+    grad_p = np.empty(3)
     moments = np.empty(n_moments)
     dmom = np.empty(n_moments)
     for i in range(first, last):
@@ -140,58 +321,15 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
         p0 = offsets[i]
         n_p = offsets[i + 1] - p0
         out = i if per_atom else row
-        # per neighbour: f_mu(r), f'_mu(r), Q_b(r) and the unit vector (eq. 3-4)
+        n_pad = (n_p + PAD - 1) // PAD * PAD
         for m in range(n_p):
-            p = p0 + m
-            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
-            r = np.sqrt(x * x + y * y + z * z)
-            ir = 1.0 / r
-            inv_r[m] = ir
-            unit[0, m] = x * ir
-            unit[1, m] = y * ir
-            unit[2, m] = z * ir
-            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
-            tj = types[nbr[p]]
-            for mu in range(n_mu):
-                fv = 0.0
-                fd = 0.0
-                for b in range(rb_size):
-                    c = radial_coeffs[ti, tj, mu, b]
-                    fv += c * rb_vals[b]
-                    fd += c * rb_ders[b]
-                pair_f[mu, m] = fv
-                pair_fp[mu, m] = fd
-            if want_params:
-                for b in range(rb_size):
-                    pair_q[m, b] = rb_vals[b]
-        # angular monomials u^g of every neighbour, by recursion on the degree
-        for m in range(n_p):
-            mono[0, m] = 1.0
-        for g in range(1, n_ang):
-            pg = parent[g]
-            ax = axis[g]
-            for m in range(n_p):
-                mono[g, m] = mono[pg, m] * unit[ax, m]
-        # forward: M_{mu, g} = sum_p f_mu(r_p) u_p^g   (eq. 3)
-        for mu in range(n_mu):
-            base = mu_start[mu]
-            for g in range(count[mu]):
-                acc = 0.0
-                for m in range(n_p):
-                    acc += pair_f[mu, m] * mono[g, m]
-                moments[base + g] = acc
-        moments[mu_start[n_mu]:] = 0.0
-        # products of moments (alpha_index_times), then the site energy (eq. 2)
-        # (runs of one target are summed in a register, not through memory)
-        t = 0
-        while t < n_times:
-            k = times[t, 3]
-            acc = 0.0
-            while t < n_times and times[t, 3] == k:
-                acc += times[t, 2] * moments[times[t, 0]] * moments[times[t, 1]]
-                t += 1
-            moments[k] += acc
-        energy = species_coeffs[ti]
+            nbr_type[m] = types[nbr[p0 + m]]
+        _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_dist, max_dist,
+                     inv_r, unit, xi, pair_q, pair_dq, pair_f, pair_fp)
+        _monomials(unit, parent, axis, n_pad, mono)
+        _basic_moments(pair_f, mono, mu_start, n_pad, moments)
+        _products_forward(times, mu_start[n_mu], moments)
+        energy = species_coeffs[ti]                     # site energy, eq. 2
         for s in range(mapping.shape[0]):
             energy += moment_coeffs[s] * moments[mapping[s]]
         site_energy[i] = energy
@@ -201,73 +339,26 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
             grad[out, n_radial + ti] += 1.0
         if not (want_forces or want_params):
             continue
-        # backward: dE_i / d moments
-        dmom[:] = 0.0
-        for s in range(mapping.shape[0]):
-            dmom[mapping[s]] += moment_coeffs[s]
-        t = n_times - 1
-        while t >= 0:
-            k = times[t, 3]
-            dk = dmom[k]
-            if dk == 0.0:
-                while t >= 0 and times[t, 3] == k:
-                    t -= 1
-                continue
-            while t >= 0 and times[t, 3] == k:
-                wt = dk * times[t, 2]
-                dmom[times[t, 0]] += wt * moments[times[t, 1]]
-                dmom[times[t, 1]] += wt * moments[times[t, 0]]
-                t -= 1
-        # backward through the basic moments, monomial by monomial, vectors over neighbours:
-        # s_mu[p] = sum_g dE/dM_{mu,g} u_p^g,  w_g[p] = sum_mu dE/dM_{mu,g} f_mu(r_p), and
-        # d/d(vec) of f(r) u^g = f'(r) u^g u + f(r)/r (grad_u u^g - nu_g u^g u)
-        for mu in range(n_mu):
-            for m in range(n_p):
-                s_mu[mu, m] = 0.0
-        for m in range(n_p):
-            radial_part[m] = 0.0
-            ang_grad[0, m] = 0.0
-            ang_grad[1, m] = 0.0
-            ang_grad[2, m] = 0.0
+        _products_backward(times, mapping, moment_coeffs, moments, dmom)
+        _angular_coefficients(dmom, mu_start, raise_idx, raise_exp, coef)
         for g in range(n_ang):
             for m in range(n_p):
-                w[m] = 0.0
-            for mu in range(n_mu):
-                if g >= count[mu]:
-                    continue
-                d = dmom[mu_start[mu] + g]
-                for m in range(n_p):
-                    s_mu[mu, m] += d * mono[g, m]
-                    w[m] += d * pair_f[mu, m]
-            if not want_forces:
-                continue
-            nu_g = nu[g]
-            for m in range(n_p):
-                radial_part[m] -= nu_g * w[m] * mono[g, m]
-            for ax in range(3):
-                e = expo[ax, g]
-                if e != 0.0:
-                    lo = lower[ax, g]
-                    for m in range(n_p):
-                        ang_grad[ax, m] += e * w[m] * mono[lo, m]
+                mono_rows[m, g] = mono[g, m]
+        for m in range(n_p):
+            _pair_backward(m, mono_rows[m], coef, count_pad, pair_f, pair_fp, unit[0, m], unit[1, m],
+                           unit[2, m], inv_r[m], s_mu, grad_p)
+            if want_forces:
+                pair_grad[p0 + m, 0] = grad_p[0]
+                pair_grad[p0 + m, 1] = grad_p[1]
+                pair_grad[p0 + m, 2] = grad_p[2]
         if want_params:
             # dE_i/d radial_coeffs[ti, tj, mu, b] += Q_b(r_p) s_mu(p)
             for m in range(n_p):
-                base = (ti * n_species + types[nbr[p0 + m]]) * n_mu * rb_size
+                base = (ti * n_species + nbr_type[m]) * n_mu * rb_size
                 for mu in range(n_mu):
                     sm = s_mu[mu, m]
                     for b in range(rb_size):
-                        grad[out, base + mu * rb_size + b] += sm * pair_q[m, b]
-        if not want_forces:
-            continue
-        for m in range(n_p):
-            fr = 0.0
-            for mu in range(n_mu):
-                fr += pair_fp[mu, m] * s_mu[mu, m]
-            rp = fr + radial_part[m] * inv_r[m]
-            pair_grad[p0 + m, 0] = rp * unit[0, m] + ang_grad[0, m] * inv_r[m]
-            pair_grad[p0 + m, 1] = rp * unit[1, m] + ang_grad[1, m] * inv_r[m]
-            pair_grad[p0 + m, 2] = rp * unit[2, m] + ang_grad[2, m] * inv_r[m]
+                        grad[out, base + mu * rb_size + b] += sm * pair_q[b, m]
 
 
 @njit(cache=True)
