@@ -13,10 +13,10 @@ import numpy as np
 from .basis import basis_for_level
 from .io.mtp import read_mtp, write_mtp
 from .kernels.mtp import forces_and_virial, mtp_parallel, mtp_serial
+from .neighbors import neighbor_csr, shortest_distance
 
 # below this many atoms per thread, one thread beats launching the parallel kernel
 ATOMS_PER_THREAD = 64
-from .neighbors import neighbor_csr, shortest_distance
 
 
 class MTPInputError(ValueError):
@@ -209,7 +209,7 @@ class MTPotential:
         stress = None
         if atoms.pbc.all():
             virial = 0.5 * (virial + virial.T)
-            stress = virial[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
+            stress = virial[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / abs(np.linalg.det(atoms.cell.array))
         return dict(energy=float(site_energy.sum()), forces=forces, stress=stress,
                     energies=site_energy)
 

@@ -14,6 +14,12 @@ with the moments (eq. 3)
 and the contractions of `alpha_index_times`. Gradients are by reverse mode: one forward
 pass over neighbours and products, one backward pass. The angular part is shared between
 radial functions: a basic moment k is (radial function mu_k) x (angular monomial ang_k).
+
+Layout for speed (measured in benchmarks/bench_evaluate.py): per atom, the radial functions
+and the monomials are vectors over the neighbours, so the loops vectorise (reductions may
+be reordered: VECTOR_MATH); the backward pass contracts, per neighbour, its row of monomials
+with the coefficients of dE/dM and of their gradient (P_mu and grad P_mu), so nothing per
+monomial goes through memory twice.
 """
 import numpy as np
 from numba import njit, prange
@@ -270,6 +276,30 @@ def _pair_backward(m, row, coef, count_pad, pair_f, pair_fp, ux, uy, uz, ir, s_m
     out[2] = fr * uz + (fz - euler * uz) * ir
 
 
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _radial_coeff_gradient(ti, n_species, nbr_type, n_p, n_pad, s_mu, pair_q, grad_row):
+    """dE_i/d radial_coeffs[ti, tj, mu, b] += sum_p Q_b(r_p) s_mu(p) over the neighbours of
+    species tj, as dot products over the neighbours (padding has Q = 0)."""
+    n_mu = s_mu.shape[0]
+    rb_size = pair_q.shape[0]
+    for tj in range(n_species):
+        present = False
+        for m in range(n_p):
+            if nbr_type[m] == tj:
+                present = True
+                break
+        if not present:
+            continue
+        base = (ti * n_species + tj) * n_mu * rb_size
+        for mu in range(n_mu):
+            for b in range(rb_size):
+                acc = 0.0
+                for m in range(n_pad):
+                    sel = s_mu[mu, m] if nbr_type[m] == tj else 0.0
+                    acc += sel * pair_q[b, m]
+                grad_row[base + mu * rb_size + b] += acc
+
+
 @njit(cache=True)
 def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
                radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
@@ -352,13 +382,7 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
                 pair_grad[p0 + m, 1] = grad_p[1]
                 pair_grad[p0 + m, 2] = grad_p[2]
         if want_params:
-            # dE_i/d radial_coeffs[ti, tj, mu, b] += Q_b(r_p) s_mu(p)
-            for m in range(n_p):
-                base = (ti * n_species + nbr_type[m]) * n_mu * rb_size
-                for mu in range(n_mu):
-                    sm = s_mu[mu, m]
-                    for b in range(rb_size):
-                        grad[out, base + mu * rb_size + b] += sm * pair_q[b, m]
+            _radial_coeff_gradient(ti, n_species, nbr_type, n_p, n_pad, s_mu, pair_q, grad[out])
 
 
 @njit(cache=True)
