@@ -142,6 +142,11 @@ class MTPotential:
     def types_of(self, atoms, where="structure"):
         """MLIP type index of every atom."""
         if self.species:
+            table = self._type_table()
+            if table is not None and len(atoms):
+                types = table[np.clip(atoms.numbers, 0, len(table) - 1)]
+                if types.min() >= 0:
+                    return types
             index = {s: n for n, s in enumerate(self.species)}
             symbols = atoms.get_chemical_symbols()
             unknown = sorted(set(symbols) - set(index))
@@ -158,6 +163,22 @@ class MTPotential:
             return np.zeros(len(atoms), dtype=np.int64)
         raise MTPInputError(f"{where}: the potential {self.source} does not name its species; "
                             "give them (e.g. --species Cu Au, or MTPotential.load(..., species=[...]))")
+
+    def _type_table(self):
+        """MLIP type of each atomic number (-1: not in the potential), or None when a species
+        name is not an element symbol."""
+        key = tuple(self.species)
+        cached = getattr(self, "_types_cache", None)
+        if cached is None or cached[0] != key:
+            from ase.data import atomic_numbers
+            table = None
+            if all(s in atomic_numbers for s in key):
+                table = np.full(119, -1, dtype=np.int64)
+                for n, s in enumerate(key):
+                    table[atomic_numbers[s]] = n
+            cached = (key, table)
+            object.__setattr__(self, "_types_cache", cached)
+        return cached[1]
 
     def _check_types(self, types, where):
         if len(types) and (types.min() < 0 or types.max() >= self.species_count):
