@@ -189,6 +189,10 @@ class MTPotential:
     # ---- evaluation ---------------------------------------------------------------
     def neighbors(self, atoms, where="structure"):
         """CSR neighbour list within max_dist, with the checks of a well-posed structure."""
+        return self._checked_neighbors(atoms, where)[:3]
+
+    def _checked_neighbors(self, atoms, where):
+        """(offsets, nbr, vec, shortest distance); warns below min_dist."""
         positions = atoms.positions
         if not np.isfinite(positions).all():
             bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
@@ -197,12 +201,11 @@ class MTPotential:
             offsets, nbr, vec = neighbor_csr(positions, atoms.cell.array, atoms.pbc, self.max_dist)
         except ValueError as exc:
             raise MTPInputError(f"{where}: {exc}") from exc
-        if len(vec):
-            shortest = shortest_distance(vec)
-            if shortest < self.min_dist:
-                warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
-                              f"{self.min_dist} Å, where the potential is not trained", stacklevel=3)
-        return offsets, nbr, vec
+        shortest = shortest_distance(vec) if len(vec) else np.inf
+        if shortest < self.min_dist:
+            warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
+                          f"{self.min_dist} Å, where the potential is not trained", stacklevel=4)
+        return offsets, nbr, vec, shortest
 
     def run_kernel(self, types, offsets, nbr, vec, want_forces, want_params, per_atom, n_blocks=None):
         """(site energies, dE/d(vec_p), dE/dtheta rows) from the one serial or parallel kernel.
@@ -221,18 +224,25 @@ class MTPotential:
 
     def evaluate(self, atoms, where="structure", n_blocks=None):
         """Energy, forces, stress (ASE sign, eV/Å³; None without a 3-D periodic cell) and site energies."""
+        return self.evaluate_pass(atoms, where, n_blocks)[0]
+
+    def evaluate_pass(self, atoms, where="structure", n_blocks=None, want_params=False,
+                      per_atom=False):
+        """`evaluate`'s dict, the dE/dtheta rows of the same kernel pass (see `run_kernel`;
+        None unless `want_params`) and the shortest interatomic distance (inf if none)."""
         self.kernel_arrays()          # an untrained potential fails here, before any work
         types = self.types_of(atoms, where)
-        offsets, nbr, vec = self.neighbors(atoms, where)
-        site_energy, pair_grad, _ = self.run_kernel(types, offsets, nbr, vec, True, False, False,
-                                                    n_blocks)
+        offsets, nbr, vec, shortest = self._checked_neighbors(atoms, where)
+        site_energy, pair_grad, rows = self.run_kernel(types, offsets, nbr, vec, True, want_params,
+                                                       per_atom, n_blocks)
         forces, virial = forces_and_virial(len(atoms), offsets, nbr, vec, pair_grad)
         stress = None
         if atoms.pbc.all():
             virial = 0.5 * (virial + virial.T)
             stress = virial[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / abs(np.linalg.det(atoms.cell.array))
-        return dict(energy=float(site_energy.sum()), forces=forces, stress=stress,
-                    energies=site_energy)
+        result = dict(energy=float(site_energy.sum()), forces=forces, stress=stress,
+                      energies=site_energy)
+        return result, (rows if want_params else None), shortest
 
     # ---- parameters -----------------------------------------------------------------
     def get_parameters(self):

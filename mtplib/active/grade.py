@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kernels.mtp import forces_and_virial
 from ..potential import MTPInputError, MTPotential
 from .maxvol import VIRTUAL, MaxvolState, maxvol
 
@@ -65,24 +64,12 @@ def evaluate_with_gradients(potential, atoms, per_atom=False, where="structure",
     (None when not `gradients`: then the plain kernel runs), and ``min_distance``, the
     shortest interatomic distance within max_dist (inf if none).
     """
-    potential.kernel_arrays()
-    types = potential.types_of(atoms, where)
-    offsets, nbr, vec = potential.neighbors(atoms, where)
-    # the same compiled kernel as MTPotential.evaluate, with the parameter rows switched on
-    site_energy, pair_grad, rows = potential.run_kernel(types, offsets, nbr, vec, True, gradients,
-                                                        per_atom, n_blocks)
-    if not gradients:
-        rows = None
-    forces, virial = forces_and_virial(len(atoms), offsets, nbr, vec, pair_grad)
-    stress = None
-    if atoms.pbc.all():
-        virial = 0.5 * (virial + virial.T)
-        stress = virial[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
+    # the same compiled kernel pass as MTPotential.evaluate, with the parameter rows switched on
+    res, rows, shortest = potential.evaluate_pass(atoms, where, n_blocks, gradients, per_atom)
     if rows is not None and not per_atom:
         rows = rows.sum(axis=0, keepdims=True) / max(len(atoms), 1)
-    min_distance = float(np.sqrt((vec ** 2).sum(axis=1).min())) if len(vec) else np.inf
-    return dict(energy=float(site_energy.sum()), forces=forces, stress=stress,
-                energies=site_energy, rows=rows, min_distance=min_distance)
+    res.update(rows=rows, min_distance=float(shortest))
+    return res
 
 
 def jacobian_rows(potential, images, mode="configuration", where="training set"):
