@@ -9,6 +9,10 @@ stops once an MD finishes with no gamma >= gamma_break. Selection is in neighbou
 (one Jacobian row per atom). The two arms are then compared on equal terms: the same number
 of configurations, each fitted by the same seed scan (cold start, best training loss of
 FINAL_SEEDS, as the workflow's final fit), scored on an independent EMT MD trajectory.
+
+The loop's convergence is asserted. That active learning beats uniform sampling is NOT
+established: over seeds of the whole procedure the sign of the difference changes (the
+numbers are in the xfail reason), so that comparison stays a non-strict xfail.
 """
 import ase.io
 import numpy as np
@@ -113,12 +117,30 @@ def compare_with_uniform(train, seed=0):
     return _energy_rmse(_final_fit(train), test_set), _energy_rmse(_final_fit(uniform), test_set)
 
 
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """The loop from 10 rattled cells (seed 0): (training set, steps survived)."""
+    return active_learning(emt_cells(10, seed=0, rattle=0.05, strain=0.01),
+                           tmp_path_factory.mktemp("al"))
+
+
 @pytest.mark.slow
-def test_active_learning_beats_uniform_sampling(tmp_path):
-    train, survived = active_learning(emt_cells(10, seed=0, rattle=0.05, strain=0.01), tmp_path)
+def test_active_learning_converges(learned):
+    """Steps survived before gamma_break grow; the last MD finishes with no gamma >= gamma_break."""
+    train, survived = learned
     assert survived[-1] == STEPS + 1, f"the last MD did not finish: steps survived {survived}"
     assert len(survived) > 1 and survived[-1] > survived[0], survived
     assert max(survived[:-1]) <= survived[-1]
+    assert len(train) > 10
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "known shortfall: not robust over seeds. Energy RMSE (meV/atom) active vs uniform, same "
+    "N and the same seed-scanned fit, seeds 0/1/3/5 of this loop: 0.184/0.215, 0.237/0.187, "
+    "0.132/0.136, 0.275/0.209; the fit-seed spread (0.1-0.3) exceeds the difference"))
+def test_active_learning_beats_uniform_sampling(learned):
+    train, survived = learned
     active_rmse, uniform_rmse = compare_with_uniform(train)
     print(f"{len(train)} configurations, steps survived {survived}: energy RMSE active "
           f"{active_rmse * 1e3:.3f} meV/atom, uniform {uniform_rmse * 1e3:.3f} meV/atom")
