@@ -1,7 +1,20 @@
 """End to end: MD -> select -> EMT labels -> refit, against uniform sampling of MD (EMT Cu).
 
 Needs `mtplib.training.fit`; skipped with the reason when it cannot be imported.
+
+The loop follows the AL workflow (`mtplib.workflow.active`): every iteration selects from its
+MD's candidates, labels and refits warm from the previous potential, also when the MD
+finished (its gamma_select < gamma < gamma_break candidates are still extrapolative), and
+stops once an MD finishes with no gamma >= gamma_break. Selection is in neighbourhood mode
+(one Jacobian row per atom). The two arms are then compared on equal terms: the same number
+of configurations, each fitted by the same seed scan (cold start, best training loss of
+FINAL_SEEDS, as the workflow's final fit), scored on an independent EMT MD trajectory.
+
+The loop's convergence is asserted. That active learning beats uniform sampling is NOT
+established: over seeds of the whole procedure the sign of the difference changes (the
+numbers are in the xfail reason), so that comparison stays a non-strict xfail.
 """
+import ase.io
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -19,11 +32,23 @@ pytestmark = pytest.mark.skipif(fit is None, reason=_why if fit is None else "")
 
 T, STEPS, DT = 1200.0, 300, 2.0
 GAMMA_SELECT, GAMMA_BREAK = 2.0, 10.0
+MODE = "neighborhood"
+MAX_SELECT = 10            # configurations selected per iteration
+REFIT_ITER = 100           # warm refits inside the loop
+FINAL_SEEDS = (0, 1, 2)    # the final fit of either arm: best training loss over these seeds
 
 
-def _fit(images, seed=0):
-    init = tiny_potential(8)
-    return fit(images, init, seed=seed, max_iter=300, log=lambda *a, **k: None)
+def _fit(images, seed=0, init=None, max_iter=300):
+    """(potential, final training loss): cold from a level-8 MTP, or warm from `init`."""
+    history = []
+    pot = fit(images, init if init is not None else tiny_potential(8), seed=seed,
+              max_iter=max_iter, log=None, history=history)
+    return pot, (history[-1]["loss"] if history else np.inf)
+
+
+def _final_fit(images):
+    """The same seed scan for both arms: the lowest training loss over FINAL_SEEDS."""
+    return min((_fit(images, seed=s) for s in FINAL_SEEDS), key=lambda f: f[1])[0]
 
 
 def _start(seed):
@@ -55,47 +80,72 @@ def _emt_md(steps, seed, every):
     return frames
 
 
-@pytest.mark.slow
-def test_active_learning_beats_uniform_sampling(tmp_path):
-    train = emt_cells(10, seed=0, rattle=0.05, strain=0.01)
-    pot = _fit(train)
+def active_learning(train, workdir, seed=0, max_iterations=10):
+    """The loop; returns (training set, steps survived per iteration). `seed` offsets the MD
+    starts and noise: active_learning(emt_cells(10, seed=s, ...), dir, seed=s) and
+    compare_with_uniform(train, seed=s) give the per-seed figures of the xfail reason."""
+    pot = _fit(train)[0]
     survived = []
-    for it in range(15):
-        aset = ActiveSet.from_training(pot, train)
-        cand = tmp_path / f"cand{it}.extxyz"
-        res = run_md(pot, _start(100 + it), active_set=aset, ensemble="nvt", temperature=T,
-                     steps=STEPS, timestep=DT, seed=it, candidates=cand, log=None,
+    for it in range(max_iterations):
+        aset = ActiveSet.from_training(pot, train, mode=MODE)
+        cand = workdir / f"cand{it}.extxyz"
+        res = run_md(pot, _start(100 + it + 1000 * seed), active_set=aset, ensemble="nvt",
+                     temperature=T, steps=STEPS, timestep=DT, seed=it + 1000 * seed,
+                     candidates=cand, log=None,
                      thresholds=Thresholds(gamma_select=GAMMA_SELECT, gamma_break=GAMMA_BREAK))
-        survived.append(res.steps if res.reason != "finished" else STEPS + 1)
-        if res.reason == "finished" and res.max_gamma < GAMMA_BREAK:
+        finished = res.reason == "finished" and res.max_gamma < GAMMA_BREAK
+        survived.append(STEPS + 1 if finished else res.steps)
+        assert finished or res.reason == "extrapolation", res.message
+        pool = ase.io.read(cand, ":") if cand.exists() else []
+        new = [label_emt(pool[k]) for k in select_add(aset, pool, max_count=MAX_SELECT).selected] \
+            if pool else []
+        assert new or finished, f"iteration {it}: nothing selected from {len(pool)} candidates"
+        if new:
+            train = train + new
+            pot = _fit(train, init=pot, max_iter=REFIT_ITER)[0]
+        if finished:
             break
-        assert res.reason == "extrapolation", res.message
-        import ase.io
-        pool = ase.io.read(cand, ":")
-        new = [label_emt(pool[k]) for k in select_add(aset, pool, max_count=10).selected]
-        assert new, f"iteration {it}: nothing selected from {len(pool)} candidates"
-        train = train + new
-        pot = _fit(train)
+    return train, survived
+
+
+def compare_with_uniform(train, seed=0):
+    """(active RMSE, uniform RMSE) in eV/atom on an independent EMT MD trajectory, both arms
+    fitted by `_final_fit` on the same number of configurations."""
+    n_md = len(train) - 10
+    uniform = emt_cells(10, seed=seed, rattle=0.05, strain=0.01) + \
+        _emt_md(STEPS, seed=7 + 1000 * seed, every=max(1, STEPS // n_md))[:n_md]
+    assert len(uniform) == len(train)
+    test_set = _emt_md(400, seed=99 + 1000 * seed, every=20)
+    return _energy_rmse(_final_fit(train), test_set), _energy_rmse(_final_fit(uniform), test_set)
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """The loop from 10 rattled cells (seed 0): (training set, steps survived)."""
+    return active_learning(emt_cells(10, seed=0, rattle=0.05, strain=0.01),
+                           tmp_path_factory.mktemp("al"))
+
+
+@pytest.mark.slow
+def test_active_learning_converges(learned):
+    """Steps survived before gamma_break grow; the last MD finishes with no gamma >= gamma_break."""
+    train, survived = learned
     assert survived[-1] == STEPS + 1, f"the last MD did not finish: steps survived {survived}"
-    assert survived[-1] > survived[0]
+    assert len(survived) > 1 and survived[-1] > survived[0], survived
     assert max(survived[:-1]) <= survived[-1]
-    _check_beats_uniform(pot, train)
+    assert len(train) > 10
 
 
-def _check_beats_uniform(pot, train):
-    """Energy error on an independent EMT MD trajectory, against uniform sampling of MD.
-
-    Known shortfall (named in the project notes): the actively learned potential is
-    reliable (its MD finishes without extrapolation) but its energy RMSE on an
-    equilibrium 1200 K trajectory was 0.37 meV/atom against 0.25 for the same number of
-    configurations sampled uniformly from EMT MD, which match that distribution exactly.
-    """
-    uniform = emt_cells(10, seed=0, rattle=0.05, strain=0.01) + \
-        _emt_md(STEPS, seed=7, every=max(1, STEPS // (len(train) - 10)))[:len(train) - 10]
-    reference = _fit(uniform)
-    test_set = _emt_md(400, seed=99, every=20)
-    active_rmse, uniform_rmse = _energy_rmse(pot, test_set), _energy_rmse(reference, test_set)
-    if active_rmse >= uniform_rmse:
-        pytest.xfail(f"known shortfall: active-learning energy RMSE {active_rmse * 1e3:.3f} meV/atom "
-                     f">= uniform sampling {uniform_rmse * 1e3:.3f} meV/atom")
-    assert active_rmse < uniform_rmse
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "known shortfall: not robust over seeds. Energy RMSE (meV/atom) active vs uniform, same "
+    "N and the same seed-scanned fit, seeds 0/1/3/5 of this loop: 0.184/0.215, 0.237/0.187, "
+    "0.132/0.136, 0.275/0.209; the fit-seed spread (0.1-0.3) exceeds the difference"))
+def test_active_learning_beats_uniform_sampling(learned):
+    train, survived = learned
+    active_rmse, uniform_rmse = compare_with_uniform(train)
+    print(f"{len(train)} configurations, steps survived {survived}: energy RMSE active "
+          f"{active_rmse * 1e3:.3f} meV/atom, uniform {uniform_rmse * 1e3:.3f} meV/atom")
+    assert active_rmse < uniform_rmse, (
+        f"active learning ({len(train)} configurations, steps survived {survived}): energy RMSE "
+        f"{active_rmse * 1e3:.3f} meV/atom, not below uniform sampling {uniform_rmse * 1e3:.3f}")
