@@ -5,6 +5,8 @@
 # `--slurm-status-command squeue`), which works because MinJobAge=600 keeps finished jobs in
 # slurmctld's memory for 10 minutes. This avoids MariaDB + slurmdbd (27 MB more, a daemon that
 # crashed when its pid/log lived in a root-owned folder) and takes about 5 s once installed.
+# Finished jobs are still listed by `sacct -c`, which reads the job-completion text file of
+# JobCompType=jobcomp/filetxt ($MTP_SLURM_DIR/log/jobcomp.txt); plain `sacct` needs slurmdbd.
 #
 # Facts behind every choice: /work/shared/ci/SLURM.md and profiles/README.md.
 #

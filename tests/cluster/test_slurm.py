@@ -1,7 +1,8 @@
 """The SLURM profiles against a real SLURM: sbatch, srun MPI ranks, scancel + retries.
 
 Needs a running SLURM with an idle node, or root to start one with .ci/slurm_up.sh
-(single-node, no accounting: job status comes from squeue). Skips, with the reason, otherwise.
+(single-node, no slurmdbd: job status comes from squeue, and sacct -c lists finished jobs from
+the job-completion file). Skips, with the reason, otherwise.
 Each test runs Snakemake with profiles/slurm (or slurm-grouped) copied to tmp, changed only in
 the partition, the status command and the polling delays.
 """
@@ -93,7 +94,7 @@ def derived_profile(tmp_path, slurm, name="slurm"):
     return out
 
 
-def run_snakemake(workdir, profile, *args, timeout=150, env=None):
+def run_snakemake(workdir, profile, *args, timeout=600, env=None):
     cmd = [sys.executable, "-m", "snakemake", "--profile", str(profile),
            "--directory", str(workdir), "--slurm-no-account", *args]
     t0 = time.time()
@@ -276,7 +277,7 @@ def test_scancel_then_retry_resumes(slurm, tmp_path):
             pytest.fail("the job never finished 2 items within 90 s")
         first = int((work / "calls.log").read_text().split()[2])
         assert _sh(f"scancel {first}").returncode == 0
-        out, _ = proc.communicate(timeout=150)
+        out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -328,7 +329,7 @@ def test_tiny_workflow_labels_equal_under_slurm_and_local(slurm, tmp_path):
         profile = (ROOT / "profiles/local") if name == "local" else derived_profile(tmp_path, slurm)
         log, seconds = run_snakemake(
             work, profile, target, "results/labels/isolated.json",
-            f"--configfile={work / 'config/examples/cuau_tiny.yaml'}", timeout=240)
+            f"--configfile={work / 'config/examples/cuau_tiny.yaml'}", timeout=900)
         print(f"tiny workflow stages 1-2, {name}: {seconds:.1f} s")
         runs[name] = (work, log)
     # Every job went through sbatch and finished there: stage 1 per phase, each labelling
