@@ -1,14 +1,18 @@
 """Real DFT through the reference-calculator factory (GPAW in plane-wave mode).
 
-Skips when gpaw is not importable or finds no PAW setups. The stress that GPAW reports is
-checked against a central finite difference of its energy under a small strain, so a wrong
-sign, unit or Voigt order in the labelling path fails here.
+The GPAW tests skip when gpaw is not importable or finds no PAW setups. The stress that GPAW
+reports is checked against a central finite difference of its energy under a small strain, so
+a wrong sign, unit or Voigt order in the labelling path fails here.
 """
+
+import importlib.util
 
 import numpy as np
 import pytest
 from ase.build import bulk
+from ase.io.espresso import kspacing_to_grid
 
+from mtplib.workflow.isolated import isolated_atom
 from mtplib.workflow.label import compute_labels
 from mtplib.workflow.reference import (
     GpawSetupsMissing,
@@ -17,7 +21,23 @@ from mtplib.workflow.reference import (
     make_calculator,
 )
 
-gpaw = pytest.importorskip("gpaw", reason="gpaw is not installed (pip install 'mtplib[dft]')")
+needs_gpaw = pytest.mark.skipif(importlib.util.find_spec("gpaw") is None,
+                                reason="gpaw is not installed (pip install 'mtplib[dft]')")
+
+
+@pytest.mark.parametrize("name, crystal_kpts", [
+    ("gpaw", {"kpts": {"density": 1.5, "gamma": False}}),
+    ("espresso", {"kspacing": 0.07}),
+    ("vasp", {"kspacing": 0.07}),
+])
+def test_isolated_atom_is_gamma_only(name, crystal_kpts):
+    """The crystal's k-point density must not reach the atom in its box (10 Å box, ASE's
+    kspacing 0.07 would be a 2x2x2 grid there)."""
+    atoms, kw, _ = isolated_atom("Si", name, dict(crystal_kpts), 10.0, spin=False)
+    assert kspacing_to_grid(atoms, 0.07) == [2, 2, 2]
+    assert "kspacing" not in kw
+    size = kw["kpts"]["size"] if isinstance(kw["kpts"], dict) else kw["kpts"]
+    assert tuple(size) == (1, 1, 1), kw
 
 # Small but physically sane: PW 300 eV (Si is converged to ~5 meV/atom there), 2x2x2 k-points
 # on a 2-atom cell, tight SCF so that the energy differences below are well above SCF noise.
@@ -32,6 +52,7 @@ SI_KWARGS = {
 
 
 def _setups_or_skip(symbols=("Si",)):
+
     try:
         return find_gpaw_setups(symbols, "PBE")
     except GpawSetupsMissing as err:
@@ -48,6 +69,8 @@ def _silicon():
 
 @pytest.fixture(scope="module")
 def si_single_point():
+    if importlib.util.find_spec("gpaw") is None:
+        pytest.skip("gpaw is not installed (pip install 'mtplib[dft]')")
     _setups_or_skip()
     atoms = _silicon()
     labelled = compute_labels(atoms, make_calculator("gpaw", SI_KWARGS))
@@ -60,6 +83,7 @@ def _energy(atoms):
     return atoms.get_potential_energy()
 
 
+@needs_gpaw
 def test_gpaw_single_point_has_energy_forces_stress(si_single_point):
     atoms, labelled = si_single_point
     e = labelled.get_potential_energy()
@@ -71,6 +95,7 @@ def test_gpaw_single_point_has_energy_forces_stress(si_single_point):
     assert s.shape == (6,) and abs(s[:3]).min() > 1e-3, f"compressed cell, stress {s}"
 
 
+@needs_gpaw
 @pytest.mark.slow
 @pytest.mark.parametrize("voigt", [0, 5])  # xx and xy
 def test_gpaw_stress_is_strain_derivative_of_energy(si_single_point, voigt):
@@ -94,9 +119,12 @@ def test_gpaw_stress_is_strain_derivative_of_energy(si_single_point, voigt):
     assert analytic == pytest.approx(numerical, rel=0.03, abs=5e-4), (voigt, analytic, numerical)
 
 
+@needs_gpaw
 def test_factory_names_missing_gpaw_setups(tmp_path, monkeypatch):
     """No folder holds the element's setup: the factory fails before any structure, naming the
     missing file, the folders searched and the config key to set."""
+    import gpaw
+
     import mtplib.workflow.reference as reference
 
     monkeypatch.setattr(gpaw, "setup_paths", [])  # neither GPAW_SETUP_PATH nor pip's gpaw-data
