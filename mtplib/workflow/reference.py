@@ -6,8 +6,11 @@ Built-in names map to ASE calculators; any other name of the form
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # name -> (module, class, pip extra that provides the module or None)
@@ -114,6 +117,12 @@ def find_gpaw_setups(symbols, xc: str = "LDA", extra_paths=(), setups="paw") -> 
     return found
 
 
+def _scratch_directory(name: str) -> str:
+    path = tempfile.mkdtemp(prefix=f"mtplib-{name}-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = ""):
     """Instantiate the reference calculator.
 
@@ -123,6 +132,11 @@ def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = "")
     """
     kwargs = dict(kwargs or {})
     cls = resolve(name)
+    if name in COMMAND_CODES and "directory" not in kwargs:
+        # Their input/output files (espresso.pwi, pwscf.save, OUTCAR...) live in the calculator's
+        # directory: two chunks running side by side in the workflow folder would overwrite each
+        # other's. One private scratch folder per calculator instead, removed at exit.
+        kwargs["directory"] = _scratch_directory(name)
     if name == "espresso":
         from ase.calculators.espresso import EspressoProfile
 
