@@ -115,8 +115,9 @@ def test_gpaw_stress_is_strain_derivative_of_energy(si_single_point, voigt):
     numerical = (energies[0] - energies[1]) / (2 * step) / atoms.get_volume()
     analytic = labelled.get_stress()[voigt]
     # Loose, 3 %: GPAW's stress is at a fixed cutoff, the finite difference at a fixed cutoff
-    # too but with a basis that changes with the cell. Measured here: xx -0.1260 vs -0.1273,
-    # xy 0.02809 vs 0.02820 eV/A^3. A wrong sign, factor 2 or Voigt order (yz is 0.0250) fails.
+    # too but with a basis that changes with the cell. Measured here (gamma-centred 2x2x2):
+    # xx -0.1260 vs -0.1273, xy 0.02809 vs 0.02820 eV/A^3. A wrong sign, factor 2 or Voigt
+    # order (yz was 0.0250) fails.
     assert analytic == pytest.approx(numerical, rel=0.03, abs=5e-4), (voigt, analytic, numerical)
 
 
