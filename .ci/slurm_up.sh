@@ -5,6 +5,8 @@
 # `--slurm-status-command squeue`), which works because MinJobAge=600 keeps finished jobs in
 # slurmctld's memory for 10 minutes. This avoids MariaDB + slurmdbd (27 MB more, a daemon that
 # crashed when its pid/log lived in a root-owned folder) and takes about 5 s once installed.
+# Finished jobs are still listed by `sacct -c`, which reads the job-completion text file of
+# JobCompType=jobcomp/filetxt ($MTP_SLURM_DIR/log/jobcomp.txt); plain `sacct` needs slurmdbd.
 #
 # Facts behind every choice: /work/shared/ci/SLURM.md and profiles/README.md.
 #
@@ -103,15 +105,17 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 # No slurmdbd: Snakemake must poll with squeue, so finished jobs stay visible for 10 minutes.
 AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
+# A job-completion file instead: "sacct -c" lists every finished job from it (no daemon).
+JobCompType=jobcomp/filetxt
+JobCompLoc=$DIR/log/jobcomp.txt
 MinJobAge=600
 ReturnToService=2
 # Schedule cores and memory; DefMemPerCPU stops a job without --mem taking the whole node.
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
-# SLURM's own default: a bare `srun -n 2` gives two 1-rank worlds. The profiles pass
-# `srun --mpi=pmi2` (what the mpich wheel needs), so the MPI test proves the profile, not this line.
+# SLURM's own default: a bare "srun -n 2" gives two 1-rank worlds. The profiles pass
+# "srun --mpi=pmi2" (what the mpich wheel needs), so the MPI test proves the profile, not this line.
 MpiDefault=none
 SchedulerType=sched/backfill
 StateSaveLocation=$DIR/state

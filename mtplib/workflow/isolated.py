@@ -24,6 +24,13 @@ def isolated_atom(symbol: str, name: str, kwargs: dict, box: float, spin: bool):
     moment = float(ground_state_magnetic_moments[atomic_numbers[symbol]])
     atoms = Atoms(symbol, positions=[(box / 2,) * 3], cell=[box] * 3,
                   pbc=name in PERIODIC_CODES or ":" in name)
+    # An atom in a box has no dispersion: Γ only. The crystal's k-point density would give
+    # e.g. 2x2x2 in a 10 Å box (ASE's kspacing has no 2π), multiplying the cost for nothing.
+    if name == "gpaw":
+        kwargs["kpts"] = {"size": (1, 1, 1), "gamma": True}
+    elif name in ("espresso", "vasp"):
+        kwargs.pop("kspacing", None)
+        kwargs["kpts"] = (1, 1, 1)
     mode = "none"
     if spin and moment > 0:
         if name == "tblite":

@@ -190,7 +190,9 @@ def main(argv=None) -> int:
     frames = read(args.structures, index=":", parallel=False)
     wanted = set(chunk_indices_from(len(frames), args.chunk_size, args.chunk))
     frames = [a for a in frames if int(a.info["index"]) in wanted]
-    factory = calculator_factory(reference["name"], reference.get("kwargs"), args.mpi_prefix)
+    symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    factory = calculator_factory(reference["name"], reference.get("kwargs"), args.mpi_prefix,
+                                 symbols=symbols)
     log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)
     log(f"chunk {args.chunk}: {len(frames)} structures, reference {reference['name']}, "
         f"{comm.Get_size() if comm is not None else 1} MPI rank(s)")

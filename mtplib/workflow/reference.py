@@ -6,7 +6,12 @@ Built-in names map to ASE calculators; any other name of the form
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 # name -> (module, class, pip extra that provides the module or None)
 BUILTIN = {
@@ -60,6 +65,64 @@ def resolve(name: str):
         ) from err
 
 
+# Debian's `gpaw-data` package (apt) puts the PAW setups here; pip's `gpaw-data` (a dependency
+# of `pip install gpaw`) is found by GPAW itself.
+DEBIAN_GPAW_SETUPS = "/usr/share/gpaw-setups"
+# Exchange-correlation names whose PAW setup files are named after them (``Hf.PBE.gz``).
+GPAW_SETUP_XC = {"LDA", "PBE", "RPBE", "revPBE", "GLLBSC"}
+
+
+class GpawSetupsMissing(FileNotFoundError):
+    """GPAW would not find the PAW setup file of an element."""
+
+
+def gpaw_setup_paths(extra=()) -> list[str]:
+    """Folders searched for GPAW's PAW setups, first hit wins.
+
+    ``extra`` (``reference.kwargs.setup_paths``) comes first, then what GPAW itself knows
+    (``GPAW_SETUP_PATH``, ``~/.gpaw/rc.py``, the pip package ``gpaw-data``), then Debian's
+    ``gpaw-data`` folder when it exists.
+    """
+    import gpaw
+
+    if isinstance(extra, (str, Path)):
+        extra = [extra]
+    paths = [str(p) for p in extra] + [str(p) for p in gpaw.setup_paths]
+    if os.path.isdir(DEBIAN_GPAW_SETUPS):
+        paths.append(DEBIAN_GPAW_SETUPS)
+    return list(dict.fromkeys(paths))
+
+
+def find_gpaw_setups(symbols, xc: str = "LDA", extra_paths=(), setups="paw") -> dict:
+    """{symbol: setup file} for GPAW's standard PAW setups; GpawSetupsMissing names the missing
+    files and the folders searched. Setups other than the standard ones are not checked."""
+    paths = gpaw_setup_paths(extra_paths)
+    found, missing = {}, []
+    for symbol in sorted(set(symbols)):
+        kind = setups.get(symbol, "paw") if isinstance(setups, dict) else setups
+        if kind != "paw" or xc not in GPAW_SETUP_XC:
+            continue  # named or non-PAW setups (sg15, hgh, ghost, ...): left to GPAW
+        name = f"{symbol}.{xc}"
+        hits = [Path(p) / f for p in paths for f in (name, f"{name}.gz") if (Path(p) / f).is_file()]
+        if hits:
+            found[symbol] = str(hits[0])
+        else:
+            missing.append(name)
+    if missing:
+        raise GpawSetupsMissing(
+            f"GPAW PAW setup file(s) {', '.join(missing)} not found in {paths or '(no folder)'}; "
+            "pip install gpaw-data (or apt-get install gpaw-data), or point GPAW_SETUP_PATH or "
+            "the config key reference.kwargs.setup_paths at a folder holding them"
+        )
+    return found
+
+
+def _scratch_directory(name: str) -> str:
+    path = tempfile.mkdtemp(prefix=f"mtplib-{name}-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = ""):
     """Instantiate the reference calculator.
 
@@ -69,6 +132,11 @@ def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = "")
     """
     kwargs = dict(kwargs or {})
     cls = resolve(name)
+    if name in COMMAND_CODES and "directory" not in kwargs:
+        # Their input/output files (espresso.pwi, pwscf.save, OUTCAR...) live in the calculator's
+        # directory: two chunks running side by side in the workflow folder would overwrite each
+        # other's. One private scratch folder per calculator instead, removed at exit.
+        kwargs["directory"] = _scratch_directory(name)
     if name == "espresso":
         from ase.calculators.espresso import EspressoProfile
 
@@ -78,13 +146,27 @@ def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = "")
             command = f"{mpi_prefix} {command}"
         profile.setdefault("pseudo_dir", kwargs.pop("pseudo_dir", "."))
         kwargs["profile"] = EspressoProfile(command=command, **profile)
+    elif name == "gpaw":
+        import gpaw
+
+        # in place: gpaw.setup_data holds a reference to this very list
+        gpaw.setup_paths[:] = gpaw_setup_paths(kwargs.pop("setup_paths", ()))
     elif name == "vasp" and mpi_prefix:
         kwargs["command"] = f"{mpi_prefix} {kwargs.get('command', 'vasp_std')}"
     return cls(**kwargs)
 
 
-def calculator_factory(name: str, kwargs: dict | None = None, mpi_prefix: str = ""):
-    """A zero-argument callable returning a fresh calculator (used for retries)."""
-    # resolve now so that a missing package fails before any structure is touched
+def calculator_factory(name: str, kwargs: dict | None = None, mpi_prefix: str = "",
+                       symbols=None):
+    """A zero-argument callable returning a fresh calculator (used for retries).
+
+    A missing package, or (for GPAW, given the ``symbols`` to label) a missing PAW setup,
+    fails here, before any structure is touched: otherwise every structure would be
+    retried and listed as failed.
+    """
     resolve(name)
+    if name == "gpaw" and symbols:
+        kw = kwargs or {}
+        find_gpaw_setups(symbols, kw.get("xc", "LDA"), kw.get("setup_paths", ()),
+                         kw.get("setups", "paw"))
     return lambda: make_calculator(name, kwargs, mpi_prefix)

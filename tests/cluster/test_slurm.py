@@ -1,7 +1,8 @@
 """The SLURM profiles against a real SLURM: sbatch, srun MPI ranks, scancel + retries.
 
 Needs a running SLURM with an idle node, or root to start one with .ci/slurm_up.sh
-(single-node, no accounting: job status comes from squeue). Skips, with the reason, otherwise.
+(single-node, no slurmdbd: job status comes from squeue, and sacct -c lists finished jobs from
+the job-completion file). Skips, with the reason, otherwise.
 Each test runs Snakemake with profiles/slurm (or slurm-grouped) copied to tmp, changed only in
 the partition, the status command and the polling delays.
 """
@@ -41,6 +42,18 @@ def _idle_partition():
     return None
 
 
+def _sacct_command(accounting):
+    """How sacct lists finished jobs here: 'sacct' (slurmdbd), 'sacct -c' (the job-completion
+    file of JobCompType=jobcomp/filetxt, as .ci/slurm_up.sh sets), or None."""
+    if accounting:
+        return "sacct"
+    conf = _sh("scontrol show config", timeout=20).stdout
+    comp = re.search(r"^JobCompType\s*=\s*(\S+)", conf, re.M)
+    if comp and comp.group(1) == "jobcomp/filetxt" and _sh("sacct -c -n -X", timeout=20).returncode == 0:
+        return "sacct -c"
+    return None
+
+
 @pytest.fixture(scope="session")
 def slurm():
     """A usable SLURM: {'partition', 'status_command'}; starts one when root and needed."""
@@ -59,8 +72,9 @@ def slurm():
         if partition is None:
             pytest.skip(f"{UP.name} ran but sinfo shows no idle node")
     # Without slurmdbd, sacct fails on every poll and the plugin waits forever: use squeue.
-    status = "sacct" if _sh("sacct -n -X -j 1", timeout=20).returncode == 0 else "squeue"
-    yield {"partition": partition, "status_command": status}
+    accounting = _sh("sacct -n -X -j 1", timeout=20).returncode == 0
+    status = "sacct" if accounting else "squeue"
+    yield {"partition": partition, "status_command": status, "sacct": _sacct_command(accounting)}
     if started:
         _sh(f"bash {DOWN}", timeout=120)
 
@@ -80,7 +94,7 @@ def derived_profile(tmp_path, slurm, name="slurm"):
     return out
 
 
-def run_snakemake(workdir, profile, *args, timeout=150, env=None):
+def run_snakemake(workdir, profile, *args, timeout=600, env=None):
     cmd = [sys.executable, "-m", "snakemake", "--profile", str(profile),
            "--directory", str(workdir), "--slurm-no-account", *args]
     t0 = time.time()
@@ -90,6 +104,21 @@ def run_snakemake(workdir, profile, *args, timeout=150, env=None):
     (Path(workdir) / "snakemake.out").write_text(log)
     assert proc.returncode == 0, f"snakemake failed ({time.time() - t0:.0f} s):\n{log[-4000:]}"
     return log, time.time() - t0
+
+
+def sacct_states(sacct, ids, timeout=30):
+    """{jobid: state} that ``sacct`` reports for ``ids``; waits for the completion records,
+    which slurmctld writes when a job ends (a moment after squeue shows it COMPLETED)."""
+    ids = sorted(set(ids))
+    deadline = time.time() + timeout
+    while True:
+        out = _sh(f"{sacct} -n -X -P -o JobIDRaw,State -j {','.join(map(str, ids))}", timeout=20)
+        assert out.returncode == 0, f"{sacct} failed: {out.stderr}"
+        states = dict(ln.split("|")[:2] for ln in out.stdout.splitlines() if "|" in ln)
+        states = {int(k): v.split()[0] for k, v in states.items() if k.isdigit()}
+        if set(ids) <= set(states) or time.time() > deadline:
+            return states
+        time.sleep(1)
 
 
 def slurm_jobs():
@@ -153,6 +182,16 @@ def test_toy_jobs_go_through_sbatch(toy_run):
     cache = (work / "out/part0.txt").read_text().split()[1]
     assert cache.startswith(str(tmp / "numba") + "/"), cache
     assert re.fullmatch(r"[\w]+-\d+", Path(cache).name), cache
+
+
+def test_toy_jobs_listed_by_sacct(toy_run, slurm):
+    if slurm["sacct"] is None:
+        pytest.skip("this SLURM has neither slurmdbd accounting nor JobCompType=jobcomp/filetxt: "
+                    "sacct cannot list jobs (.ci/slurm_up.sh sets jobcomp/filetxt)")
+    _, log, _ = toy_run
+    ids = [int(i) for i in JOBID_RE.findall(log)]
+    states = sacct_states(slurm["sacct"], ids)
+    assert states == {i: "COMPLETED" for i in ids}, f"{slurm['sacct']} lists {states} for {ids}"
 
 
 def test_mpi_job_has_two_ranks(toy_run):
@@ -238,7 +277,7 @@ def test_scancel_then_retry_resumes(slurm, tmp_path):
             pytest.fail("the job never finished 2 items within 90 s")
         first = int((work / "calls.log").read_text().split()[2])
         assert _sh(f"scancel {first}").returncode == 0
-        out, _ = proc.communicate(timeout=150)
+        out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -279,10 +318,6 @@ def test_tiny_workflow_labels_equal_under_slurm_and_local(slurm, tmp_path):
         pytest.skip(f"workflow not there yet: missing {missing}")
     if "rule label_chunk" not in (ROOT / "rules/label.smk").read_text():
         pytest.skip("rules/label.smk has no rule label_chunk yet")
-    if os.environ.get("MTP_CLUSTER_WORKFLOW") != "1":
-        # ~3 min on the 2-core CI machine (each of ~10 jobs pays sbatch + Python start-up),
-        # which would break the 4-minute budget of the cluster tests.
-        pytest.skip("set MTP_CLUSTER_WORKFLOW=1 to run the tiny workflow under SLURM (~3 min)")
     ase_io = pytest.importorskip("ase.io")
     target = "results/labels/train.extxyz"
     runs = {}
@@ -294,17 +329,28 @@ def test_tiny_workflow_labels_equal_under_slurm_and_local(slurm, tmp_path):
         profile = (ROOT / "profiles/local") if name == "local" else derived_profile(tmp_path, slurm)
         log, seconds = run_snakemake(
             work, profile, target, "results/labels/isolated.json",
-            f"--configfile={work / 'config/examples/cuau_tiny.yaml'}", timeout=240)
+            f"--configfile={work / 'config/examples/cuau_tiny.yaml'}", timeout=900)
         print(f"tiny workflow stages 1-2, {name}: {seconds:.1f} s")
         runs[name] = (work, log)
-    ids = JOBID_RE.findall(runs["slurm"][1])
-    assert ids, "no job was submitted through sbatch"
+    # Every job went through sbatch and finished there: stage 1 per phase, each labelling
+    # chunk, the isolated atoms and the merge.
+    ids = [int(i) for i in JOBID_RE.findall(runs["slurm"][1])]
+    n_chunks = len(list((runs["slurm"][0] / "results/labels").glob("*/chunk_*.failed.extxyz")))
+    assert n_chunks > 0 and len(ids) >= n_chunks + 2, f"sbatch ids {ids}, {n_chunks} chunks"
+    known = slurm_jobs()
+    assert {i: known.get(i, ("?",))[0] for i in ids} == {i: "COMPLETED" for i in ids}
+    if slurm["sacct"] is not None:
+        states = sacct_states(slurm["sacct"], ids)
+        assert states == {i: "COMPLETED" for i in ids}, f"{slurm['sacct']}: {states}"
     a = ase_io.read(runs["local"][0] / target, ":")
     b = ase_io.read(runs["slurm"][0] / target, ":")
     assert len(a) == len(b) > 0
     for x, y in zip(a, b):
         assert x.get_potential_energy() == pytest.approx(y.get_potential_energy(), abs=1e-10)
         assert abs(x.get_forces() - y.get_forces()).max() < 1e-10
+        assert abs(x.get_stress() - y.get_stress()).max() < 1e-12
+        assert (x.info["phase"], x.info["index"]) == (y.info["phase"], y.info["index"])
+        assert abs(x.positions - y.positions).max() == 0.0
     iso_local = (runs["local"][0] / "results/labels/isolated.json").read_text()
     iso_slurm = (runs["slurm"][0] / "results/labels/isolated.json").read_text()
     assert yaml.safe_load(iso_local) == yaml.safe_load(iso_slurm)
