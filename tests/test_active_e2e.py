@@ -14,6 +14,8 @@ The loop's convergence is asserted. That active learning beats uniform sampling 
 established: over seeds of the whole procedure the sign of the difference changes (the
 numbers are in the xfail reason), so that comparison stays a non-strict xfail.
 """
+import os
+
 import ase.io
 import numpy as np
 import pytest
@@ -137,6 +139,9 @@ def test_active_learning_converges(learned):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MTP_AL_COMPARISON"), reason=(
+    "six seed-scanned fits, about 4 minutes on 2 cores, for a comparison known not to be "
+    "robust (see the xfail): run with MTP_AL_COMPARISON=1"))
 @pytest.mark.xfail(strict=False, reason=(
     "known shortfall: not robust over seeds. Energy RMSE (meV/atom) active vs uniform, same "
     "N and the same seed-scanned fit, seeds 0/1/3/5 of this loop: 0.184/0.215, 0.237/0.187, "
