@@ -9,6 +9,8 @@ rule fit_seed:
         errors="results/fit/seeds/seed_{seed}.json",
     log:
         "logs/fit/seed_{seed}.log",
+    benchmark:
+        "logs/benchmarks/fit/seed_{seed}.tsv",
     params:
         settings=fit_settings,
         launcher=fit_launcher,
@@ -38,6 +40,8 @@ rule fit_gather:
                            category="Fitting"),
     log:
         "logs/fit/gather.log",
+    benchmark:
+        "logs/benchmarks/fit/gather.tsv",
     params:
         elements=config["elements"],
         fit=config["fit"],

@@ -9,6 +9,8 @@ rule validate_md:
         trajectory="results/validation/{vscenario}/{engine}.extxyz",
     log:
         "logs/validation/{vscenario}/{engine}.log",
+    benchmark:
+        "logs/benchmarks/validation/{vscenario}/{engine}.tsv",
     wildcard_constraints:
         engine="mtp|reference",
     params:
@@ -36,6 +38,8 @@ rule validate_compare:
                    category="Validation", subcategory="{vscenario}"),
     log:
         "logs/validation/{vscenario}/compare.log",
+    benchmark:
+        "logs/benchmarks/validation/{vscenario}/compare.tsv",
     params:
         rdf=lookup(dpath="validation/rdf", within=config),
         adf=lookup(dpath="validation/adf", within=config),
@@ -61,6 +65,8 @@ rule validate_summary:
                              caption="../report/energy_volume.rst", category="Validation"),
     log:
         "logs/validation/summary.log",
+    benchmark:
+        "logs/benchmarks/validation/summary.tsv",
     params:
         names=list(VALIDATION_RUNS),
         reference=config["reference"],
