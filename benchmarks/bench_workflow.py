@@ -89,12 +89,16 @@ def job_cpu_times(cpu_file):
 
 
 def stage_of(rel):
+    if rel.parts[:2] == ("fit", "kernels.tsv"):
+        return "0 numba compile"
     return STAGES.get(rel.parts[0], rel.parts[0])
 
 
 def layer_of(rel):
     """Jobs that may run side by side: the stage, or one step of an AL iteration."""
     parts = rel.parts
+    if parts[:2] == ("fit", "kernels.tsv"):    # runs alongside stages 1-2
+        return ("2 label",)
     if parts[0] == "al" and parts[1].startswith("iter_"):
         step = "md" if parts[2] == "md" else parts[2].split(".")[0]
         return ("4 active learning", parts[1], step)
