@@ -1,10 +1,12 @@
 # Stage 5: validation of the final potential. The same MD (start, ensemble, temperature,
 # seed) is run with the MTP and with the reference calculator; RDFs/ADFs are compared.
+# The reference run needs no potential (validation_potential), so it starts as soon as a
+# core is free, beside stages 1-4.
 
 
 rule validate_md:
     input:
-        potential="results/final/potential.mtp",
+        unpack(validation_potential),
     output:
         trajectory="results/validation/{vscenario}/{engine}.extxyz",
     log:
