@@ -37,7 +37,7 @@ STAGES = {"displace": "1 displace", "label": "2 label", "fit": "3 fit", "al": "4
 # process appends its CPU time (all threads, user + system), its wall time since the process
 # started, and what it was (the Snakemake rule and log of a script job, or its argv).
 CPU_HOOK = textwrap.dedent("""
-    import atexit, json, os, resource, sys, time
+    import atexit, json, os, resource, sys
 
     def _record():
         usage = resource.getrusage(resource.RUSAGE_SELF)
