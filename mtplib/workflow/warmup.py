@@ -1,8 +1,7 @@
 """Compile the numba kernels once, before the jobs that need them start side by side.
 
 A fresh checkout has an empty numba cache. Without this step the parallel stage-3 fit jobs
-each compile the same kernels at the same time (about 45 CPU-s each here), and so can the
-active-learning MD jobs. `compile_kernels` runs every kernel the workflow uses (training
+each compile the same kernels at the same time (45-60 CPU-s each here). `compile_kernels` runs every kernel the workflow uses (training
 loss and gradients, serial and parallel evaluation, parameter rows for the active set and
 the grade) on a tiny made-up structure of the config's species, so that the cache is warm
 when the real jobs start; the rule runs alongside stages 1-2, which need no kernel.
