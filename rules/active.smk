@@ -13,6 +13,8 @@ rule al_start:
         state="results/al/start/best.als.npz",
     log:
         "logs/al/start.log",
+    benchmark:
+        "logs/benchmarks/al/start.tsv",
     params:
         elements=config["elements"],
         mode=lookup(dpath="active_learning/selection_mode", within=config),
@@ -31,6 +33,8 @@ rule al_md:
         summary="results/al/iter_{i}/md/{scenario}.json",
     log:
         "logs/al/iter_{i}/md/{scenario}.log",
+    benchmark:
+        "logs/benchmarks/al/iter_{i}/md/{scenario}.tsv",
     params:
         run=lambda wildcards: AL_RUNS[wildcards.scenario],
         al=al_settings("gamma_select", "gamma_break", "committee_criterion"),
@@ -55,6 +59,8 @@ rule al_select:
         summary="results/al/iter_{i}/selection.json",
     log:
         "logs/al/iter_{i}/select.log",
+    benchmark:
+        "logs/benchmarks/al/iter_{i}/select.tsv",
     params:
         al=al_settings("max_select", "committee_criterion"),
         elements=config["elements"],
@@ -72,6 +78,8 @@ rule al_label:
         failed="results/al/iter_{i}/failed.extxyz",
     log:
         "logs/al/iter_{i}/label.log",
+    benchmark:
+        "logs/benchmarks/al/iter_{i}/label.tsv",
     params:
         reference=json.dumps(config["reference"]),
         launcher=python_launcher,
@@ -104,6 +112,8 @@ rule al_refit:
         errors="results/al/iter_{i}/errors.json",
     log:
         "logs/al/iter_{i}/refit.log",
+    benchmark:
+        "logs/benchmarks/al/iter_{i}/refit.tsv",
     params:
         elements=config["elements"],
         mtp=config["mtp"],
@@ -130,6 +140,8 @@ checkpoint al_iteration:
         summary="results/al/iter_{i}/iteration.json",
     log:
         "logs/al/iter_{i}/iteration.log",
+    benchmark:
+        "logs/benchmarks/al/iter_{i}/iteration.tsv",
     params:
         gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
     conda:
@@ -151,6 +163,8 @@ rule al_record:
                         category="Active learning"),
     log:
         "logs/al/record.log",
+    benchmark:
+        "logs/benchmarks/al/record.tsv",
     conda:
         "../envs/mtp.yaml"
     script:
@@ -167,6 +181,8 @@ rule final_seed:
         errors="results/final/seeds/seed_{seed}.json",
     log:
         "logs/final/seed_{seed}.log",
+    benchmark:
+        "logs/benchmarks/final/seed_{seed}.tsv",
     params:
         settings=final_fit_settings,
         launcher=fit_launcher,
@@ -199,6 +215,8 @@ rule final_gather:
         seed_errors="results/final/seed_errors.png",
     log:
         "logs/final/gather.log",
+    benchmark:
+        "logs/benchmarks/final/gather.tsv",
     params:
         elements=config["elements"],
         fit=config["fit"],

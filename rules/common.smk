@@ -134,6 +134,11 @@ def al_final_train(wildcards):
     return f"{al_dir(iterations[-1])}/train.extxyz"
 
 
+def validation_potential(wildcards):
+    """Stage 5 MD: the final potential for the MTP run, nothing for the reference run."""
+    return {"potential": "results/final/potential.mtp"} if wildcards.engine == "mtp" else {}
+
+
 def committee_file(wildcards):
     enabled = AL["committee_criterion"]["enabled"] or AL["committee_criterion"]["only"]
     return {"committee": "results/fit/committee.json"} if enabled else {}

@@ -8,6 +8,8 @@ rule displace:
         structures="results/structures/{phase}.extxyz",
     log:
         "logs/displace/{phase}.log",
+    benchmark:
+        "logs/benchmarks/displace/{phase}.tsv",
     params:
         phase=lookup(dpath="phases/{phase}", within=config),
         elements=lookup(dpath="elements", within=config),

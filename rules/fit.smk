@@ -1,14 +1,36 @@
+# Before stage 3: compile the numba kernels once (they are cached on disk), alongside
+# stages 1-2, instead of in every fitting job at the same time.
+rule compile_kernels:
+    output:
+        record="results/fit/kernels.json",
+    log:
+        "logs/fit/kernels.log",
+    benchmark:
+        "logs/benchmarks/fit/kernels.tsv",
+    params:
+        elements=config["elements"],
+        mtp=config["mtp"],
+    priority: 10
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/compile_kernels.py"
+
+
 # Stage 3: seed-scanned fitting. One job per seed (parallel locally, separate cluster jobs),
 # all on the same train/test split (fit.split_seed); a gather rule picks the best.
 rule fit_seed:
     input:
         train="results/labels/train.extxyz",
         isolated="results/labels/isolated.json",
+        kernels=rules.compile_kernels.output.record,
     output:
         potential="results/fit/seeds/seed_{seed}.mtp",
         errors="results/fit/seeds/seed_{seed}.json",
     log:
         "logs/fit/seed_{seed}.log",
+    benchmark:
+        "logs/benchmarks/fit/seed_{seed}.tsv",
     params:
         settings=fit_settings,
         launcher=fit_launcher,
@@ -38,6 +60,8 @@ rule fit_gather:
                            category="Fitting"),
     log:
         "logs/fit/gather.log",
+    benchmark:
+        "logs/benchmarks/fit/gather.tsv",
     params:
         elements=config["elements"],
         fit=config["fit"],

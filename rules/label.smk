@@ -15,6 +15,8 @@ rule label_chunk:
         failed="results/labels/{phase}/chunk_{chunk}.failed.extxyz",
     log:
         "logs/label/{phase}/chunk_{chunk}.log",
+    benchmark:
+        "logs/benchmarks/label/{phase}/chunk_{chunk}.tsv",
     params:
         reference=json.dumps(config["reference"]),
         chunk_size=lookup(dpath="reference/chunk_size", within=config),
@@ -46,6 +48,8 @@ rule isolated_energies:
         ),
     log:
         "logs/label/isolated.log",
+    benchmark:
+        "logs/benchmarks/label/isolated.tsv",
     params:
         reference=json.dumps(config["reference"]),
         elements=",".join(config["elements"]),
@@ -80,6 +84,8 @@ rule merge_labels:
         ),
     log:
         "logs/label/merge.log",
+    benchmark:
+        "logs/benchmarks/label/merge.tsv",
     conda:
         "../envs/mtp.yaml"
     script:

@@ -1,14 +1,18 @@
 # Stage 5: validation of the final potential. The same MD (start, ensemble, temperature,
 # seed) is run with the MTP and with the reference calculator; RDFs/ADFs are compared.
+# The reference run needs no potential (validation_potential), so it starts as soon as a
+# core is free, beside stages 1-4.
 
 
 rule validate_md:
     input:
-        potential="results/final/potential.mtp",
+        unpack(validation_potential),
     output:
         trajectory="results/validation/{vscenario}/{engine}.extxyz",
     log:
         "logs/validation/{vscenario}/{engine}.log",
+    benchmark:
+        "logs/benchmarks/validation/{vscenario}/{engine}.tsv",
     wildcard_constraints:
         engine="mtp|reference",
     params:
@@ -36,6 +40,8 @@ rule validate_compare:
                    category="Validation", subcategory="{vscenario}"),
     log:
         "logs/validation/{vscenario}/compare.log",
+    benchmark:
+        "logs/benchmarks/validation/{vscenario}/compare.tsv",
     params:
         rdf=lookup(dpath="validation/rdf", within=config),
         adf=lookup(dpath="validation/adf", within=config),
@@ -61,6 +67,8 @@ rule validate_summary:
                              caption="../report/energy_volume.rst", category="Validation"),
     log:
         "logs/validation/summary.log",
+    benchmark:
+        "logs/benchmarks/validation/summary.tsv",
     params:
         names=list(VALIDATION_RUNS),
         reference=config["reference"],

@@ -13,6 +13,6 @@ with open(sm.log[0], "w") as log_file:
     def log(msg):
         print(msg, file=log_file, flush=True)
 
-    calc = calculator(sm.wildcards.engine, sm.input.potential, sm.params.reference,
-                      sm.params.elements)
+    potential = getattr(sm.input, "potential", None)      # the reference run has none
+    calc = calculator(sm.wildcards.engine, potential, sm.params.reference, sm.params.elements)
     run_md(calc, sm.params.run, sm.params.phases, sm.output.trajectory, log=log)

@@ -207,3 +207,20 @@ def test_stale_partial_from_other_structures_is_discarded(tmp_path):
     assert any("discarding partial results: 1" in m for m in messages)
     fresh = read(out, index=":")[1]
     np.testing.assert_allclose(fresh.positions, _frames(2)[1].positions, atol=1e-7)
+
+
+def test_compile_kernels_covers_serial_and_parallel_paths(tmp_path):
+    """The warm-up before stage 3 runs the config's species through the fit, the serial and
+    the parallel evaluation (>= 2 * ATOMS_PER_THREAD atoms) and both active-set modes."""
+    from mtplib.potential import ATOMS_PER_THREAD
+    from mtplib.workflow.warmup import _toy_structures, compile_kernels
+
+    large = _toy_structures(["Cu", "Au"], 5.0, 2 * ATOMS_PER_THREAD + 8, 1)[0]
+    assert len(large) >= 2 * ATOMS_PER_THREAD and set(large.get_chemical_symbols()) == {"Cu", "Au"}
+    assert large.get_all_distances(mic=True)[np.triu_indices(len(large), 1)].min() > 1.5
+    record = compile_kernels(["Cu", "Au"], {"level": 4, "radial_basis_size": 4, "min_dist": 2.0,
+                                            "max_dist": 4.5}, tmp_path / "kernels.json",
+                             log=lambda m: None)
+    assert json.loads((tmp_path / "kernels.json").read_text()) == record
+    assert record["elements"] == ["Cu", "Au"] and record["level"] == 4
+    assert record["cpu_s"] > 0 and record["wall_s"] > 0
