@@ -279,11 +279,13 @@ def test_cli_train_and_scan(images, tmp_path, capsys):
     out = tmp_path / "p.mtp"
     assert main(["train", str(data), "--level", str(LEVEL), "--max-dist", "4.5",
                  "--radial-basis-size", "6", "--max-iter", "2", "--test-fraction", "0.34",
-                 "--out", str(out)]) == 0
+                 "--radial-fraction", "0.5", "--out", str(out)]) == 0
     errors = json.loads(out.with_suffix(".json").read_text())
     assert set(errors) == {"train", "test"}
     assert errors["test"]["energy_per_atom"]["n_configs"] == 2
-    assert "energy/atom" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "energy/atom" in printed
+    assert "optimised on 2 of 4 configurations" in printed
     assert main(["scan", str(data), "--level", str(LEVEL), "--max-dist", "4.5",
                  "--radial-basis-size", "6", "--fast", "--seeds", "0", "1",
                  "--committee", "1", "--out-dir", str(tmp_path / "scan")]) == 0
