@@ -315,6 +315,8 @@ def test_radial_fraction_subset_then_full_linear_solve(images):
     with pytest.raises(TrainingDataError, match="radial_fraction"):
         radial_subset(6, 0.0, seed=0)
     init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    with pytest.raises(TrainingDataError, match="radial_fraction must be in"):
+        fit(images, init, radial_fraction=1.5, log=None)
     logs = []
     pot = fit(images, init, seed=2, max_iter=4, radial_fraction=0.5, log=logs.append)
     assert any("optimised on 3 of 6 configurations" in line for line in logs)

@@ -166,6 +166,8 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
     radial_fraction: the radial coefficients are optimised on this fraction of the
     configurations (a seeded choice, see `radial_subset`); the final linear solve uses all.
     """
+    if not 0.0 < radial_fraction <= 1.0:
+        raise TrainingDataError(f"radial_fraction must be in (0, 1], got {radial_fraction}")
     red = Reducer(comm)
     say = log if (red.is_root and log is not None) else (lambda *a, **k: None)
     pot = init_potential.copy()
