@@ -10,6 +10,15 @@ configurations (then one linear solve on all of them), which is what makes the l
 fits affordable on a few cores.
 
     python benchmarks/bench_mlearn.py --elements Li Mo Si [--max-iter 100] [--cv-iter 10]
+
+Runs behind the figures in issue #3 (2 shared cores; CV and final fits were run as separate
+invocations, the final one with the CV-chosen values as a one-point grid):
+    Li  CV: --stress-weights 1e-3 --seeds 0 1 --cv-iter 15 --radial-fraction 0.5
+        fit: --seeds 1 --max-iter 70 --radial-fraction 0.5 --out-dir L
+        linear CV: --seeds 1 --load L --linear-energy-scales 1 3 10
+    Mo  CV: --stress-weights 1e-4 1e-6 --seeds 0 --cv-iter 10 --radial-fraction 0.3
+        fit: --stress-weights 1e-6 --max-iter 50 --radial-fraction 0.3
+    Si  fit: --stress-weights 1e-3 --seeds 0 --max-iter 40 --radial-fraction 0.1 (no CV)
 """
 import argparse
 import itertools
