@@ -65,7 +65,7 @@ def cross_validate(train, init, grid, folds, fit_kw, split_seed=0):
     return scores
 
 
-def linear_cv(train, pot, weights, scales, folds, split_seed=0):
+def linear_cv(train, pot, weights, scales, folds, ridge, split_seed=0):
     """Held-out (energy MAE, force MAE) of the linear solve alone at the fitted radial
     coefficients, per energy-weight multiplier: k folds of train.extxyz."""
     order = np.random.default_rng(split_seed).permutation(len(train))
@@ -76,7 +76,7 @@ def linear_cv(train, pot, weights, scales, folds, split_seed=0):
         for k in range(folds):
             fit_set = [train[i] for j in range(folds) if j != k for i in sorted(parts[j])]
             p = fit(fit_set, pot, weights=(m * weights[0], weights[1], weights[2]),
-                    optimize_radial=False, warm_start=True, log=None)
+                    optimize_radial=False, warm_start=True, ridge=ridge, log=None)
             vals.append(maes(p, [train[i] for i in parts[k]]))
         scores[m] = tuple(np.mean(vals, axis=0))
         print(f"  linear CV energy weight x{m:g}: E {scores[m][0]:.3f} meV/atom, "
@@ -137,7 +137,7 @@ def main():
                       log=(lambda m: print(m, flush=True)) if args.verbose else None)
         scale = 1.0
         if args.linear_energy_scales:
-            lin = linear_cv(train, pot, weights, args.linear_energy_scales, 5)
+            lin = linear_cv(train, pot, weights, args.linear_energy_scales, 5, args.ridge)
             scale = min(lin, key=lambda m: lin[m][0] / pe + lin[m][1] / pf)
             pot = fit(train, pot, weights=(scale * weights[0], weights[1], weights[2]),
                       optimize_radial=False, warm_start=True, ridge=args.ridge, log=None)
@@ -146,7 +146,8 @@ def main():
         e, f = maes(pot, test)
         print(f"{el}: level {LEVELS[el]} ({pot.alpha_scalar_moments} basis functions), cutoff "
               f"{ref.max_dist}, {len(train)} train / {len(test)} test; chose w_s={best[0]:g}, "
-              f"seed={best[1]}, energy weight x{scale:g}; CV {cv_wall:.0f} s wall / {cv_cpu:.0f} CPU-s")
+              f"seed={best[1]}, energy weight x{scale:g}; CV {cv_wall:.0f} s wall / "
+              f"{cv_cpu:.0f} CPU-s")
         print(f"{el}: test MAE E {e:.2f} meV/atom (published {pe}), F {f:.4f} eV/Å "
               f"(published {pf}); wall {wall:.0f} s, CPU {cpu:.0f} s", flush=True)
         rows.append((el, e, pe, f, pf))
@@ -156,7 +157,8 @@ def main():
             pot.save(out / f"{el}.mtp")
             (out / f"{el}.json").write_text(json.dumps(dict(
                 element=el, level=LEVELS[el], test_mae_energy_meV_atom=e, test_mae_force=f,
-                published=[pe, pf], stress_weight=best[0], seed=best[1], energy_weight_scale=scale, args=vars(args),
+                published=[pe, pf], stress_weight=best[0], seed=best[1],
+                energy_weight_scale=scale, args=vars(args),
                 cv={f"{k[0]:g},{k[1]}": v for k, v in scores.items()},
                 wall_s=wall, cpu_s=cpu), indent=1))
     print("\nel  E MAE (ours / paper) meV/atom   F MAE (ours / paper) eV/Å")
