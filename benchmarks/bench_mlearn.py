@@ -102,6 +102,9 @@ def main():
                          "by k-fold CV at the fitted radial coefficients")
     ap.add_argument("--load", default=None,
                     help="directory with <El>.mtp from an earlier run: skip the fit")
+    ap.add_argument("--warm-start", default=None,
+                    help="directory with <El>.mtp from an earlier run: continue from its "
+                         "radial coefficients")
     ap.add_argument("--verbose", action="store_true", help="progress lines of the final fit")
     ap.add_argument("--out-dir", default=None, help="write <El>.mtp and <El>.json here")
     args = ap.parse_args()
@@ -116,6 +119,8 @@ def main():
         ref = MTPotential.load(d / "published.mtp")
         init = MTPotential.from_level(LEVELS[el], [el], ref.min_dist, ref.max_dist,
                                       ref.radial_basis_size)
+        if args.warm_start:
+            init = MTPotential.load(Path(args.warm_start) / f"{el}.mtp")
         t0, c0 = time.perf_counter(), time.process_time()
         grid = list(itertools.product(args.stress_weights, args.seeds))
         pe, pf = PUBLISHED[el]
