@@ -18,7 +18,8 @@ invocations, the final one with the CV-chosen values as a one-point grid):
         linear CV: --seeds 1 --load L --linear-energy-scales 1 3 10
     Mo  CV: --stress-weights 1e-4 1e-6 --seeds 0 --cv-iter 10 --radial-fraction 0.3
         fit: --stress-weights 1e-6 --max-iter 50 --radial-fraction 0.3
-    Si  fit: --stress-weights 1e-3 --seeds 0 --max-iter 40 --radial-fraction 0.1 (no CV)
+    Si  fit: --stress-weights 1e-3 --seeds 0 --max-iter 40 --radial-fraction 0.1 --out-dir S
+        (no CV), then --warm-start S --max-iter 25 --radial-fraction 0.3
 """
 import argparse
 import itertools
