@@ -279,11 +279,13 @@ def test_cli_train_and_scan(images, tmp_path, capsys):
     out = tmp_path / "p.mtp"
     assert main(["train", str(data), "--level", str(LEVEL), "--max-dist", "4.5",
                  "--radial-basis-size", "6", "--max-iter", "2", "--test-fraction", "0.34",
-                 "--out", str(out)]) == 0
+                 "--radial-fraction", "0.5", "--out", str(out)]) == 0
     errors = json.loads(out.with_suffix(".json").read_text())
     assert set(errors) == {"train", "test"}
     assert errors["test"]["energy_per_atom"]["n_configs"] == 2
-    assert "energy/atom" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "energy/atom" in printed
+    assert "optimised on 2 of 4 configurations" in printed
     assert main(["scan", str(data), "--level", str(LEVEL), "--max-dist", "4.5",
                  "--radial-basis-size", "6", "--fast", "--seeds", "0", "1",
                  "--committee", "1", "--out-dir", str(tmp_path / "scan")]) == 0
@@ -302,3 +304,30 @@ def test_warm_start_keeps_radial_coeffs(images, random_pot):
     np.testing.assert_array_equal(pot.radial_coeffs, random_pot.radial_coeffs)
     cold = fit(images, random_pot, optimize_radial=False, warm_start=False, seed=0, log=None)
     assert not np.array_equal(cold.radial_coeffs, random_pot.radial_coeffs)
+
+
+def test_radial_fraction_subset_then_full_linear_solve(images):
+    from mtplib.training.optimize import radial_subset
+    idx = radial_subset(6, 0.5, seed=2)
+    assert len(idx) == 3 and list(idx) == sorted(idx)
+    np.testing.assert_array_equal(idx, radial_subset(6, 0.5, seed=2))
+    assert not all(np.array_equal(idx, radial_subset(6, 0.5, seed=s)) for s in range(3, 8))
+    with pytest.raises(TrainingDataError, match="radial_fraction"):
+        radial_subset(6, 0.0, seed=0)
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    with pytest.raises(TrainingDataError, match="radial_fraction must be in"):
+        fit(images, init, radial_fraction=1.5, log=None)
+    logs = []
+    pot = fit(images, init, seed=2, max_iter=4, radial_fraction=0.5, log=logs.append)
+    assert any("optimised on 3 of 6 configurations" in line for line in logs)
+    again = fit(images, init, seed=2, max_iter=4, radial_fraction=0.5, log=None)
+    np.testing.assert_array_equal(pot.get_parameters(), again.get_parameters())
+    # the linear coefficients are the exact solve on all six configurations
+    batches = pack(prepare(images, pot), pot.species_count + pot.alpha_scalar_moments)
+    full = VarProProblem(pot.copy(), batches, 6, Reducer(None))
+    theta = full.solve(pot.radial_coeffs.ravel())
+    np.testing.assert_allclose(np.concatenate([pot.species_coeffs, pot.moment_coeffs]), theta,
+                               rtol=1e-12, atol=1e-12)
+    sub = [images[i] for i in idx]
+    part = VarProProblem(pot.copy(), pack(prepare(sub, pot), len(theta)), 3, Reducer(None))
+    assert not np.allclose(part.solve(pot.radial_coeffs.ravel()), theta, rtol=1e-6)

@@ -227,11 +227,16 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
     n_basic = basic_mu.shape[0]
     n_ang = ang_abc.shape[0]
     max_nu = _max_nu(ang_abc)
-    rb_vals = np.empty(rb_size)
-    rb_ders = np.empty(rb_size)
+    max_nbr = 0
+    for i in range(first, last):
+        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    # per-pair values of the forward pass, reused by the backward pass
+    pair_q = np.empty((max_nbr, rb_size))      # Q_b(r_p)
+    pair_qd = np.empty((max_nbr, rb_size))     # Q_b'(r_p)
+    pair_ang = np.empty((max_nbr, n_ang))      # u_p^abc
+    pair_dang = np.empty((max_nbr, n_ang))     # its tangent along t_p
+    pair_dr = np.empty(max_nbr)                # tangent of r_p along t_p
     pw = np.empty((3, max_nu + 1))
-    ang = np.empty(n_ang)
-    dang = np.empty(n_ang)              # tangent of u^abc along t_p
     f = np.empty(n_mu)
     df = np.empty(n_mu)                 # tangent of f_mu
     s_mu = np.empty(n_mu)
@@ -242,17 +247,20 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
     bw_t = np.empty(n_moments)          # its tangent
     for i in range(first, last):
         ti = types[i]
+        p0 = offsets[i]
         mom[:] = 0.0
         dmom_t[:] = 0.0
-        for p in range(offsets[i], offsets[i + 1]):
+        for p in range(p0, offsets[i + 1]):
+            m = p - p0
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
             r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            chebyshev_basis(r, min_dist, max_dist, scaling, pair_q[m], pair_qd[m])
             tj = types[nbr[p]]
             inv_r = 1.0 / r
             ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
             tx, ty, tz = tangent[p, 0], tangent[p, 1], tangent[p, 2]
             dr = ux * tx + uy * ty + uz * tz
+            pair_dr[m] = dr
             dux = (tx - ux * dr) * inv_r
             duy = (ty - uy * dr) * inv_r
             duz = (tz - uz * dr) * inv_r
@@ -261,14 +269,14 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
                 accd = 0.0
                 for b in range(rb_size):
                     c = radial_coeffs[ti, tj, mu, b]
-                    acc += c * rb_vals[b]
-                    accd += c * rb_ders[b]
+                    acc += c * pair_q[m, b]
+                    accd += c * pair_qd[m, b]
                 f[mu] = acc
                 df[mu] = accd * dr
             _unit_powers(ux, uy, uz, max_nu, pw)
             for g in range(n_ang):
                 a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
-                ang[g] = pw[0, a] * pw[1, b] * pw[2, c]
+                pair_ang[m, g] = pw[0, a] * pw[1, b] * pw[2, c]
                 d = 0.0
                 if a > 0:
                     d += a * pw[0, a - 1] * pw[1, b] * pw[2, c] * dux
@@ -276,12 +284,12 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
                     d += b * pw[0, a] * pw[1, b - 1] * pw[2, c] * duy
                 if c > 0:
                     d += c * pw[0, a] * pw[1, b] * pw[2, c - 1] * duz
-                dang[g] = d
+                pair_dang[m, g] = d
             for k in range(n_basic):
                 mu = basic_mu[k]
                 g = basic_ang[k]
-                mom[k] += f[mu] * ang[g]
-                dmom_t[k] += df[mu] * ang[g] + f[mu] * dang[g]
+                mom[k] += f[mu] * pair_ang[m, g]
+                dmom_t[k] += df[mu] * pair_ang[m, g] + f[mu] * pair_dang[m, g]
         for t in range(times.shape[0]):
             k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
             mom[out] += mult * mom[k1] * mom[k2]
@@ -300,42 +308,22 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
                 bw_t[k1] += wt * mom[k2] + w * dmom_t[k2]
                 bw_t[k2] += wt * mom[k1] + w * dmom_t[k1]
         # dE_i/dc[ti,tj,mu,b] = sum_p Q_b(r_p) s_mu,p and its tangent
-        for p in range(offsets[i], offsets[i + 1]):
-            x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
-            r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+        for p in range(p0, offsets[i + 1]):
+            m = p - p0
             tj = types[nbr[p]]
-            inv_r = 1.0 / r
-            ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
-            tx, ty, tz = tangent[p, 0], tangent[p, 1], tangent[p, 2]
-            dr = ux * tx + uy * ty + uz * tz
-            dux = (tx - ux * dr) * inv_r
-            duy = (ty - uy * dr) * inv_r
-            duz = (tz - uz * dr) * inv_r
-            _unit_powers(ux, uy, uz, max_nu, pw)
-            for g in range(n_ang):
-                a, b, c = ang_abc[g, 0], ang_abc[g, 1], ang_abc[g, 2]
-                ang[g] = pw[0, a] * pw[1, b] * pw[2, c]
-                d = 0.0
-                if a > 0:
-                    d += a * pw[0, a - 1] * pw[1, b] * pw[2, c] * dux
-                if b > 0:
-                    d += b * pw[0, a] * pw[1, b - 1] * pw[2, c] * duy
-                if c > 0:
-                    d += c * pw[0, a] * pw[1, b] * pw[2, c - 1] * duz
-                dang[g] = d
             s_mu[:] = 0.0
             ds_mu[:] = 0.0
             for k in range(n_basic):
                 mu = basic_mu[k]
                 g = basic_ang[k]
-                s_mu[mu] += bw[k] * ang[g]
-                ds_mu[mu] += bw_t[k] * ang[g] + bw[k] * dang[g]
+                s_mu[mu] += bw[k] * pair_ang[m, g]
+                ds_mu[mu] += bw_t[k] * pair_ang[m, g] + bw[k] * pair_dang[m, g]
+            dr = pair_dr[m]
             for mu in range(n_mu):
                 a_s = alpha * s_mu[mu] + ds_mu[mu]
                 b_s = s_mu[mu] * dr
                 for b in range(rb_size):
-                    grad[ti, tj, mu, b] += a_s * rb_vals[b] + b_s * rb_ders[b]
+                    grad[ti, tj, mu, b] += a_s * pair_q[m, b] + b_s * pair_qd[m, b]
 
 
 @njit(cache=True)

@@ -51,6 +51,9 @@ def _common(p):
     p.add_argument("--fast", action="store_true",
                    help="no radial optimisation: random radial coefficients + one linear solve")
     p.add_argument("--energy-only-radial", action="store_true")
+    p.add_argument("--radial-fraction", type=float, default=1.0,
+                   help="optimise the radial coefficients on this seeded fraction of the "
+                        "training configurations, then solve the linear ones on all")
     p.add_argument("--forces-cap", type=float, help="drop configurations with max |F| above (eV/Å)")
     p.add_argument("--valid", nargs="+", default=[], help="validation data (reported only)")
 
@@ -94,7 +97,8 @@ def _setup(args):
     valid = _read_images(args.valid, args.species) if args.valid else []
     kwargs = dict(weights=tuple(args.weights), scaling=args.scaling, max_iter=args.max_iter,
                   optimize_radial=not args.fast, energy_only_radial=args.energy_only_radial,
-                  forces_cap=args.forces_cap, labels=image_labels(train))
+                  forces_cap=args.forces_cap, labels=image_labels(train),
+                  radial_fraction=args.radial_fraction)
     return pot, train, test, valid, kwargs
 
 

@@ -135,10 +135,25 @@ def _load_batches(images, potential, weights, scaling, labels, forces_cap, log, 
     return batches, len(images)
 
 
+def radial_subset(n_configs, fraction, seed):
+    """Sorted indices of the round(fraction * n) configurations (at least 1) on which the
+    radial coefficients are optimised: a permutation seeded by `seed`."""
+    if not 0.0 < fraction <= 1.0:
+        raise TrainingDataError(f"radial_fraction must be in (0, 1], got {fraction}")
+    n = max(1, int(round(fraction * n_configs)))
+    return np.sort(np.random.default_rng([seed, 0x5AB]).permutation(n_configs)[:n])
+
+
+def _capped(images, labels, forces_cap):
+    labels = labels or image_labels(images)
+    kept, kept_labels, _ = apply_forces_cap(images, forces_cap, labels, None)
+    return kept, kept_labels
+
+
 def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibrations", seed=0,
         max_iter=300, optimize_radial=True, energy_only_radial=False, isolated_energies=None,
         forces_cap=None, ridge=1e-10, warm_start=None, tol=1e-9, labels=None, comm="auto",
-        log=print, history=None):
+        log=print, history=None, radial_fraction=1.0):
     """Fit an MTP to labelled configurations; returns a new trained MTPotential.
 
     weights: (w_e, w_f, w_s) of eq. 7; scaling: 'vibrations' | 'structures' | 'molecules'.
@@ -148,7 +163,11 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
     warm_start: keep init_potential's radial coefficients (default: when it has them).
     comm: an mpi4py communicator, None (serial) or 'auto' (COMM_WORLD under mpiexec).
     history: a list that receives one dict per iteration.
+    radial_fraction: the radial coefficients are optimised on this fraction of the
+    configurations (a seeded choice, see `radial_subset`); the final linear solve uses all.
     """
+    if not 0.0 < radial_fraction <= 1.0:
+        raise TrainingDataError(f"radial_fraction must be in (0, 1], got {radial_fraction}")
     red = Reducer(comm)
     say = log if (red.is_root and log is not None) else (lambda *a, **k: None)
     pot = init_potential.copy()
@@ -181,6 +200,16 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
     problem = VarProProblem(pot, batches, K, red, fixed, ridge, energy_only=energy_only_radial)
     c0 = pot.radial_coeffs.ravel().copy()
     if optimize_radial and max_iter > 0:
+        if radial_fraction < 1.0:
+            kept, kept_labels = _capped(train_images, labels, forces_cap)
+            subset = radial_subset(len(kept), radial_fraction, seed)
+            sub_batches, K_sub = _load_batches([kept[i] for i in subset], pot, weights, scaling,
+                                               [kept_labels[i] for i in subset], None,
+                                               lambda *a, **k: None, red)
+            say(f"radial coefficients optimised on {K_sub} of {K} configurations "
+                f"(radial_fraction {radial_fraction:g})")
+            problem = VarProProblem(pot, sub_batches, K_sub, red, fixed, ridge,
+                                    energy_only=energy_only_radial)
         step = [0]
 
         def progress(ck):
@@ -201,9 +230,8 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
         c_final = problem.best[1] if problem.best is not None else c0
     else:
         c_final = c0
-    # final linear solve with all weights
-    problem.energy_only = False
-    problem.cache = {}
+    # final linear solve with all weights, on all configurations
+    problem = VarProProblem(pot, batches, K, red, fixed, ridge)
     problem.solve(c_final, with_forces=True)
     loss, _, stats = loss_terms(pot, batches, radial_grad=False, reducer=red)
     say(f"final  loss {loss / K:.6e}  E rmse {math.sqrt(stats[0] / max(stats[1], 1)) * 1000:.4f} "
