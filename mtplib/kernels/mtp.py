@@ -106,6 +106,14 @@ def basis_tables(ang_abc, basic_mu, n_mu):
     return parent, axis, raise_idx, raise_exp, mu_start
 
 
+@njit(cache=True, inline="always")
+def _has_neighbour_of(species, nbr_type, n_p):
+    for m in range(n_p):
+        if nbr_type[m] == species:
+            return True
+    return False
+
+
 @njit(cache=True, fastmath=VECTOR_MATH)
 def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_dist, max_dist,
                  inv_r, unit, xi, pair_q, pair_dq, pair_f, pair_fp):
@@ -153,12 +161,7 @@ def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_
             pair_fp[mu, m] = 0.0
     # f_mu = sum_b c[ti, tj, mu, b] Q_b, one neighbour species at a time (no gathers)
     for tj in range(n_species):
-        present = False
-        for m in range(n_p):
-            if nbr_type[m] == tj:
-                present = True
-                break
-        if not present:
+        if not _has_neighbour_of(tj, nbr_type, n_p):
             continue
         for mu in range(n_mu):
             for b in range(rb_size):
@@ -283,12 +286,7 @@ def _radial_coeff_gradient(ti, n_species, nbr_type, n_p, n_pad, s_mu, pair_q, gr
     n_mu = s_mu.shape[0]
     rb_size = pair_q.shape[0]
     for tj in range(n_species):
-        present = False
-        for m in range(n_p):
-            if nbr_type[m] == tj:
-                present = True
-                break
-        if not present:
+        if not _has_neighbour_of(tj, nbr_type, n_p):
             continue
         base = (ti * n_species + tj) * n_mu * rb_size
         for mu in range(n_mu):
