@@ -307,11 +307,11 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     Takes the basis in `MTPotential.kernel_arrays`' canonical layout: the basic moments of
     radial function mu are the block mu_start[mu] + g, g < count[mu], over the monomials
     ang_abc[g] in canonical order (all monomials up to a top degree). Per atom: radial
-    functions as vector loops over the neighbours; per neighbour the monomials u^g as one
-    contiguous row, which the forward pass adds to the moments (axpy) and the backward pass
-    contracts with the coefficients of dE/dM (dot products), so that nothing per monomial
-    goes through memory twice. Rows and neighbour lists are padded with zeros to multiples
-    of PAD so that the vector loops have no scalar remainder. Evaluation, parameter
+    functions, monomials and moments as vector loops over the neighbours; the backward pass
+    then takes each neighbour's row of monomials and contracts it with the coefficients of
+    P_mu = sum_g dE/dM_{mu,g} u^g and of grad P_mu (dot products), so that nothing per
+    monomial goes through memory twice. Rows and neighbour lists are padded with zeros to
+    multiples of PAD so that the vector loops have no scalar remainder. Evaluation, parameter
     gradients and grading all run this code, so their energies and forces agree bit for
     bit. dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
     """
