@@ -6,13 +6,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
 
 from mtplib.workflow.active import refit  # noqa: E402
+from mtplib.workflow.logs import tee_log  # noqa: E402
 
 sm = snakemake  # noqa: F821
-with open(sm.log[0], "w") as log_file:
-
-    def log(msg):
-        print(msg, file=log_file, flush=True)
-
+with tee_log(sm.log[0], terminal=False) as log:
     errors = refit(sm.input.potential, sm.input.train, sm.input.labelled, sm.input.stage2,
                    sm.input.isolated, sm.params.elements, sm.params.mtp, sm.params.fit,
                    sm.params.al, int(sm.wildcards.i), sm.output.train, sm.output.potential,
