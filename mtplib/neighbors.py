@@ -35,7 +35,8 @@ cell (many images of one atom, and an atom's own images).
 import numpy as np
 from numba import njit
 
-__all__ = ["neighbor_list", "neighbor_csr", "neighbor_list_atoms", "shortest_distance"]
+__all__ = ["neighbor_list", "neighbor_csr", "neighbor_csr_shortest", "neighbor_list_atoms",
+           "shortest_distance"]
 
 _BACKENDS = ("numba", "vesin", "ase")
 # a periodic cell whose volume is below this fraction of |a||b||c| is degenerate
@@ -60,6 +61,28 @@ def neighbor_csr(positions, cell, pbc, cutoff, backend="numba"):
     positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
     i, j, D = _search(positions, cell, pbc, cutoff, backend)
     return _csr_offsets(i, len(positions)), j, D
+
+
+def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba"):
+    """`neighbor_csr` and the shortest pair distance (inf without pairs), in one numba call
+    for the numba backend (what every evaluation takes)."""
+    positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
+    if backend != "numba" or len(positions) == 0 or cutoff == 0.0:
+        i, j, D = _search(positions, cell, pbc, cutoff, backend)
+        return _csr_offsets(i, len(positions)), j, D, (shortest_distance(D) if len(D) else np.inf)
+    box, origin = _working_box(positions, cell, pbc, cutoff)
+    offsets, j, D, shortest, n_images = _cell_list_csr(positions, box, origin, pbc, cutoff,
+                                                       _MAX_IMAGES)
+    _check_images(n_images, cutoff, cell)
+    return offsets, j, D, shortest
+
+
+@njit(cache=True)
+def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images):
+    """`_cell_list` as CSR offsets, with the shortest distance: (offsets, j, D, shortest, images)."""
+    i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, max_images)
+    shortest = shortest_distance(D) if D.shape[0] else np.inf
+    return _csr_offsets(i, positions.shape[0]), j, D, shortest, n_images
 
 
 @njit(cache=True)
@@ -166,12 +189,16 @@ def _numba_list(positions, cell, pbc, cutoff):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
     box, origin = _working_box(positions, cell, pbc, cutoff)
     i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, _MAX_IMAGES)
+    _check_images(n_images, cutoff, cell)
+    return i, j, D
+
+
+def _check_images(n_images, cutoff, cell):
     if n_images > _MAX_IMAGES:
         raise ValueError(
             f"cutoff {cutoff} is too large for this cell ({cell.tolist()}):"
             f" it would scan {n_images} cell images per atom"
         )
-    return i, j, D
 
 
 def _working_box(positions, cell, pbc, cutoff):

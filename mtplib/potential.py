@@ -12,8 +12,8 @@ import numpy as np
 
 from .basis import basis_for_level
 from .io.mtp import read_mtp, write_mtp
-from .kernels.mtp import forces_and_virial, mtp_parallel, mtp_serial
-from .neighbors import neighbor_csr, shortest_distance
+from .kernels.mtp import kernel_tables, mtp_parallel, mtp_serial
+from .neighbors import neighbor_csr_shortest
 
 # below this many atoms per thread, one thread beats launching the parallel kernel
 ATOMS_PER_THREAD = 64
@@ -135,6 +135,8 @@ class MTPotential:
                 max_dist=float(self.max_dist),
                 species_coeffs=np.ascontiguousarray(self.species_coeffs, dtype=np.float64),
                 moment_coeffs=np.ascontiguousarray(self.moment_coeffs, dtype=np.float64),
+                tables=kernel_tables(layout["ang_abc"], layout["basic_mu"],
+                                     int(np.shape(self.radial_coeffs)[2]), layout["times"]),
                 **layout))
         return self._arrays
 
@@ -143,8 +145,9 @@ class MTPotential:
         """MLIP type index of every atom."""
         if self.species:
             table = self._type_table()
-            if table is not None and len(atoms):
-                types = table[np.clip(atoms.numbers, 0, len(table) - 1)]
+            numbers = atoms.numbers
+            if table is not None and len(numbers) and numbers.min() >= 0 and numbers.max() < len(table):
+                types = table[numbers]
                 if types.min() >= 0:
                     return types
             index = {s: n for n, s in enumerate(self.species)}
@@ -198,17 +201,17 @@ class MTPotential:
             bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
             raise MTPInputError(f"{where}: non-finite coordinates (atom {bad})")
         try:
-            offsets, nbr, vec = neighbor_csr(positions, atoms.cell.array, atoms.pbc, self.max_dist)
+            offsets, nbr, vec, shortest = neighbor_csr_shortest(positions, atoms.cell.array,
+                                                                atoms.pbc, self.max_dist)
         except ValueError as exc:
             raise MTPInputError(f"{where}: {exc}") from exc
-        shortest = shortest_distance(vec) if len(vec) else np.inf
         if shortest < self.min_dist:
             warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
                           f"{self.min_dist} Å, where the potential is not trained", stacklevel=4)
         return offsets, nbr, vec, shortest
 
     def run_kernel(self, types, offsets, nbr, vec, want_forces, want_params, per_atom, n_blocks=None):
-        """(site energies, dE/d(vec_p), dE/dtheta rows) from the one serial or parallel kernel.
+        """(site energies, forces, virial, dE/dtheta rows) from the one serial or parallel kernel.
 
         Small cells run on one thread; rows are per atom, or summed (per block of atoms when
         parallel: sum them) -- see `mtplib.kernels.mtp.mtp_serial`.
@@ -217,7 +220,7 @@ class MTPotential:
         args = (types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
                 a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
                 a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"],
-                want_forces, want_params, per_atom)
+                want_forces, want_params, per_atom, a["tables"])
         if n_blocks is None and len(types) < ATOMS_PER_THREAD * 2:
             return mtp_serial(*args)
         return mtp_parallel(*args, n_blocks or _default_blocks())
@@ -233,13 +236,14 @@ class MTPotential:
         self.kernel_arrays()          # an untrained potential fails here, before any work
         types = self.types_of(atoms, where)
         offsets, nbr, vec, shortest = self._checked_neighbors(atoms, where)
-        site_energy, pair_grad, rows = self.run_kernel(types, offsets, nbr, vec, True, want_params,
-                                                       per_atom, n_blocks)
-        forces, virial = forces_and_virial(len(atoms), offsets, nbr, vec, pair_grad)
+        site_energy, forces, virial, rows = self.run_kernel(types, offsets, nbr, vec, True,
+                                                            want_params, per_atom, n_blocks)
         stress = None
-        if atoms.pbc.all():
-            virial = 0.5 * (virial + virial.T)
-            stress = virial[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / abs(np.linalg.det(atoms.cell.array))
+        if atoms.pbc.all():                   # Voigt order xx yy zz yz xz xy, symmetrised
+            v = virial
+            stress = np.array([v[0, 0], v[1, 1], v[2, 2], 0.5 * (v[1, 2] + v[2, 1]),
+                               0.5 * (v[0, 2] + v[2, 0]), 0.5 * (v[0, 1] + v[1, 0])])
+            stress /= abs(np.linalg.det(atoms.cell.array))
         result = dict(energy=float(site_energy.sum()), forces=forces, stress=stress,
                       energies=site_energy)
         return result, (rows if want_params else None), shortest
@@ -263,7 +267,8 @@ class MTPotential:
         """Site energies (n_atoms,) and dE_i/dtheta (n_atoms, parameter_count), theta as in get_parameters."""
         types = self.types_of(atoms, where)
         offsets, nbr, vec = self.neighbors(atoms, where)
-        site_energy, _, grad = self.run_kernel(types, offsets, nbr, vec, False, True, True, n_blocks)
+        site_energy, _, _, grad = self.run_kernel(types, offsets, nbr, vec, False, True, True,
+                                                  n_blocks)
         return site_energy, grad
 
     def evaluate_many(self, images, where="data"):

@@ -64,8 +64,8 @@ def _monomial_index(a, b, c):
 # Reductions over the neighbours of one atom may be reordered (vectorised); nothing else is
 # relaxed: no assumptions about NaN or infinity, so bad input still shows as NaN.
 VECTOR_MATH = {"reassoc", "contract"}
-# neighbour lists are padded to a multiple of this, the vector width times LLVM's unroll
-PAD = 16
+# neighbour lists are padded to a multiple of this: two AVX2 vectors (16 measured slower: more padding)
+PAD = 8
 
 
 @njit(cache=True)
@@ -225,6 +225,16 @@ def product_runs(times):
 
 
 @njit(cache=True)
+def kernel_tables(ang_abc, basic_mu, n_mu, times):
+    """The index tables `_mtp_block` takes, built once per potential: `basis_tables` and
+    `product_runs` in one tuple."""
+    parent, axis, raise_idx, raise_exp, mu_start = basis_tables(ang_abc, basic_mu, n_mu)
+    run_start, run_target, factor_a, factor_b, mult = product_runs(times)
+    return (parent, axis, raise_idx, raise_exp, mu_start, run_start, run_target, factor_a,
+            factor_b, mult)
+
+
+@njit(cache=True)
 def _products_forward(run_start, run_target, factor_a, factor_b, mult, n_basic, n_lanes, moments):
     """The contractions of alpha_index_times for a chunk of atoms at once: moments[k, lane],
     one lane per atom, so every product is one vector operation over the lanes."""
@@ -314,8 +324,13 @@ def _pair_backward(m, row, coef, count_pad, pair_f, pair_fp, ux, uy, uz, ir, s_m
 
 @njit(cache=True)
 def _transpose_rows(mono, n_p, rows):
-    """rows[m, g] = mono[g, m]: each neighbour's monomials as one contiguous row."""
-    for g in range(mono.shape[0]):
+    """rows[m, g] = mono[g, m]: each neighbour's monomials as one contiguous row, padded with
+    zeros to the row length."""
+    n_ang = mono.shape[0]
+    for m in range(n_p):
+        for g in range(n_ang, rows.shape[1]):
+            rows[m, g] = 0.0
+    for g in range(n_ang):
         for m in range(n_p):
             rows[m, g] = mono[g, m]
 
@@ -348,12 +363,14 @@ CHUNK = 32
 @njit(cache=True)
 def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
                radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
-               mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad):
+               mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad,
+               grad):
     """The MTP of atoms first..last-1: site energies, and optionally dE_i/d(vec_p) and dE_i/dtheta.
 
     Takes the basis in `MTPotential.kernel_arrays`' canonical layout: the basic moments of
     radial function mu are the block mu_start[mu] + g, g < count[mu], over the monomials
-    ang_abc[g] in canonical order (all monomials up to a top degree).
+    ang_abc[g] in canonical order (all monomials up to a top degree), and its index tables
+    (`kernel_tables`).
 
     Atoms go in chunks of CHUNK. Per atom: radial functions, monomials and basic moments as
     vector loops over the neighbours; the radial values and each neighbour's row of
@@ -372,8 +389,8 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     n_ang = ang_abc.shape[0]
     n_ang_pad = (n_ang + PAD - 1) // PAD * PAD
     n_basic = basic_mu.shape[0]
-    parent, axis, raise_idx, raise_exp, mu_start = basis_tables(ang_abc, basic_mu, n_mu)
-    run_start, run_target, factor_a, factor_b, mult = product_runs(times)
+    (parent, axis, raise_idx, raise_exp, mu_start, run_start, run_target, factor_a, factor_b,
+     mult) = tables
     count_pad = np.empty(n_mu, dtype=np.int64)
     for mu in range(n_mu):
         count_pad[mu] = (mu_start[mu + 1] - mu_start[mu] + PAD - 1) // PAD * PAD
@@ -390,7 +407,7 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     pair_q = np.empty((lanes, rb_size, max_pairs))
     pair_f = np.empty((lanes, n_mu, max_pairs))
     pair_fp = np.empty((lanes, n_mu, max_pairs))
-    mono_rows = np.zeros((lanes if backward else 0, max_pairs, n_ang_pad))   # padding stays 0
+    mono_rows = np.empty((lanes if backward else 0, max_pairs, n_ang_pad))
     # per atom, reused
     xi = np.empty(max_pairs)
     pair_dq = np.empty((rb_size, max_pairs))
@@ -459,9 +476,10 @@ def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, m
                 max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
                 moment_coeffs, n_moments, site_energy, pair_grad):
     """Site energies of atoms first..last-1 and dE_i/d(vec_p) for their pairs."""
+    tables = kernel_tables(ang_abc, basic_mu, radial_coeffs.shape[2], times)
     _mtp_block(first, last, True, False, False, 0, types, offsets, nbr, vec, radial_coeffs,
                scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-               species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad,
+               species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad,
                np.empty((0, 0)))
 
 
@@ -489,14 +507,61 @@ def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
 
 
 @njit(cache=True)
+def incoming_pairs(n_atoms, nbr):
+    """The pairs that point at each atom, in CSR form: the p with nbr[p] == j are
+    in_pairs[in_start[j]:in_start[j+1]], ascending."""
+    in_start = np.zeros(n_atoms + 1, dtype=np.int64)
+    for p in range(nbr.shape[0]):
+        in_start[nbr[p] + 1] += 1
+    for j in range(n_atoms):
+        in_start[j + 1] += in_start[j]
+    fill = in_start[:-1].copy()
+    in_pairs = np.empty(nbr.shape[0], dtype=np.int64)
+    for p in range(nbr.shape[0]):
+        j = nbr[p]
+        in_pairs[fill[j]] = p
+        fill[j] += 1
+    return in_start, in_pairs
+
+
+@njit(cache=True, inline="always")
+def _gather_forces(first, last, offsets, in_start, in_pairs, vec, pair_grad, forces, virial):
+    """F_i = sum over i's pairs of dE/dvec_p minus the sum over the pairs pointing at i, for
+    atoms first..last-1, each summed in a fixed order (no scatter: blocks run in parallel and
+    the result does not depend on the threads); the virial of i's pairs is added to `virial`."""
+    for i in range(first, last):
+        fx = 0.0
+        fy = 0.0
+        fz = 0.0
+        for p in range(offsets[i], offsets[i + 1]):
+            gx, gy, gz = pair_grad[p, 0], pair_grad[p, 1], pair_grad[p, 2]
+            fx += gx
+            fy += gy
+            fz += gz
+            for b in range(3):
+                virial[0, b] += vec[p, b] * gx
+                virial[1, b] += vec[p, b] * gy
+                virial[2, b] += vec[p, b] * gz
+        for k in range(in_start[i], in_start[i + 1]):
+            q = in_pairs[k]
+            fx -= pair_grad[q, 0]
+            fy -= pair_grad[q, 1]
+            fz -= pair_grad[q, 2]
+        forces[i, 0] = fx
+        forces[i, 1] = fy
+        forces[i, 2] = fz
+
+
+@njit(cache=True)
 def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
                basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
-               want_forces, want_params, per_atom):
-    """Site energies, dE/d(vec_p) and dE/dtheta rows on one thread (small cells).
+               want_forces, want_params, per_atom, tables):
+    """Site energies, forces, virial and dE/dtheta rows on one thread (small cells).
 
-    Evaluation and grading both call this one compiled function (or `mtp_parallel`), so
-    their energies and forces agree bit for bit. Rows: (n_atoms, n_params) per atom, else
-    (1, n_params) summed over atoms; (0, 0) without `want_params`.
+    Forces F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p are (0, 3) and zero without
+    `want_forces`. Rows: (n_atoms, n_params) per atom, else (1, n_params) summed over atoms;
+    (0, 0) without `want_params`. Evaluation and grading both call this one compiled function
+    (or `mtp_parallel`), so their energies and forces agree bit for bit.
     """
     n_atoms = types.shape[0]
     n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
@@ -506,15 +571,23 @@ def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
                      n_params if want_params else 0))
     _mtp_block(0, n_atoms, want_forces, want_params, per_atom, 0, types, offsets, nbr, vec,
                radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
-               mapping, species_coeffs, moment_coeffs, n_moments, site_energy, pair_grad, grad)
-    return site_energy, pair_grad, grad
+               mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad,
+               grad)
+    forces = np.zeros((n_atoms if want_forces else 0, 3))
+    virial = np.zeros((3, 3))
+    if want_forces:
+        in_start, in_pairs = incoming_pairs(n_atoms, nbr)
+        _gather_forces(0, n_atoms, offsets, in_start, in_pairs, vec, pair_grad, forces, virial)
+    return site_energy, forces, virial, grad
 
 
 @njit(cache=True, parallel=True)
 def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
                  basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
-                 want_forces, want_params, per_atom, n_blocks):
-    """As `mtp_serial`, parallel over blocks of atoms; rows summed per block when not per atom."""
+                 want_forces, want_params, per_atom, tables, n_blocks):
+    """As `mtp_serial`, parallel over blocks of atoms; rows summed per block when not per atom.
+    The forces are gathered per atom in a second parallel loop, the virial summed per block
+    in block order: the result does not depend on the number of threads."""
     n_atoms = types.shape[0]
     n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
     n_blocks = max(1, min(n_blocks, n_atoms))
@@ -527,6 +600,16 @@ def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max
         last = (blk + 1) * n_atoms // n_blocks
         _mtp_block(first, last, want_forces, want_params, per_atom, np.int64(blk), types, offsets,
                    nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang,
-                   ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+                   ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments, tables,
                    site_energy, pair_grad, grad)
-    return site_energy, pair_grad, grad
+    forces = np.zeros((n_atoms if want_forces else 0, 3))
+    virial = np.zeros((3, 3))
+    if want_forces:
+        in_start, in_pairs = incoming_pairs(n_atoms, nbr)
+        block_virial = np.zeros((n_blocks, 3, 3))
+        for blk in prange(n_blocks):
+            _gather_forces(blk * n_atoms // n_blocks, (blk + 1) * n_atoms // n_blocks, offsets,
+                           in_start, in_pairs, vec, pair_grad, forces, block_virial[blk])
+        for blk in range(n_blocks):
+            virial += block_virial[blk]
+    return site_energy, forces, virial, grad
