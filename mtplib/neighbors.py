@@ -33,7 +33,7 @@ cell (many images of one atom, and an atom's own images).
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 __all__ = ["neighbor_list", "neighbor_csr", "neighbor_csr_shortest", "neighbor_list_atoms",
            "shortest_distance"]
@@ -43,6 +43,8 @@ _BACKENDS = ("numba", "vesin", "ase")
 _MIN_SINE_VOLUME = 1e-8
 # refuse inputs that would need more than this many periodic images per atom
 _MAX_IMAGES = 10_000_000
+# from this many atoms, and with more than one numba thread, the search runs in parallel
+PARALLEL_ATOMS = 1000
 
 
 def neighbor_list(positions, cell, pbc, cutoff, backend="numba"):
@@ -63,26 +65,45 @@ def neighbor_csr(positions, cell, pbc, cutoff, backend="numba"):
     return _csr_offsets(i, len(positions)), j, D
 
 
-def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba"):
+def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", n_blocks=None):
     """`neighbor_csr` and the shortest pair distance (inf without pairs), in one numba call
-    for the numba backend (what every evaluation takes)."""
+    for the numba backend (what every evaluation takes). With PARALLEL_ATOMS atoms or more
+    and several numba threads the search runs in parallel over blocks of atoms (`n_blocks`
+    sets their number; 0 or 1: serial); the pairs are the same, in the same order."""
     positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
     if backend != "numba" or len(positions) == 0 or cutoff == 0.0:
         i, j, D = _search(positions, cell, pbc, cutoff, backend)
         return _csr_offsets(i, len(positions)), j, D, (shortest_distance(D) if len(D) else np.inf)
     box, origin = _working_box(positions, cell, pbc, cutoff)
+    if n_blocks is None:
+        from numba import get_num_threads
+        threads = get_num_threads()
+        n_blocks = 4 * threads if threads > 1 and len(positions) >= PARALLEL_ATOMS else 0
     offsets, j, D, shortest, n_images = _cell_list_csr(positions, box, origin, pbc, cutoff,
-                                                       _MAX_IMAGES)
+                                                       _MAX_IMAGES, n_blocks)
     _check_images(n_images, cutoff, cell)
     return offsets, j, D, shortest
 
 
 @njit(cache=True)
-def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images):
-    """`_cell_list` as CSR offsets, with the shortest distance: (offsets, j, D, shortest, images)."""
-    i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, max_images)
+def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images, n_blocks):
+    """`_cell_list` as CSR offsets, with the shortest distance: (offsets, j, D, shortest,
+    images); in parallel over n_blocks blocks of atoms when n_blocks > 1."""
+    n_atoms = positions.shape[0]
+    if n_blocks > 1:
+        n_bins, reach, n_images, volume = _cell_geometry(positions, box, cutoff)
+        if n_images > max_images:
+            return np.zeros(n_atoms + 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), \
+                np.inf, n_images
+        per_block = n_atoms // n_blocks + 1
+        capacity = int(per_block * (4.19 * cutoff**3 * n_atoms / volume * 1.3 + 16))
+        offsets, j, D = _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff,
+                                            capacity, n_blocks)
+    else:
+        i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, max_images)
+        offsets = _csr_offsets(i, n_atoms)
     shortest = shortest_distance(D) if D.shape[0] else np.inf
-    return _csr_offsets(i, positions.shape[0]), j, D, shortest, n_images
+    return offsets, j, D, shortest, n_images
 
 
 @njit(cache=True)
@@ -232,8 +253,8 @@ def _working_box(positions, cell, pbc, cutoff):
 
 
 @njit(cache=True)
-def _cell_list(positions, box, origin, pbc, cutoff, max_images):
-    """All pairs within cutoff over all images: (i, j, D, images scanned per atom)."""
+def _cell_geometry(positions, box, cutoff):
+    """(bins along each box vector, bins to scan each way, images scanned per atom, volume)."""
     n_atoms = positions.shape[0]
     # perpendicular height along each box vector: volume / area of the opposite face
     volume = abs(np.linalg.det(box))
@@ -247,7 +268,14 @@ def _cell_list(positions, box, origin, pbc, cutoff, max_images):
         n_bins[np.argmax(n_bins)] //= 2
     # bins to scan each way; the 1e-9 margin absorbs rounding at bin edges
     reach = np.ceil(cutoff * n_bins / heights + 1e-9).astype(np.int64)
-    n_images = np.prod(2 * reach + 1)
+    return n_bins, reach, np.prod(2 * reach + 1), volume
+
+
+@njit(cache=True)
+def _cell_list(positions, box, origin, pbc, cutoff, max_images):
+    """All pairs within cutoff over all images: (i, j, D, images scanned per atom)."""
+    n_atoms = positions.shape[0]
+    n_bins, reach, n_images, volume = _cell_geometry(positions, box, cutoff)
     if n_images > max_images:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), n_images
     # capacity from the mean density; rerun with the exact count if it was short
@@ -259,13 +287,12 @@ def _cell_list(positions, box, origin, pbc, cutoff, max_images):
 
 
 @njit(cache=True)
-def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
-    """Cell-list search; writes at most `capacity` pairs and returns the true count."""
+def _bin_atoms(positions, box, origin, pbc, n_bins):
+    """Atoms wrapped into the box along periodic directions and sorted into bins:
+    (wrapped positions, bin of each atom, bin start offsets, atoms in bin order, wrapped
+    positions in bin order)."""
     n_atoms = positions.shape[0]
     inverse = np.linalg.inv(box)
-    cutoff2 = cutoff * cutoff
-
-    # wrap atoms into the box along periodic directions and bin them
     wrapped = np.empty((n_atoms, 3))
     bin_of = np.empty(n_atoms, np.int64)
     r = np.empty(3)
@@ -284,7 +311,6 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
             index = index * n_bins[k] + b
         wrapped[a] = r
         bin_of[a] = index
-
     # atoms grouped by bin (counting sort)
     total_bins = n_bins[0] * n_bins[1] * n_bins[2]
     bin_start = np.zeros(total_bins + 1, np.int64)
@@ -300,49 +326,118 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     binned = np.empty((n_atoms, 3))  # wrapped positions in bin order: contiguous reads below
     for slot in range(n_atoms):
         binned[slot] = wrapped[atoms_by_bin[slot]]
+    return wrapped, bin_of, bin_start, atoms_by_bin, binned
 
+
+@njit(cache=True)
+def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc, n_bins, reach,
+                cutoff2, out_j, out_D, start, capacity):
+    """The pairs of atom a, written from out_j[start], out_D[start] while below `capacity`;
+    returns their number."""
+    n_pairs = 0
+    b2 = bin_of[a] % n_bins[2]
+    b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
+    b0 = bin_of[a] // (n_bins[2] * n_bins[1])
+    for d0 in range(-reach[0], reach[0] + 1):
+        c0, s0 = _wrap_bin(b0 + d0, n_bins[0], pbc[0])
+        if c0 < 0:
+            continue
+        for d1 in range(-reach[1], reach[1] + 1):
+            c1, s1 = _wrap_bin(b1 + d1, n_bins[1], pbc[1])
+            if c1 < 0:
+                continue
+            for d2 in range(-reach[2], reach[2] + 1):
+                c2, s2 = _wrap_bin(b2 + d2, n_bins[2], pbc[2])
+                if c2 < 0:
+                    continue
+                # lattice translation of this image, relative to atom a
+                tx = s0 * box[0, 0] + s1 * box[1, 0] + s2 * box[2, 0] - wrapped[a, 0]
+                ty = s0 * box[0, 1] + s1 * box[1, 1] + s2 * box[2, 1] - wrapped[a, 1]
+                tz = s0 * box[0, 2] + s1 * box[1, 2] + s2 * box[2, 2] - wrapped[a, 2]
+                is_home = s0 == 0 and s1 == 0 and s2 == 0
+                neighbour_bin = (c0 * n_bins[1] + c1) * n_bins[2] + c2
+                for slot in range(bin_start[neighbour_bin], bin_start[neighbour_bin + 1]):
+                    dx = binned[slot, 0] + tx
+                    dy = binned[slot, 1] + ty
+                    dz = binned[slot, 2] + tz
+                    if dx * dx + dy * dy + dz * dz < cutoff2:
+                        b = atoms_by_bin[slot]
+                        if is_home and b == a:
+                            continue
+                        k = start + n_pairs
+                        if k < capacity:
+                            out_j[k] = b
+                            out_D[k, 0] = dx
+                            out_D[k, 1] = dy
+                            out_D[k, 2] = dz
+                        n_pairs += 1
+    return n_pairs
+
+
+@njit(cache=True)
+def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
+    """Cell-list search; writes at most `capacity` pairs and returns the true count."""
+    n_atoms = positions.shape[0]
+    wrapped, bin_of, bin_start, atoms_by_bin, binned = _bin_atoms(positions, box, origin, pbc,
+                                                                  n_bins)
     out_i = np.empty(capacity, np.int64)
     out_j = np.empty(capacity, np.int64)
     out_D = np.empty((capacity, 3))
     n_pairs = 0
     for a in range(n_atoms):
-        b2 = bin_of[a] % n_bins[2]
-        b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
-        b0 = bin_of[a] // (n_bins[2] * n_bins[1])
-        for d0 in range(-reach[0], reach[0] + 1):
-            c0, s0 = _wrap_bin(b0 + d0, n_bins[0], pbc[0])
-            if c0 < 0:
-                continue
-            for d1 in range(-reach[1], reach[1] + 1):
-                c1, s1 = _wrap_bin(b1 + d1, n_bins[1], pbc[1])
-                if c1 < 0:
-                    continue
-                for d2 in range(-reach[2], reach[2] + 1):
-                    c2, s2 = _wrap_bin(b2 + d2, n_bins[2], pbc[2])
-                    if c2 < 0:
-                        continue
-                    # lattice translation of this image, relative to atom a
-                    tx = s0 * box[0, 0] + s1 * box[1, 0] + s2 * box[2, 0] - wrapped[a, 0]
-                    ty = s0 * box[0, 1] + s1 * box[1, 1] + s2 * box[2, 1] - wrapped[a, 1]
-                    tz = s0 * box[0, 2] + s1 * box[1, 2] + s2 * box[2, 2] - wrapped[a, 2]
-                    is_home = s0 == 0 and s1 == 0 and s2 == 0
-                    neighbour_bin = (c0 * n_bins[1] + c1) * n_bins[2] + c2
-                    for slot in range(bin_start[neighbour_bin], bin_start[neighbour_bin + 1]):
-                        dx = binned[slot, 0] + tx
-                        dy = binned[slot, 1] + ty
-                        dz = binned[slot, 2] + tz
-                        if dx * dx + dy * dy + dz * dz < cutoff2:
-                            b = atoms_by_bin[slot]
-                            if is_home and b == a:
-                                continue
-                            if n_pairs < capacity:
-                                out_i[n_pairs] = a
-                                out_j[n_pairs] = b
-                                out_D[n_pairs, 0] = dx
-                                out_D[n_pairs, 1] = dy
-                                out_D[n_pairs, 2] = dz
-                            n_pairs += 1
+        found = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc, n_bins,
+                            reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity)
+        for k in range(n_pairs, min(n_pairs + found, capacity)):
+            out_i[k] = a
+        n_pairs += found
     return out_i, out_j, out_D, n_pairs
+
+
+@njit(cache=True, parallel=True)
+def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, block_capacity,
+                        n_blocks):
+    """`_scan_bins` in CSR form, parallel over blocks of atoms: each block writes its pairs into
+    its own buffer (a block that overflows its estimate is scanned again at its true size),
+    then the blocks are joined in atom order -- the same pairs in the same order as serial."""
+    n_atoms = positions.shape[0]
+    wrapped, bin_of, bin_start, atoms_by_bin, binned = _bin_atoms(positions, box, origin, pbc,
+                                                                  n_bins)
+    counts = np.zeros(n_atoms, np.int64)
+    block_pairs = np.zeros(n_blocks, np.int64)
+    buf_j = np.empty((n_blocks, block_capacity), np.int64)
+    buf_D = np.empty((n_blocks, block_capacity, 3))
+    for blk in prange(n_blocks):
+        first = blk * n_atoms // n_blocks
+        last = (blk + 1) * n_atoms // n_blocks
+        total = 0
+        for a in range(first, last):
+            counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc,
+                                    n_bins, reach, cutoff * cutoff, buf_j[blk], buf_D[blk], total,
+                                    block_capacity)
+            total += counts[a]
+        block_pairs[blk] = total
+    offsets = np.zeros(n_atoms + 1, np.int64)
+    for a in range(n_atoms):
+        offsets[a + 1] = offsets[a] + counts[a]
+    out_j = np.empty(offsets[n_atoms], np.int64)
+    out_D = np.empty((offsets[n_atoms], 3))
+    for blk in prange(n_blocks):
+        first = blk * n_atoms // n_blocks
+        last = (blk + 1) * n_atoms // n_blocks
+        p0 = offsets[first]
+        if block_pairs[blk] <= block_capacity:
+            for k in range(block_pairs[blk]):
+                out_j[p0 + k] = buf_j[blk, k]
+                out_D[p0 + k, 0] = buf_D[blk, k, 0]
+                out_D[p0 + k, 1] = buf_D[blk, k, 1]
+                out_D[p0 + k, 2] = buf_D[blk, k, 2]
+        else:                                  # rare: scan this block again into place
+            total = 0
+            for a in range(first, last):
+                total += _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box,
+                                     pbc, n_bins, reach, cutoff * cutoff, out_j[p0:], out_D[p0:],
+                                     total, block_pairs[blk])
+    return offsets, out_j, out_D
 
 
 @njit(cache=True, inline="always")

@@ -48,6 +48,7 @@ def compile_kernels(elements, mtp_config, out_json=None, log=print):
     """Run every kernel once (fit, evaluation on a small and a large cell, active set and
     grade in both selection modes); write what was done and how long it took."""
     from ..active import ActiveSet
+    from ..neighbors import neighbor_csr_shortest
     from ..potential import ATOMS_PER_THREAD
     from ..training import fit
     from .fitting import initial_potential
@@ -58,6 +59,8 @@ def compile_kernels(elements, mtp_config, out_json=None, log=print):
     large = _toy_structures(list(elements), mtp_config["max_dist"], 2 * ATOMS_PER_THREAD + 8, 1)
     trained = fit(small, pot, seed=0, max_iter=2, log=None)
     trained.evaluate_many(small + large)                       # serial and parallel kernels
+    neighbor_csr_shortest(large[0].positions, large[0].cell.array, large[0].pbc,
+                          trained.max_dist, n_blocks=2)        # the parallel neighbour search
     for mode in ("configuration", "neighborhood"):
         with warnings.catch_warnings():      # a 3-structure active set is underdetermined
             warnings.simplefilter("ignore")
