@@ -326,14 +326,25 @@ def _bin_atoms(positions, box, origin, pbc, n_bins):
     binned = np.empty((n_atoms, 3))  # wrapped positions in bin order: contiguous reads below
     for slot in range(n_atoms):
         binned[slot] = wrapped[atoms_by_bin[slot]]
-    return wrapped, bin_of, bin_start, atoms_by_bin, binned
+    # the box around each bin's atoms (Cartesian): images of bins out of reach are skipped
+    bin_box = np.empty((total_bins, 2, 3))
+    for b in range(total_bins):
+        for c in range(3):
+            bin_box[b, 0, c] = np.inf
+            bin_box[b, 1, c] = -np.inf
+        for slot in range(bin_start[b], bin_start[b + 1]):
+            for c in range(3):
+                bin_box[b, 0, c] = min(bin_box[b, 0, c], binned[slot, c])
+                bin_box[b, 1, c] = max(bin_box[b, 1, c], binned[slot, c])
+    return wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box
 
 
 @njit(cache=True)
-def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc, n_bins, reach,
-                cutoff2, out_j, out_D, start, capacity):
+def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc, n_bins,
+                reach, cutoff2, out_j, out_D, start, capacity):
     """The pairs of atom a, written from out_j[start], out_D[start] while below `capacity`;
-    returns their number."""
+    returns their number. An image of a bin whose atoms' box lies a cutoff or more away
+    from atom a has none of its pairs and is skipped (in small cells most of the 27 images)."""
     n_pairs = 0
     b2 = bin_of[a] % n_bins[2]
     b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
@@ -356,6 +367,12 @@ def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc, n
                 tz = s0 * box[0, 2] + s1 * box[1, 2] + s2 * box[2, 2] - wrapped[a, 2]
                 is_home = s0 == 0 and s1 == 0 and s2 == 0
                 neighbour_bin = (c0 * n_bins[1] + c1) * n_bins[2] + c2
+                nb = neighbour_bin
+                gap_x = max(bin_box[nb, 0, 0] + tx, 0.0, -bin_box[nb, 1, 0] - tx)
+                gap_y = max(bin_box[nb, 0, 1] + ty, 0.0, -bin_box[nb, 1, 1] - ty)
+                gap_z = max(bin_box[nb, 0, 2] + tz, 0.0, -bin_box[nb, 1, 2] - tz)
+                if gap_x * gap_x + gap_y * gap_y + gap_z * gap_z >= cutoff2:
+                    continue
                 for slot in range(bin_start[neighbour_bin], bin_start[neighbour_bin + 1]):
                     dx = binned[slot, 0] + tx
                     dy = binned[slot, 1] + ty
@@ -378,15 +395,15 @@ def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc, n
 def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     """Cell-list search; writes at most `capacity` pairs and returns the true count."""
     n_atoms = positions.shape[0]
-    wrapped, bin_of, bin_start, atoms_by_bin, binned = _bin_atoms(positions, box, origin, pbc,
-                                                                  n_bins)
+    wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box = _bin_atoms(positions, box, origin,
+                                                                           pbc, n_bins)
     out_i = np.empty(capacity, np.int64)
     out_j = np.empty(capacity, np.int64)
     out_D = np.empty((capacity, 3))
     n_pairs = 0
     for a in range(n_atoms):
-        found = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc, n_bins,
-                            reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity)
+        found = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
+                            pbc, n_bins, reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity)
         for k in range(n_pairs, min(n_pairs + found, capacity)):
             out_i[k] = a
         n_pairs += found
@@ -400,8 +417,8 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, bloc
     its own buffer (a block that overflows its estimate is scanned again at its true size),
     then the blocks are joined in atom order -- the same pairs in the same order as serial."""
     n_atoms = positions.shape[0]
-    wrapped, bin_of, bin_start, atoms_by_bin, binned = _bin_atoms(positions, box, origin, pbc,
-                                                                  n_bins)
+    wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box = _bin_atoms(positions, box, origin,
+                                                                           pbc, n_bins)
     counts = np.zeros(n_atoms, np.int64)
     block_pairs = np.zeros(n_blocks, np.int64)
     buf_j = np.empty((n_blocks, block_capacity), np.int64)
@@ -411,9 +428,9 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, bloc
         last = (blk + 1) * n_atoms // n_blocks
         total = 0
         for a in range(first, last):
-            counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box, pbc,
-                                    n_bins, reach, cutoff * cutoff, buf_j[blk], buf_D[blk], total,
-                                    block_capacity)
+            counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
+                                    box, pbc, n_bins, reach, cutoff * cutoff, buf_j[blk],
+                                    buf_D[blk], total, block_capacity)
             total += counts[a]
         block_pairs[blk] = total
     offsets = np.zeros(n_atoms + 1, np.int64)
@@ -434,9 +451,9 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, bloc
         else:                                  # rare: scan this block again into place
             total = 0
             for a in range(first, last):
-                total += _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, box,
-                                     pbc, n_bins, reach, cutoff * cutoff, out_j[p0:], out_D[p0:],
-                                     total, block_pairs[blk])
+                total += _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned,
+                                     bin_box, box, pbc, n_bins, reach, cutoff * cutoff,
+                                     out_j[p0:], out_D[p0:], total, block_pairs[blk])
     return offsets, out_j, out_D
 
 
