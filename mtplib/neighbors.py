@@ -35,8 +35,8 @@ cell (many images of one atom, and an atom's own images).
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["neighbor_list", "neighbor_csr", "neighbor_csr_shortest", "neighbor_list_atoms",
-           "shortest_distance"]
+__all__ = ["neighbor_list", "neighbor_csr", "neighbor_csr_shortest", "neighbor_csr_batch",
+           "neighbor_list_atoms", "shortest_distance"]
 
 _BACKENDS = ("numba", "vesin", "ase")
 # a periodic cell whose volume is below this fraction of |a||b||c| is degenerate
@@ -104,6 +104,111 @@ def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images, n_blocks):
         offsets = _csr_offsets(i, n_atoms)
     shortest = shortest_distance(D) if D.shape[0] else np.inf
     return offsets, j, D, shortest, n_images
+
+
+class StructureError(ValueError):
+    """Bad input in structure `index` of a batch; `reason` says what."""
+
+    def __init__(self, index, reason):
+        super().__init__(f"structure {index}: {reason}")
+        self.index, self.reason = index, reason
+
+
+def neighbor_csr_batch(structures, cutoff):
+    """Neighbour lists of many structures at once, in parallel over the structures.
+
+    `structures` is a list of (positions, cell, pbc). Returns (atom_start, offsets, j, D,
+    shortest): the atoms of structure c are atom_start[c] .. atom_start[c+1]-1 of one joined
+    list, whose CSR offsets and neighbour indices j count in that joined numbering; shortest
+    is the shortest pair distance per structure (inf without pairs). Each structure's pairs
+    are exactly those of `neighbor_csr`, in the same order. Bad input raises StructureError
+    (a ValueError) with the index of the structure at fault.
+    """
+    n = len(structures)
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    boxes = np.zeros((n, 3, 3))
+    origins = np.zeros((n, 3))
+    pbcs = np.zeros((n, 3), dtype=np.bool_)
+    joined = []
+    for c, (positions, cell, pbc) in enumerate(structures):
+        try:
+            positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
+            if len(positions) and cutoff > 0.0:
+                boxes[c], origins[c] = _working_box(positions, cell, pbc, cutoff)
+            else:
+                boxes[c] = np.eye(3)
+        except ValueError as exc:
+            raise StructureError(c, str(exc)) from exc
+        pbcs[c] = pbc
+        sizes[c + 1] = len(positions)
+        joined.append(positions)
+    atom_start = np.cumsum(sizes)
+    positions = np.concatenate(joined) if joined else np.zeros((0, 3))
+    offsets, j, D, shortest, n_images = _batch_cell_lists(positions, atom_start, boxes, origins,
+                                                          pbcs, cutoff, _MAX_IMAGES)
+    for c in np.flatnonzero(n_images > _MAX_IMAGES):
+        raise StructureError(c, f"cutoff {cutoff} is too large for this cell "
+                                f"({np.asarray(structures[c][1]).tolist()}): it would scan "
+                                f"{n_images[c]} cell images per atom")
+    return atom_start, offsets, j, D, shortest
+
+
+@njit(cache=True, parallel=True)
+def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_images):
+    """`_cell_list` of every structure, in parallel: each writes into its own estimated slice
+    of one buffer (a structure that overflows its estimate is searched again at its true
+    size), then the slices are joined in structure order."""
+    n_cfg = atom_start.shape[0] - 1
+    capacity_start = np.zeros(n_cfg + 1, dtype=np.int64)
+    for c in range(n_cfg):
+        n_atoms = atom_start[c + 1] - atom_start[c]
+        volume = max(abs(np.linalg.det(boxes[c])), 1e-300)
+        capacity_start[c + 1] = capacity_start[c] + int(
+            n_atoms * (4.19 * cutoff**3 * n_atoms / volume * 1.3 + 16))
+    buf_i = np.empty(capacity_start[n_cfg], dtype=np.int64)
+    buf_j = np.empty(capacity_start[n_cfg], dtype=np.int64)
+    buf_D = np.empty((capacity_start[n_cfg], 3))
+    n_pairs = np.zeros(n_cfg, dtype=np.int64)
+    n_images = np.zeros(n_cfg, dtype=np.int64)
+    shortest = np.full(n_cfg, np.inf)
+    for c in prange(n_cfg):
+        a0, a1 = atom_start[c], atom_start[c + 1]
+        if a1 == a0 or cutoff == 0.0:
+            continue
+        i, j, D, n_images[c] = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c], cutoff,
+                                          max_images)
+        n_pairs[c] = i.shape[0]
+        if D.shape[0]:
+            shortest[c] = shortest_distance(D)
+        k0 = capacity_start[c]
+        for k in range(min(n_pairs[c], capacity_start[c + 1] - k0)):
+            buf_i[k0 + k] = i[k]
+            buf_j[k0 + k] = j[k]
+            buf_D[k0 + k] = D[k]
+    pair_start = np.zeros(n_cfg + 1, dtype=np.int64)
+    for c in range(n_cfg):
+        pair_start[c + 1] = pair_start[c] + n_pairs[c]
+    offsets = np.zeros(atom_start[n_cfg] + 1, dtype=np.int64)
+    out_j = np.empty(pair_start[n_cfg], dtype=np.int64)
+    out_D = np.empty((pair_start[n_cfg], 3))
+    for c in prange(n_cfg):
+        a0, a1 = atom_start[c], atom_start[c + 1]
+        p0 = pair_start[c]
+        if n_pairs[c] > capacity_start[c + 1] - capacity_start[c]:     # rare: search again
+            i, j, D, _ = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c], cutoff,
+                                    max_images)
+        else:
+            k0 = capacity_start[c]
+            i = buf_i[k0:k0 + n_pairs[c]]
+            j = buf_j[k0:k0 + n_pairs[c]]
+            D = buf_D[k0:k0 + n_pairs[c]]
+        for k in range(n_pairs[c]):
+            offsets[a0 + i[k] + 1] += 1
+            out_j[p0 + k] = a0 + j[k]
+            out_D[p0 + k] = D[k]
+    for a in range(atom_start[n_cfg]):
+        offsets[a + 1] += offsets[a]
+    return offsets, out_j, out_D, shortest, n_images
 
 
 @njit(cache=True)

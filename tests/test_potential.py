@@ -185,3 +185,30 @@ def test_chunks_and_blocks_agree_with_reference_and_serial():
         np.testing.assert_array_equal(blocked["forces"], serial["forces"])
         np.testing.assert_allclose(blocked["stress"], serial["stress"], rtol=1e-12,
                                    atol=1e-12 * np.abs(serial["stress"]).max())
+
+
+def test_evaluate_many_equals_evaluate_and_names_bad_structures():
+    """The parallel batch path gives `evaluate`'s energies and forces bit for bit (periodic
+    cells, a molecule, a structure split into blocks by `evaluate`), and errors name the
+    structure at fault."""
+    pot = random_potential(8, ["Cu", "Au"], seed=7)
+    cells = [triclinic_cell(["Cu", "Au"], n_atoms=n, seed=n) for n in (3, 6, 9)]
+    big = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((4, 4, 5))        # 320 atoms: blocks
+    big.rattle(0.05, seed=2)
+    molecule_like = Atoms("CuAuCu", positions=[[0, 0, 0], [2.4, 0, 0], [0, 2.5, 0.3]])
+    images = cells + [big, molecule_like, Atoms()]
+    for one, many in zip([pot.evaluate(a) for a in images], pot.evaluate_many(images)):
+        np.testing.assert_array_equal(many["energies"], one["energies"])
+        np.testing.assert_array_equal(many["forces"], one["forces"])
+        if one["stress"] is None:
+            assert many["stress"] is None
+        else:
+            np.testing.assert_allclose(many["stress"], one["stress"], rtol=1e-12, atol=1e-14)
+    bad = cells[0].copy()
+    bad.positions[1, 2] = np.nan
+    with pytest.raises(MTPInputError, match=r"data\[1\]: non-finite coordinates \(atom 1\)"):
+        pot.evaluate_many([cells[0], bad])
+    flat = cells[0].copy()
+    flat.cell[2] = flat.cell[0]
+    with pytest.raises(MTPInputError, match=r"data\[1\]: periodic cell has zero"):
+        pot.evaluate_many([cells[0], flat])

@@ -613,3 +613,30 @@ def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max
         for blk in range(n_blocks):
             virial += block_virial[blk]
     return site_energy, forces, virial, grad
+
+
+@njit(cache=True, parallel=True)
+def mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
+              basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+              tables, atom_start):
+    """Site energies, forces and one virial per structure for many structures joined in one
+    neighbour list (structure c: atoms atom_start[c] .. atom_start[c+1]-1), in parallel over
+    the structures. Per structure the arithmetic is that of `mtp_serial`, so the site
+    energies, forces and virials equal it bit for bit."""
+    n_cfg = atom_start.shape[0] - 1
+    n_atoms = types.shape[0]
+    site_energy = np.empty(n_atoms)
+    pair_grad = np.zeros((vec.shape[0], 3))
+    no_rows = np.zeros((0, 0))
+    for c in prange(n_cfg):
+        _mtp_block(atom_start[c], atom_start[c + 1], True, False, False, 0, types, offsets, nbr,
+                   vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc,
+                   times, mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy,
+                   pair_grad, no_rows)
+    in_start, in_pairs = incoming_pairs(n_atoms, nbr)
+    forces = np.zeros((n_atoms, 3))
+    virial = np.zeros((n_cfg, 3, 3))
+    for c in prange(n_cfg):
+        _gather_forces(atom_start[c], atom_start[c + 1], offsets, in_start, in_pairs, vec,
+                       pair_grad, forces, virial[c])
+    return site_energy, forces, virial

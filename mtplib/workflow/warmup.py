@@ -58,7 +58,9 @@ def compile_kernels(elements, mtp_config, out_json=None, log=print):
     small = _toy_structures(list(elements), mtp_config["max_dist"], 2 * len(elements), 3)
     large = _toy_structures(list(elements), mtp_config["max_dist"], 2 * ATOMS_PER_THREAD + 8, 1)
     trained = fit(small, pot, seed=0, max_iter=2, log=None)
-    trained.evaluate_many(small + large)                       # serial and parallel kernels
+    trained.evaluate_many(small + large)                       # batch kernel (errors)
+    for atoms in small + large:                                # serial and parallel (MD)
+        trained.evaluate(atoms)
     neighbor_csr_shortest(large[0].positions, large[0].cell.array, large[0].pbc,
                           trained.max_dist, n_blocks=2)        # the parallel neighbour search
     for mode in ("configuration", "neighborhood"):
