@@ -4,10 +4,13 @@
 Data: the Cu set of ../shared/bench/make_cu_emt.py (1000 cells of 32 atoms) and one
 4000-atom fcc Cu cell; a level-16 MTP, min_dist 1.7 Å (below the closest pair
 of the set, so that neither code warns inside the timed loops), max_dist 5 Å, radial basis size 8.
-Prints µs per atom (median of repeats) on 1 and 2 threads, motep's figure and the ratio,
-and the peak memory of the evaluation against the atom count.
+Prints µs per atom (median of repeats) on 1 and 2 threads, through the ASE calculator one
+structure at a time and through `MTPotential.evaluate_many` (all cells in one parallel pass),
+motep's figure and the ratio, and the peak memory of the evaluation against the atom count.
+The 2-thread speed-up is the median of ratios measured in alternating 1- and 2-thread
+rounds, so that the load of a shared machine affects both alike.
 
-    python benchmarks/bench_evaluate.py [--cells 1000] [--repeats 5]
+    python benchmarks/bench_evaluate.py [--cells 1000] [--repeats 5] [--rounds 5]
 """
 import argparse
 import os
@@ -74,10 +77,28 @@ def efs_all(calc, images):
     return run
 
 
+def thread_speedup(cases, rounds):
+    """Median over alternating rounds of (1-thread time / 2-thread time), per case."""
+    ratios = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            times = []
+            for threads in (1, 2):
+                numba.set_num_threads(threads)
+                fn()
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            ratios[name].append(times[0] / times[1])
+    numba.set_num_threads(1)
+    return {name: (float(np.median(r)), min(r), max(r)) for name, r in ratios.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp())
@@ -91,15 +112,24 @@ def main():
           f"one {len(big)}-atom cell")
 
     ours = MTPCalculator(pot)
+    batch = lambda: pot.evaluate_many(cells)         # noqa: E731
     rows, cpu_rows = [], []
     for threads in (1, 2):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         t_small = median_time(efs_all(ours, cells), args.repeats) / n_small * 1e6
         t_big = median_time(efs_all(ours, [big]), args.repeats) / len(big) * 1e6
-        rows.append((f"mtplib, {threads} thread(s)", t_small, t_big))
+        rows.append((f"mtplib calculator, {threads} thread(s)", t_small, t_big))
+        t_batch = median_time(batch, args.repeats) / n_small * 1e6
+        rows.append((f"mtplib evaluate_many, {threads} thr.", t_batch, float("nan")))
         if threads == 1:
-            cpu_rows.append(("mtplib, 1 thread", CPU_TIMES[-2] / n_small * 1e6, CPU_TIMES[-1] / len(big) * 1e6))
+            cpu_rows.append(("mtplib calculator, 1 thread", CPU_TIMES[-3] / n_small * 1e6,
+                             CPU_TIMES[-2] / len(big) * 1e6))
+            cpu_rows.append(("mtplib evaluate_many, 1 thread", CPU_TIMES[-1] / n_small * 1e6,
+                             float("nan")))
     numba.set_num_threads(1)
+    speedup = thread_speedup({"calculator, 4000-atom cell": efs_all(ours, [big]),
+                              "evaluate_many, 32-atom cells": batch}, args.rounds) \
+        if numba.config.NUMBA_NUM_THREADS >= 2 else {}
 
     try:
         from motep.calculator import make_calculator
@@ -122,20 +152,25 @@ def main():
         print("motep not installed (pip install 'mtplib[bench]'): no peer figures")
         motep_small = motep_big = None
 
-    print(f"\n{'engine':32s} {'32-atom cells µs/atom':>22s} {'4000-atom cell µs/atom':>23s}")
+    print(f"\n{'engine':34s} {'32-atom cells µs/atom':>22s} {'4000-atom cell µs/atom':>23s}")
     for name, a, b in rows:
-        print(f"{name:32s} {a:22.1f} {b:23.1f}")
-    one, two = rows[0], rows[1]
-    print(f"\nspeed-up on 2 threads: {one[1] / two[1]:.2f}x (32-atom cells), {one[2] / two[2]:.2f}x (4000 atoms)")
+        print(f"{name:34s} {a:22.1f} {b:23.1f}")
+    one, two = rows[0], rows[2]
+    print(f"\nspeed-up on 2 threads, from the medians above: {one[1] / two[1]:.2f}x (32-atom cells, "
+          f"calculator), {rows[1][1] / rows[3][1]:.2f}x (32-atom cells, evaluate_many), "
+          f"{one[2] / two[2]:.2f}x (4000 atoms)")
+    for name, (median, low, high) in speedup.items():
+        print(f"speed-up on 2 threads, {name}: {median:.2f}x (median of {args.rounds} alternating "
+              f"rounds; range {low:.2f}-{high:.2f})")
     if motep_small:
         print(f"mtplib vs motep (1 thread): {motep_small / one[1]:.1f}x faster (32-atom cells), "
               f"{motep_big / one[2]:.1f}x faster (4000 atoms)")
     print(f"\nCPU time, 1 thread (the least over repeats; robust to other jobs on the machine):")
     for name, a, b in cpu_rows:
-        print(f"{name:32s} {a:22.1f} {b:23.1f}")
-    if len(cpu_rows) == 2:
-        print(f"mtplib vs motep by CPU time: {cpu_rows[1][1] / cpu_rows[0][1]:.1f}x faster (32-atom cells), "
-              f"{cpu_rows[1][2] / cpu_rows[0][2]:.1f}x faster (4000 atoms)")
+        print(f"{name:34s} {a:22.1f} {b:23.1f}")
+    if len(cpu_rows) == 3:
+        print(f"mtplib vs motep by CPU time: {cpu_rows[2][1] / cpu_rows[0][1]:.1f}x faster (32-atom cells), "
+              f"{cpu_rows[2][2] / cpu_rows[0][2]:.1f}x faster (4000 atoms)")
     print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     # memory: growth of the peak RSS (VmHWM of this process image; ru_maxrss would inherit the

@@ -65,40 +65,36 @@ def neighbor_csr(positions, cell, pbc, cutoff, backend="numba"):
     return _csr_offsets(i, len(positions)), j, D
 
 
-def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", n_blocks=None):
+def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", parallel=None):
     """`neighbor_csr` and the shortest pair distance (inf without pairs), in one numba call
     for the numba backend (what every evaluation takes). With PARALLEL_ATOMS atoms or more
-    and several numba threads the search runs in parallel over blocks of atoms (`n_blocks`
-    sets their number; 0 or 1: serial); the pairs are the same, in the same order."""
+    and several numba threads (or `parallel=True`) the search runs in parallel over the atoms;
+    the pairs are the same, in the same order."""
     positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
     if backend != "numba" or len(positions) == 0 or cutoff == 0.0:
         i, j, D = _search(positions, cell, pbc, cutoff, backend)
         return _csr_offsets(i, len(positions)), j, D, (shortest_distance(D) if len(D) else np.inf)
     box, origin = _working_box(positions, cell, pbc, cutoff)
-    if n_blocks is None:
+    if parallel is None:
         from numba import get_num_threads
-        threads = get_num_threads()
-        n_blocks = 4 * threads if threads > 1 and len(positions) >= PARALLEL_ATOMS else 0
+        parallel = get_num_threads() > 1 and len(positions) >= PARALLEL_ATOMS
     offsets, j, D, shortest, n_images = _cell_list_csr(positions, box, origin, pbc, cutoff,
-                                                       _MAX_IMAGES, n_blocks)
+                                                       _MAX_IMAGES, parallel)
     _check_images(n_images, cutoff, cell)
     return offsets, j, D, shortest
 
 
 @njit(cache=True)
-def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images, n_blocks):
+def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images, parallel):
     """`_cell_list` as CSR offsets, with the shortest distance: (offsets, j, D, shortest,
-    images); in parallel over n_blocks blocks of atoms when n_blocks > 1."""
+    images); in parallel over the atoms if `parallel`."""
     n_atoms = positions.shape[0]
-    if n_blocks > 1:
+    if parallel:
         n_bins, reach, n_images, volume = _cell_geometry(positions, box, cutoff)
         if n_images > max_images:
             return np.zeros(n_atoms + 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), \
                 np.inf, n_images
-        per_block = n_atoms // n_blocks + 1
-        capacity = int(per_block * (4.19 * cutoff**3 * n_atoms / volume * 1.3 + 16))
-        offsets, j, D = _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff,
-                                            capacity, n_blocks)
+        offsets, j, D = _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff)
     else:
         i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, max_images)
         offsets = _csr_offsets(i, n_atoms)
@@ -515,50 +511,66 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     return out_i, out_j, out_D, n_pairs
 
 
+@njit(cache=True)
+def _atom_pair_count(a, wrapped, bin_of, bin_start, binned, bin_box, box, pbc, n_bins, reach,
+                     cutoff2):
+    """The number of pairs of atom a (as `_atom_pairs` finds them), without branches in the
+    inner loop."""
+    count = 0
+    b2 = bin_of[a] % n_bins[2]
+    b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
+    b0 = bin_of[a] // (n_bins[2] * n_bins[1])
+    for d0 in range(-reach[0], reach[0] + 1):
+        c0, s0 = _wrap_bin(b0 + d0, n_bins[0], pbc[0])
+        if c0 < 0:
+            continue
+        for d1 in range(-reach[1], reach[1] + 1):
+            c1, s1 = _wrap_bin(b1 + d1, n_bins[1], pbc[1])
+            if c1 < 0:
+                continue
+            for d2 in range(-reach[2], reach[2] + 1):
+                c2, s2 = _wrap_bin(b2 + d2, n_bins[2], pbc[2])
+                if c2 < 0:
+                    continue
+                tx = s0 * box[0, 0] + s1 * box[1, 0] + s2 * box[2, 0] - wrapped[a, 0]
+                ty = s0 * box[0, 1] + s1 * box[1, 1] + s2 * box[2, 1] - wrapped[a, 1]
+                tz = s0 * box[0, 2] + s1 * box[1, 2] + s2 * box[2, 2] - wrapped[a, 2]
+                nb = (c0 * n_bins[1] + c1) * n_bins[2] + c2
+                gap_x = max(bin_box[nb, 0, 0] + tx, 0.0, -bin_box[nb, 1, 0] - tx)
+                gap_y = max(bin_box[nb, 0, 1] + ty, 0.0, -bin_box[nb, 1, 1] - ty)
+                gap_z = max(bin_box[nb, 0, 2] + tz, 0.0, -bin_box[nb, 1, 2] - tz)
+                if gap_x * gap_x + gap_y * gap_y + gap_z * gap_z >= cutoff2:
+                    continue
+                for slot in range(bin_start[nb], bin_start[nb + 1]):
+                    dx = binned[slot, 0] + tx
+                    dy = binned[slot, 1] + ty
+                    dz = binned[slot, 2] + tz
+                    count += dx * dx + dy * dy + dz * dz < cutoff2
+                if s0 == 0 and s1 == 0 and s2 == 0 and nb == bin_of[a]:
+                    count -= 1                          # atom a itself, at distance 0
+    return count
+
+
 @njit(cache=True, parallel=True)
-def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, block_capacity,
-                        n_blocks):
-    """`_scan_bins` in CSR form, parallel over blocks of atoms: each block writes its pairs into
-    its own buffer (a block that overflows its estimate is scanned again at its true size),
-    then the blocks are joined in atom order -- the same pairs in the same order as serial."""
+def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff):
+    """`_scan_bins` in CSR form, parallel over atoms: the pairs of each atom are counted, then
+    written straight into place -- the same pairs in the same order as serial."""
     n_atoms = positions.shape[0]
     wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box = _bin_atoms(positions, box, origin,
                                                                            pbc, n_bins)
-    counts = np.zeros(n_atoms, np.int64)
-    block_pairs = np.zeros(n_blocks, np.int64)
-    buf_j = np.empty((n_blocks, block_capacity), np.int64)
-    buf_D = np.empty((n_blocks, block_capacity, 3))
-    for blk in prange(n_blocks):
-        first = blk * n_atoms // n_blocks
-        last = (blk + 1) * n_atoms // n_blocks
-        total = 0
-        for a in range(first, last):
-            counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
-                                    box, pbc, n_bins, reach, cutoff * cutoff, buf_j[blk],
-                                    buf_D[blk], total, block_capacity)
-            total += counts[a]
-        block_pairs[blk] = total
+    cutoff2 = cutoff * cutoff
+    counts = np.empty(n_atoms, np.int64)
+    for a in prange(n_atoms):
+        counts[a] = _atom_pair_count(a, wrapped, bin_of, bin_start, binned, bin_box, box, pbc,
+                                     n_bins, reach, cutoff2)
     offsets = np.zeros(n_atoms + 1, np.int64)
     for a in range(n_atoms):
         offsets[a + 1] = offsets[a] + counts[a]
     out_j = np.empty(offsets[n_atoms], np.int64)
     out_D = np.empty((offsets[n_atoms], 3))
-    for blk in prange(n_blocks):
-        first = blk * n_atoms // n_blocks
-        last = (blk + 1) * n_atoms // n_blocks
-        p0 = offsets[first]
-        if block_pairs[blk] <= block_capacity:
-            for k in range(block_pairs[blk]):
-                out_j[p0 + k] = buf_j[blk, k]
-                out_D[p0 + k, 0] = buf_D[blk, k, 0]
-                out_D[p0 + k, 1] = buf_D[blk, k, 1]
-                out_D[p0 + k, 2] = buf_D[blk, k, 2]
-        else:                                  # rare: scan this block again into place
-            total = 0
-            for a in range(first, last):
-                total += _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned,
-                                     bin_box, box, pbc, n_bins, reach, cutoff * cutoff,
-                                     out_j[p0:], out_D[p0:], total, block_pairs[blk])
+    for a in prange(n_atoms):
+        _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc,
+                    n_bins, reach, cutoff2, out_j, out_D, offsets[a], offsets[a + 1])
     return offsets, out_j, out_D
 
 
