@@ -442,10 +442,11 @@ def _bin_atoms(positions, box, origin, pbc, n_bins):
 
 @njit(cache=True)
 def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc, n_bins,
-                reach, cutoff2, out_j, out_D, start, capacity):
+                reach, cutoff2, out_j, out_D, start, capacity, count_only):
     """The pairs of atom a, written from out_j[start], out_D[start] while below `capacity`;
-    returns their number. An image of a bin whose atoms' box lies a cutoff or more away
-    from atom a has none of its pairs and is skipped (in small cells most of the 27 images)."""
+    returns their number (with `count_only`, only counts them, with no branch in the inner
+    loop). An image of a bin whose atoms' box lies a cutoff or more away from atom a has
+    none of its pairs and is skipped (in small cells most of the 27 images)."""
     n_pairs = 0
     b2 = bin_of[a] % n_bins[2]
     b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
@@ -467,14 +468,22 @@ def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, bo
                 ty = s0 * box[0, 1] + s1 * box[1, 1] + s2 * box[2, 1] - wrapped[a, 1]
                 tz = s0 * box[0, 2] + s1 * box[1, 2] + s2 * box[2, 2] - wrapped[a, 2]
                 is_home = s0 == 0 and s1 == 0 and s2 == 0
-                neighbour_bin = (c0 * n_bins[1] + c1) * n_bins[2] + c2
-                nb = neighbour_bin
+                nb = (c0 * n_bins[1] + c1) * n_bins[2] + c2
                 gap_x = max(bin_box[nb, 0, 0] + tx, 0.0, -bin_box[nb, 1, 0] - tx)
                 gap_y = max(bin_box[nb, 0, 1] + ty, 0.0, -bin_box[nb, 1, 1] - ty)
                 gap_z = max(bin_box[nb, 0, 2] + tz, 0.0, -bin_box[nb, 1, 2] - tz)
                 if gap_x * gap_x + gap_y * gap_y + gap_z * gap_z >= cutoff2:
                     continue
-                for slot in range(bin_start[neighbour_bin], bin_start[neighbour_bin + 1]):
+                if count_only:
+                    for slot in range(bin_start[nb], bin_start[nb + 1]):
+                        dx = binned[slot, 0] + tx
+                        dy = binned[slot, 1] + ty
+                        dz = binned[slot, 2] + tz
+                        n_pairs += dx * dx + dy * dy + dz * dz < cutoff2
+                    if is_home and nb == bin_of[a]:
+                        n_pairs -= 1                    # atom a itself, at distance 0
+                    continue
+                for slot in range(bin_start[nb], bin_start[nb + 1]):
                     dx = binned[slot, 0] + tx
                     dy = binned[slot, 1] + ty
                     dz = binned[slot, 2] + tz
@@ -504,51 +513,12 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     n_pairs = 0
     for a in range(n_atoms):
         found = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
-                            pbc, n_bins, reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity)
+                            pbc, n_bins, reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity,
+                            False)
         for k in range(n_pairs, min(n_pairs + found, capacity)):
             out_i[k] = a
         n_pairs += found
     return out_i, out_j, out_D, n_pairs
-
-
-@njit(cache=True)
-def _atom_pair_count(a, wrapped, bin_of, bin_start, binned, bin_box, box, pbc, n_bins, reach,
-                     cutoff2):
-    """The number of pairs of atom a (as `_atom_pairs` finds them), without branches in the
-    inner loop."""
-    count = 0
-    b2 = bin_of[a] % n_bins[2]
-    b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
-    b0 = bin_of[a] // (n_bins[2] * n_bins[1])
-    for d0 in range(-reach[0], reach[0] + 1):
-        c0, s0 = _wrap_bin(b0 + d0, n_bins[0], pbc[0])
-        if c0 < 0:
-            continue
-        for d1 in range(-reach[1], reach[1] + 1):
-            c1, s1 = _wrap_bin(b1 + d1, n_bins[1], pbc[1])
-            if c1 < 0:
-                continue
-            for d2 in range(-reach[2], reach[2] + 1):
-                c2, s2 = _wrap_bin(b2 + d2, n_bins[2], pbc[2])
-                if c2 < 0:
-                    continue
-                tx = s0 * box[0, 0] + s1 * box[1, 0] + s2 * box[2, 0] - wrapped[a, 0]
-                ty = s0 * box[0, 1] + s1 * box[1, 1] + s2 * box[2, 1] - wrapped[a, 1]
-                tz = s0 * box[0, 2] + s1 * box[1, 2] + s2 * box[2, 2] - wrapped[a, 2]
-                nb = (c0 * n_bins[1] + c1) * n_bins[2] + c2
-                gap_x = max(bin_box[nb, 0, 0] + tx, 0.0, -bin_box[nb, 1, 0] - tx)
-                gap_y = max(bin_box[nb, 0, 1] + ty, 0.0, -bin_box[nb, 1, 1] - ty)
-                gap_z = max(bin_box[nb, 0, 2] + tz, 0.0, -bin_box[nb, 1, 2] - tz)
-                if gap_x * gap_x + gap_y * gap_y + gap_z * gap_z >= cutoff2:
-                    continue
-                for slot in range(bin_start[nb], bin_start[nb + 1]):
-                    dx = binned[slot, 0] + tx
-                    dy = binned[slot, 1] + ty
-                    dz = binned[slot, 2] + tz
-                    count += dx * dx + dy * dy + dz * dz < cutoff2
-                if s0 == 0 and s1 == 0 and s2 == 0 and nb == bin_of[a]:
-                    count -= 1                          # atom a itself, at distance 0
-    return count
 
 
 @njit(cache=True, parallel=True)
@@ -560,9 +530,10 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff):
                                                                            pbc, n_bins)
     cutoff2 = cutoff * cutoff
     counts = np.empty(n_atoms, np.int64)
+    no_j, no_D = np.empty(0, np.int64), np.empty((0, 3))       # nothing is written when counting
     for a in prange(n_atoms):
-        counts[a] = _atom_pair_count(a, wrapped, bin_of, bin_start, binned, bin_box, box, pbc,
-                                     n_bins, reach, cutoff2)
+        counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
+                                box, pbc, n_bins, reach, cutoff2, no_j, no_D, 0, 0, True)
     offsets = np.zeros(n_atoms + 1, np.int64)
     for a in range(n_atoms):
         offsets[a + 1] = offsets[a] + counts[a]
@@ -570,7 +541,7 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff):
     out_D = np.empty((offsets[n_atoms], 3))
     for a in prange(n_atoms):
         _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc,
-                    n_bins, reach, cutoff2, out_j, out_D, offsets[a], offsets[a + 1])
+                    n_bins, reach, cutoff2, out_j, out_D, offsets[a], offsets[a + 1], False)
     return offsets, out_j, out_D
 
 
