@@ -11,6 +11,11 @@ fits affordable on a few cores.
 
     python benchmarks/bench_mlearn.py --elements Li Mo Si [--max-iter 100] [--cv-iter 10]
 
+`--linear-energy-scales ... [--linear-stress-weights ...] [--linear-ridges ...]` then chooses
+the weights and ridge of the final linear solve by --linear-folds-fold CV at the fitted
+radial coefficients (`mtplib.training.crossval`: one design pass for the whole grid);
+`--criterion max` scores a CV point by the worse of its two ratios to the published MAEs.
+
 Runs behind the figures in issue #3 (2 shared cores; CV and final fits were run as separate
 invocations, the final one with the CV-chosen values as a one-point grid):
     Li  CV: --stress-weights 1e-3 --seeds 0 1 --cv-iter 15 --radial-fraction 0.5
@@ -19,7 +24,12 @@ invocations, the final one with the CV-chosen values as a one-point grid):
     Mo  CV: --stress-weights 1e-4 1e-6 --seeds 0 --cv-iter 10 --radial-fraction 0.3
         fit: --stress-weights 1e-6 --max-iter 50 --radial-fraction 0.3
     Si  fit: --stress-weights 1e-3 --seeds 0 --max-iter 40 --radial-fraction 0.1 --out-dir S
-        (no CV), then --warm-start S --max-iter 25 --radial-fraction 0.3
+        (no CV), then --warm-start S --max-iter 25 --radial-fraction 0.3 --out-dir S2
+Session 2 (LIN = --linear-energy-scales 1 2 3 5 10 20 30 --linear-ridges 1e-12 1e-10 1e-8):
+    Si  --stress-weights 1e-3 --seeds 0 --warm-start S2 --radial-fraction 1 --max-iter 45
+        --skip-test --out-dir S3, then --load S3 LIN --linear-stress-weights 1e-3 1e-4 0
+    Li  --stress-weights 1e-3 --seeds 1 --warm-start L --radial-fraction 1 --max-iter 60
+        LIN --linear-stress-weights 1e-3 1e-4 0
 """
 import argparse
 import itertools

@@ -63,7 +63,8 @@ def linear_cross_validation(images, potential, weight_grid, ridges=(1e-10,), fol
             r0, r1 = row_start[c], row_start[c + 1]
             k = fold_of[start + c]
             n = cfg.n_atoms
-            terms = ((slice(r0, r0 + 1), cfg.w_energy), (slice(r0 + 1, r0 + 1 + 3 * n), cfg.w_forces),
+            terms = ((slice(r0, r0 + 1), cfg.w_energy),
+                     (slice(r0 + 1, r0 + 1 + 3 * n), cfg.w_forces),
                      (slice(r0 + 1 + 3 * n, r1), cfg.w_stress))
             for t, (rows, wt) in enumerate(terms):
                 if wt > 0:
