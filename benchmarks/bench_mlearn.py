@@ -29,7 +29,10 @@ Session 2 (LIN = --linear-energy-scales 1 2 3 5 10 20 30 --linear-ridges 1e-12 1
     Si  --stress-weights 1e-3 --seeds 0 --warm-start S2 --radial-fraction 1 --max-iter 45
         --skip-test --out-dir S3, then --load S3 LIN --linear-stress-weights 1e-3 1e-4 0
     Li  --stress-weights 1e-3 --seeds 1 --warm-start L --radial-fraction 1 --max-iter 60
-        LIN --linear-stress-weights 1e-3 1e-4 0
+        LIN --linear-stress-weights 1e-3 1e-4 0 --skip-test --out-dir L2; L2 (CV score 0.919)
+        chosen over L (--load L, same LIN: 0.970); then --load L2 with the same LIN for test
+    Ni, Cu  --stress-weights 1e-6 --seeds 0 --radial-fraction 0.5 --max-iter 60
+        LIN --linear-stress-weights 1e-4 1e-6 0   (no CV of the radial stage)
 """
 import argparse
 import itertools
