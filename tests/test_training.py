@@ -331,3 +331,32 @@ def test_radial_fraction_subset_then_full_linear_solve(images):
     sub = [images[i] for i in idx]
     part = VarProProblem(pot.copy(), pack(prepare(sub, pot), len(theta)), 3, Reducer(None))
     assert not np.allclose(part.solve(pot.radial_coeffs.ravel()), theta, rtol=1e-6)
+
+
+def test_relative_stop_counts_the_decrease_over_its_window():
+    from mtplib.training.optimize import RelativeStop
+    stop = RelativeStop(tol=1e-3, window=3)
+    # 1e-5 -> 0.9e-5 over three iterations is a 10 % decrease: not converged at any scale
+    assert not any(stop.converged(x) for x in (1e-5, 0.97e-5, 0.93e-5, 0.9e-5))
+    stop = RelativeStop(tol=1e-3, window=3)
+    flat = [1e-5, 1e-5 * (1 - 1e-4), 1e-5 * (1 - 2e-4), 1e-5 * (1 - 3e-4)]
+    assert [stop.converged(x) for x in flat] == [False, False, False, True]
+
+
+def test_fit_stopping_does_not_depend_on_the_loss_scale(images):
+    """The optimum does not change when every weight is scaled by 1e-6, nor should the stop.
+
+    (With L-BFGS-B's ftol, an absolute test for losses below 1, the scaled fit stopped after
+    its first iterations.)"""
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    logs, plain, scaled = [], [], []
+    a = fit(images, init, seed=1, max_iter=30, log=logs.append, history=plain)
+    b = fit(images, init, seed=1, max_iter=30, weights=tuple(1e-6 * w for w in (1.0, 0.01, 0.001)),
+            log=None, history=scaled)
+    assert len(scaled) == len(plain) > 20, (len(plain), len(scaled))
+    np.testing.assert_allclose(scaled[-1]["loss"], 1e-6 * plain[-1]["loss"], rtol=1e-3)
+    e_a = [a.evaluate(x)["energy"] for x in images]
+    e_b = [b.evaluate(x)["energy"] for x in images]
+    np.testing.assert_allclose(e_b, e_a, rtol=0, atol=1e-4)
+    assert any(line.startswith(f"L-BFGS-B stopped after {len(plain)} iterations")
+               for line in logs), logs[-3:]
