@@ -62,9 +62,14 @@ def initial_radial_coeffs(potential, seed):
     return c
 
 
-def solve_linear(A, b, fixed=None, ridge=1e-10):
+def solve_linear(A, b, fixed=None, ridge=1e-10, refine=2):
     """argmin theta^T A theta - 2 b^T theta + ridge |D theta|^2 with D = sqrt(diag A)
-    (Jacobi-scaled ridge); `fixed` maps column index -> value held fixed."""
+    (Jacobi-scaled ridge), then `refine` steps of iterated Tikhonov towards the unregularised
+    solution, x += (As + ridge I)^-1 (bs - As x): a direction of eigenvalue l keeps the
+    bias (ridge / (l + ridge))^(refine + 1), so well-determined directions are solved
+    exactly and near-null ones stay damped. The VarPro gradient (envelope theorem) is exact
+    only at the exact minimiser: a 1e-10 ridge alone left it wrong in sign near convergence
+    and stalled the optimiser. `fixed` maps column index -> value held fixed."""
     n = len(b)
     theta = np.zeros(n)
     free = np.ones(n, dtype=bool)
@@ -83,7 +88,11 @@ def solve_linear(A, b, fixed=None, ridge=1e-10):
     As[np.diag_indices_from(As)] += ridge
     bs = rhs[idx] / d
     try:
-        x = scipy.linalg.solve(As, bs, assume_a="pos", check_finite=True)
+        factor = scipy.linalg.cho_factor(As, check_finite=True)
+        x = scipy.linalg.cho_solve(factor, bs)
+        As[np.diag_indices_from(As)] -= ridge
+        for _ in range(refine):
+            x = x + scipy.linalg.cho_solve(factor, bs - As @ x)
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):
         x = scipy.linalg.lstsq(As, bs, lapack_driver="gelsd")[0]
     theta[idx] = x / d
