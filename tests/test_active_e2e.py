@@ -2,17 +2,49 @@
 
 Needs `mtplib.training.fit`; skipped with the reason when it cannot be imported.
 
-The loop follows the AL workflow (`mtplib.workflow.active`): every iteration selects from its
-MD's candidates, labels and refits warm from the previous potential, also when the MD
-finished (its gamma_select < gamma < gamma_break candidates are still extrapolative), and
-stops once an MD finishes with no gamma >= gamma_break. Selection is in neighbourhood mode
-(one Jacobian row per atom). The two arms are then compared on equal terms: the same number
-of configurations, each fitted by the same seed scan (cold start, best training loss of
-FINAL_SEEDS, as the workflow's final fit), scored on an independent EMT MD trajectory.
+The loop follows the AL workflow (`mtplib.workflow.active`): it starts from the best of a
+seed scan on the 10 rattled cells (stage 3); every iteration selects from its MD's
+candidates, labels and refits warm from the previous potential, also when the MD finished
+(its gamma_select < gamma < gamma_break candidates are still extrapolative), and stops once
+an MD finishes with no gamma >= gamma_break. Selection is in neighbourhood mode (one
+Jacobian row per atom).
+
+The comparison with uniform sampling, and why it is built this way:
+- Both arms have the same number of configurations and the same 10 starting cells; the
+  uniform arm adds frames sampled uniformly in time from one EMT MD run under the AL MD's
+  conditions (1200 K Langevin, STEPS steps of DT, from the same kind of start).
+- Both are fitted by exactly the same procedure: cold fits from FINAL_SEEDS, each run until
+  `fit` stops on its relative loss decrease (cap FIT_MAX_ITER), the lowest training loss kept.
+  The fit is converged: over seeds 0-5 of this procedure the two best fit seeds reached the
+  same loss to within 1 % in 9 of 12 fits (e.g. 4.301e-5 and 4.301e-5); fit seed 0 of this
+  level-8 potential lands in a worse basin (loss 2.4-3x higher) in 10 of 12 fits and is
+  never the best, so the best of three is what decides.
+- The test set is TEST_TRAJECTORIES independent EMT MD runs at 1200 K (seeds no arm uses;
+  76 frames), not one run of 19 correlated frames.
+
+Before the fitter was fixed (L-BFGS-B's ftol was absolute for losses < 1, and a 1e-10 ridge
+made the VarPro gradient wrong near convergence) every fit stopped after 40-150 iterations,
+the best of three at a loss 10-16 % above the converged one (energy RMSE off by up to
+0.018 meV/atom), and one test run of 19 correlated frames added its own noise: together
+they hid the sign of the difference between the arms.
 
 The loop's convergence is asserted. That active learning beats uniform sampling is NOT
-established: over seeds of the whole procedure the sign of the difference changes (the
-numbers are in the xfail reason), so that comparison stays a non-strict xfail.
+established: with converged fits uniform sampling gives the lower energy RMSE in 5 of 6
+seeds of the whole procedure (per seed, active/uniform, meV/atom, over the 76 test frames):
+
+    seed  N   steps survived          energy RMSE    force RMSE (meV/A)
+    0     34  15, 64, 192, 301        0.144/0.167    7.38/7.45
+    1     33  17, 131, 301            0.251/0.193    7.43/7.45
+    2     33  12, 18, 229, 15, 301    0.256/0.200    7.81/10.66
+    3     32  13, 75, 301             0.175/0.163    7.89/8.00
+    4     32  14, 13, 117, 301        0.185/0.176    7.89/7.55
+    5     36  15, 65, 65, 301         0.205/0.165    7.29/6.98
+
+(benchmarks/bench_al_vs_uniform.py prints these.) The difference now comes from the data,
+not the fit. Our reading (not tested further): at this size (about 22 selected
+configurations, a level-8 potential) the configurations maxvol picks for their extreme
+neighbourhoods buy a loop that stops extrapolating, not a lower mean energy error at
+1200 K. So that comparison stays an opt-in, non-strict xfail.
 """
 import os
 
@@ -38,9 +70,11 @@ MODE = "neighborhood"
 MAX_SELECT = 10            # configurations selected per iteration
 REFIT_ITER = 100           # warm refits inside the loop
 FINAL_SEEDS = (0, 1, 2)    # the final fit of either arm: best training loss over these seeds
+FIT_MAX_ITER = 400         # cold fits: a cap; they stop on fit's relative loss decrease
+TEST_TRAJECTORIES = 4      # independent EMT MD runs of the test set (400 steps, every 20th)
 
 
-def _fit(images, seed=0, init=None, max_iter=300):
+def _fit(images, seed=0, init=None, max_iter=FIT_MAX_ITER):
     """(potential, final training loss): cold from a level-8 MTP, or warm from `init`."""
     history = []
     pot = fit(images, init if init is not None else tiny_potential(8), seed=seed,
@@ -49,8 +83,9 @@ def _fit(images, seed=0, init=None, max_iter=300):
 
 
 def _final_fit(images):
-    """The same seed scan for both arms: the lowest training loss over FINAL_SEEDS."""
-    return min((_fit(images, seed=s) for s in FINAL_SEEDS), key=lambda f: f[1])[0]
+    """The same seed scan for both arms: (potential, loss) of the lowest training loss over
+    FINAL_SEEDS."""
+    return min((_fit(images, seed=s) for s in FINAL_SEEDS), key=lambda f: f[1])
 
 
 def _start(seed):
@@ -86,7 +121,7 @@ def active_learning(train, workdir, seed=0, max_iterations=10):
     """The loop; returns (training set, steps survived per iteration). `seed` offsets the MD
     starts and noise: active_learning(emt_cells(10, seed=s, ...), dir, seed=s) and
     compare_with_uniform(train, seed=s) give the per-seed figures of the xfail reason."""
-    pot = _fit(train)[0]
+    pot = _final_fit(train)[0]        # the workflow's stage 3: a seed scan, the best loss
     survived = []
     for it in range(max_iterations):
         aset = ActiveSet.from_training(pot, train, mode=MODE)
@@ -111,14 +146,28 @@ def active_learning(train, workdir, seed=0, max_iterations=10):
 
 
 def compare_with_uniform(train, seed=0):
-    """(active RMSE, uniform RMSE) in eV/atom on an independent EMT MD trajectory, both arms
+    """(active RMSE, uniform RMSE) in eV/atom on the independent EMT MD runs, both arms
     fitted by `_final_fit` on the same number of configurations."""
+    test = independent_md(seed)
+    return (_energy_rmse(_final_fit(train)[0], test),
+            _energy_rmse(_final_fit(uniform_arm(train, seed))[0], test))
+
+
+def uniform_arm(train, seed=0):
+    """The same 10 starting cells plus len(train) - 10 frames sampled uniformly in time from
+    one EMT MD run of STEPS steps at T (the length and conditions of one AL MD run)."""
     n_md = len(train) - 10
     uniform = emt_cells(10, seed=seed, rattle=0.05, strain=0.01) + \
         _emt_md(STEPS, seed=7 + 1000 * seed, every=max(1, STEPS // n_md))[:n_md]
     assert len(uniform) == len(train)
-    test_set = _emt_md(400, seed=99 + 1000 * seed, every=20)
-    return _energy_rmse(_final_fit(train), test_set), _energy_rmse(_final_fit(uniform), test_set)
+    return uniform
+
+
+def independent_md(seed=0):
+    """TEST_TRAJECTORIES independent EMT MD runs at T (400 steps, every 20th frame): seeds
+    that neither arm's MD uses."""
+    return [f for k in range(TEST_TRAJECTORIES)
+            for f in _emt_md(400, seed=99 + 1000 * seed + 7919 * k, every=20)]
 
 
 @pytest.fixture(scope="module")
@@ -140,12 +189,13 @@ def test_active_learning_converges(learned):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("MTP_AL_COMPARISON"), reason=(
-    "six seed-scanned fits, about 4 minutes on 2 cores, for a comparison known not to be "
-    "robust (see the xfail): run with MTP_AL_COMPARISON=1"))
+    "six converged cold fits and 1900 EMT MD steps, 4-10 minutes on the shared 2 cores, for "
+    "a comparison known not to hold (see the xfail): run with MTP_AL_COMPARISON=1"))
 @pytest.mark.xfail(strict=False, reason=(
-    "known shortfall: not robust over seeds. Energy RMSE (meV/atom) active vs uniform, same "
-    "N and the same seed-scanned fit, seeds 0/1/3/5 of this loop: 0.184/0.215, 0.237/0.187, "
-    "0.132/0.136, 0.275/0.209; the fit-seed spread (0.1-0.3) exceeds the difference"))
+    "known shortfall: uniform sampling is better in 5 of 6 seeds. Energy RMSE (meV/atom) "
+    "active/uniform on 4 independent EMT MD runs, same N, same converged seed-scanned fit, "
+    "seeds 0-5: 0.144/0.167, 0.251/0.193, 0.256/0.200, 0.175/0.163, 0.185/0.176, "
+    "0.205/0.165 (module docstring)"))
 def test_active_learning_beats_uniform_sampling(learned):
     train, survived = learned
     active_rmse, uniform_rmse = compare_with_uniform(train)

@@ -97,11 +97,12 @@ def test_loss_gradient_central_differences(images, random_pot, scaling):
     pot.set_parameters(theta0)
 
 
-def test_varpro_gradient_central_differences(images, random_pot):
+@pytest.mark.parametrize("ridge", [0.0, 1e-10])
+def test_varpro_gradient_central_differences(images, random_pot, ridge):
     pot = random_pot.copy()
     configs = prepare(images, pot)
     batches = pack(configs, 2 + pot.alpha_scalar_moments)
-    problem = VarProProblem(pot, batches, len(configs), Reducer(None), ridge=0.0)
+    problem = VarProProblem(pot, batches, len(configs), Reducer(None), ridge=ridge)
     c0 = pot.radial_coeffs.ravel().copy()
     _, grad = problem(c0)
     for k in range(0, len(c0), 4):
@@ -112,6 +113,25 @@ def test_varpro_gradient_central_differences(images, random_pot):
             vals.append(problem(c)[0])
         fd = (vals[0] - vals[1]) / (2 * STEP)
         assert abs(grad[k] - fd) <= 1e-5 * max(abs(fd), np.abs(grad).max() * 1e-3), (k, grad[k], fd)
+
+
+def test_solve_linear_ridge_keeps_well_determined_directions_exact():
+    """An ill-conditioned system (eigenvalues 1 .. 1e-8, Jacobi-scaled): the 1e-10 ridge must
+    not bias the solution (the VarPro gradient needs the exact minimiser), while a direction
+    of eigenvalue 1e-18 stays damped."""
+    from mtplib.training.optimize import solve_linear
+    rng = np.random.default_rng(0)
+    q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    scale = np.array([1e-3, 1.0, 10.0, 1e2, 1e4, 0.1])           # column magnitudes
+    A_exact = q @ np.diag([1.0, 0.3, 1e-2, 1e-4, 1e-6, 1e-8]) @ q.T
+    A = A_exact * np.outer(scale, scale)
+    theta_true = rng.normal(size=6) / scale
+    theta = solve_linear(A, A @ theta_true, ridge=1e-10)
+    np.testing.assert_allclose(theta * scale, theta_true * scale, rtol=0, atol=1e-7)  # 1e-5 without refinement
+    # a null direction: bounded, not blown up to 1/eps
+    A_null = q @ np.diag([1.0, 0.3, 1e-2, 1e-4, 1e-6, 1e-18]) @ q.T
+    theta = solve_linear(A_null, A_null @ rng.normal(size=6) + 1e-9 * q[:, 5], ridge=1e-10)
+    assert np.abs(theta).max() < 1e3
 
 
 def test_loss_matches_direct_evaluation(images, random_pot):
@@ -331,3 +351,32 @@ def test_radial_fraction_subset_then_full_linear_solve(images):
     sub = [images[i] for i in idx]
     part = VarProProblem(pot.copy(), pack(prepare(sub, pot), len(theta)), 3, Reducer(None))
     assert not np.allclose(part.solve(pot.radial_coeffs.ravel()), theta, rtol=1e-6)
+
+
+def test_relative_stop_counts_the_decrease_over_its_window():
+    from mtplib.training.optimize import RelativeStop
+    stop = RelativeStop(tol=1e-3, window=3)
+    # 1e-5 -> 0.9e-5 over three iterations is a 10 % decrease: not converged at any scale
+    assert not any(stop.converged(x) for x in (1e-5, 0.97e-5, 0.93e-5, 0.9e-5))
+    stop = RelativeStop(tol=1e-3, window=3)
+    flat = [1e-5, 1e-5 * (1 - 1e-4), 1e-5 * (1 - 2e-4), 1e-5 * (1 - 3e-4)]
+    assert [stop.converged(x) for x in flat] == [False, False, False, True]
+
+
+def test_fit_stopping_does_not_depend_on_the_loss_scale(images):
+    """The optimum does not change when every weight is scaled by 1e-6, nor should the stop.
+
+    (With L-BFGS-B's ftol, an absolute test for losses below 1, the scaled fit stopped after
+    its first iterations.)"""
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
+    logs, plain, scaled = [], [], []
+    a = fit(images, init, seed=1, max_iter=30, log=logs.append, history=plain)
+    b = fit(images, init, seed=1, max_iter=30, weights=tuple(1e-6 * w for w in (1.0, 0.01, 0.001)),
+            log=None, history=scaled)
+    assert len(scaled) == len(plain) > 20, (len(plain), len(scaled))
+    np.testing.assert_allclose(scaled[-1]["loss"], 1e-6 * plain[-1]["loss"], rtol=1e-3)
+    e_a = [a.evaluate(x)["energy"] for x in images]
+    e_b = [b.evaluate(x)["energy"] for x in images]
+    np.testing.assert_allclose(e_b, e_a, rtol=0, atol=2e-3)   # paths drift apart by rounding
+    assert any(line.startswith(f"L-BFGS-B stopped after {len(plain)} iterations")
+               for line in logs), logs[-3:]

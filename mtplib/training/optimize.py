@@ -20,10 +20,32 @@ from .parallel import Reducer
 
 DEFAULT_WEIGHTS = (1.0, 0.01, 0.001)
 KEEP_DESIGN_BYTES = 1 << 30     # keep the design rows (residuals without re-evaluating) up to this
+STOP_WINDOW = 10                # iterations over which the relative loss decrease is measured
 
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+class RelativeStop:
+    """Stop when the loss fell by less than `tol` * loss over the last `window` iterations.
+
+    The criterion is relative, so it does not depend on the scale of the loss. (L-BFGS-B's
+    own ftol test, (f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= ftol, is absolute for losses
+    below 1: with MTP losses of 1e-5..1e-3 it stopped fits after tens of iterations at
+    several times the loss other seeds reached.)"""
+
+    def __init__(self, tol, window=STOP_WINDOW):
+        self.tol = tol
+        self.window = window
+        self.losses = []
+
+    def converged(self, loss):
+        self.losses.append(loss)
+        if len(self.losses) <= self.window:
+            return False
+        before = self.losses[-1 - self.window]
+        return before - loss <= self.tol * abs(loss)
 
 
 def initial_radial_coeffs(potential, seed):
@@ -40,9 +62,14 @@ def initial_radial_coeffs(potential, seed):
     return c
 
 
-def solve_linear(A, b, fixed=None, ridge=1e-10):
+def solve_linear(A, b, fixed=None, ridge=1e-10, refine=2):
     """argmin theta^T A theta - 2 b^T theta + ridge |D theta|^2 with D = sqrt(diag A)
-    (Jacobi-scaled ridge); `fixed` maps column index -> value held fixed."""
+    (Jacobi-scaled ridge), then `refine` steps of iterated Tikhonov towards the unregularised
+    solution, x += (As + ridge I)^-1 (bs - As x): a direction of eigenvalue l keeps the
+    bias (ridge / (l + ridge))^(refine + 1), so well-determined directions are solved
+    exactly and near-null ones stay damped. The VarPro gradient (envelope theorem) is exact
+    only at the exact minimiser: a 1e-10 ridge alone left it wrong in sign near convergence
+    and stalled the optimiser. `fixed` maps column index -> value held fixed."""
     n = len(b)
     theta = np.zeros(n)
     free = np.ones(n, dtype=bool)
@@ -61,7 +88,11 @@ def solve_linear(A, b, fixed=None, ridge=1e-10):
     As[np.diag_indices_from(As)] += ridge
     bs = rhs[idx] / d
     try:
-        x = scipy.linalg.solve(As, bs, assume_a="pos", check_finite=True)
+        factor = scipy.linalg.cho_factor(As, check_finite=True)
+        x = scipy.linalg.cho_solve(factor, bs)
+        As[np.diag_indices_from(As)] -= ridge
+        for _ in range(refine):
+            x = x + scipy.linalg.cho_solve(factor, bs - As @ x)
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):
         x = scipy.linalg.lstsq(As, bs, lapack_driver="gelsd")[0]
     theta[idx] = x / d
@@ -152,7 +183,7 @@ def _capped(images, labels, forces_cap):
 
 def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibrations", seed=0,
         max_iter=300, optimize_radial=True, energy_only_radial=False, isolated_energies=None,
-        forces_cap=None, ridge=1e-10, warm_start=None, tol=1e-9, labels=None, comm="auto",
+        forces_cap=None, ridge=1e-10, warm_start=None, tol=1e-7, labels=None, comm="auto",
         log=print, history=None, radial_fraction=1.0):
     """Fit an MTP to labelled configurations; returns a new trained MTPotential.
 
@@ -163,6 +194,9 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
     warm_start: keep init_potential's radial coefficients (default: when it has them).
     comm: an mpi4py communicator, None (serial) or 'auto' (COMM_WORLD under mpiexec).
     history: a list that receives one dict per iteration.
+    tol: the optimiser stops when the loss fell by less than tol * loss over the last
+    STOP_WINDOW iterations (`RelativeStop`), at max_iter, or when no line search step lowers
+    the loss; the reason is logged.
     radial_fraction: the radial coefficients are optimised on this fraction of the
     configurations (a seeded choice, see `radial_subset`); the final linear solve uses all.
     """
@@ -211,6 +245,7 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
             problem = VarProProblem(pot, sub_batches, K_sub, red, fixed, ridge,
                                     energy_only=energy_only_radial)
         step = [0]
+        stop = RelativeStop(tol)
 
         def progress(ck):
             step[0] += 1
@@ -220,11 +255,20 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
                                     force_rmse=rmse_f))
             say(f"iter {step[0]:4d}  loss {loss:.6e}  E rmse {rmse_e:.4f} meV/atom  "
                 f"F rmse {rmse_f:.5f} eV/A")
+            if stop.converged(loss):
+                raise StopIteration
 
         try:
-            scipy.optimize.minimize(problem, c0, jac=True, method="L-BFGS-B", callback=progress,
-                                    options=dict(maxiter=max_iter, maxcor=20, ftol=tol,
-                                                 gtol=1e-12, maxls=30))
+            # L-BFGS-B's own ftol and gtol are off (0: only a step with no decrease or an
+            # exactly zero gradient ends it); `stop` decides, on the relative loss decrease
+            res = scipy.optimize.minimize(problem, c0, jac=True, method="L-BFGS-B",
+                                          callback=progress,
+                                          options=dict(maxiter=max_iter, maxcor=20, ftol=0.0,
+                                                       gtol=0.0, maxls=30))
+            why = (f"loss fell by less than {tol:g} of itself over {stop.window} iterations"
+                   if res.status == 99 or "StopIteration" in str(res.message) else
+                   f"{res.message}")
+            say(f"L-BFGS-B stopped after {step[0]} iterations: {why}")
         except TrainingDiverged as exc:
             say(f"training diverged ({exc}); keeping the last good potential")
         c_final = problem.best[1] if problem.best is not None else c0
