@@ -498,15 +498,6 @@ def scatter_pair_gradients(first, last, offsets, nbr, vec, pair_grad, forces, vi
 
 
 @njit(cache=True)
-def forces_and_virial(n_atoms, offsets, nbr, vec, pair_grad):
-    """Forces F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p (3x3), from pair gradients."""
-    forces = np.zeros((n_atoms, 3))
-    virial = np.zeros((3, 3))
-    scatter_pair_gradients(0, n_atoms, offsets, nbr, vec, pair_grad, forces, virial)
-    return forces, virial
-
-
-@njit(cache=True)
 def incoming_pairs(n_atoms, nbr):
     """The pairs that point at each atom, in CSR form: the p with nbr[p] == j are
     in_pairs[in_start[j]:in_start[j+1]], ascending."""
