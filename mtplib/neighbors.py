@@ -143,9 +143,10 @@ def neighbor_csr_batch(structures, cutoff):
     offsets, j, D, shortest, n_images = _batch_cell_lists(positions, atom_start, boxes, origins,
                                                           pbcs, cutoff, _MAX_IMAGES)
     for c in np.flatnonzero(n_images > _MAX_IMAGES):
-        raise StructureError(c, f"cutoff {cutoff} is too large for this cell "
-                                f"({np.asarray(structures[c][1]).tolist()}): it would scan "
-                                f"{n_images[c]} cell images per atom")
+        try:
+            _check_images(n_images[c], cutoff, np.asarray(structures[c][1]))
+        except ValueError as exc:
+            raise StructureError(c, str(exc)) from exc
     return atom_start, offsets, j, D, shortest
 
 
@@ -159,8 +160,7 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
     for c in range(n_cfg):
         n_atoms = atom_start[c + 1] - atom_start[c]
         volume = max(abs(np.linalg.det(boxes[c])), 1e-300)
-        capacity_start[c + 1] = capacity_start[c] + int(
-            n_atoms * (4.19 * cutoff**3 * n_atoms / volume * 1.3 + 16))
+        capacity_start[c + 1] = capacity_start[c] + _pair_capacity(n_atoms, volume, cutoff)
     buf_i = np.empty(capacity_start[n_cfg], dtype=np.int64)
     buf_j = np.empty(capacity_start[n_cfg], dtype=np.int64)
     buf_D = np.empty((capacity_start[n_cfg], 3))
@@ -372,6 +372,13 @@ def _cell_geometry(positions, box, cutoff):
     return n_bins, reach, np.prod(2 * reach + 1), volume
 
 
+@njit(cache=True, inline="always")
+def _pair_capacity(n_atoms, volume, cutoff):
+    """Pairs to make room for: the mean density's count within the cutoff sphere, with room
+    to spare (the searches rerun at the exact count when it falls short)."""
+    return int(n_atoms * (4.19 * cutoff**3 * n_atoms / volume * 1.3 + 16))
+
+
 @njit(cache=True)
 def _cell_list(positions, box, origin, pbc, cutoff, max_images):
     """All pairs within cutoff over all images: (i, j, D, images scanned per atom)."""
@@ -380,7 +387,7 @@ def _cell_list(positions, box, origin, pbc, cutoff, max_images):
     if n_images > max_images:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), n_images
     # capacity from the mean density; rerun with the exact count if it was short
-    capacity = int(n_atoms * (4.19 * cutoff**3 * n_atoms / volume * 1.3 + 16))
+    capacity = _pair_capacity(n_atoms, volume, cutoff)
     i, j, D, n_pairs = _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity)
     if n_pairs > capacity:
         i, j, D, n_pairs = _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, n_pairs)

@@ -196,19 +196,20 @@ class MTPotential:
 
     def _checked_neighbors(self, atoms, where):
         """(offsets, nbr, vec, shortest distance); warns below min_dist."""
-        positions = atoms.positions
-        if not np.isfinite(positions).all():
-            bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
-            raise MTPInputError(f"{where}: non-finite coordinates (atom {bad})")
+        _check_finite(atoms, where)
         try:
-            offsets, nbr, vec, shortest = neighbor_csr_shortest(positions, atoms.cell.array,
+            offsets, nbr, vec, shortest = neighbor_csr_shortest(atoms.positions, atoms.cell.array,
                                                                 atoms.pbc, self.max_dist)
         except ValueError as exc:
             raise MTPInputError(f"{where}: {exc}") from exc
+        self._warn_closer_than_min_dist(shortest, where, stacklevel=5)
+        return offsets, nbr, vec, shortest
+
+    def _warn_closer_than_min_dist(self, shortest, where, stacklevel):
         if shortest < self.min_dist:
             warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
-                          f"{self.min_dist} Å, where the potential is not trained", stacklevel=4)
-        return offsets, nbr, vec, shortest
+                          f"{self.min_dist} Å, where the potential is not trained",
+                          stacklevel=stacklevel)
 
     def run_kernel(self, types, offsets, nbr, vec, want_forces, want_params, per_atom, n_blocks=None):
         """(site energies, forces, virial, dE/dtheta rows) from the one serial or parallel kernel.
@@ -277,17 +278,14 @@ class MTPotential:
         types = []
         for n, atoms in enumerate(images):
             types.append(self.types_of(atoms, f"{where}[{n}]"))
-            if not np.isfinite(atoms.positions).all():
-                bad = int(np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))[0])
-                raise MTPInputError(f"{where}[{n}]: non-finite coordinates (atom {bad})")
+            _check_finite(atoms, f"{where}[{n}]")
         try:
             atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(
                 [(atoms.positions, atoms.cell.array, atoms.pbc) for atoms in images], self.max_dist)
         except StructureError as exc:
             raise MTPInputError(f"{where}[{exc.index}]: {exc.reason}") from exc
-        for n in np.flatnonzero(shortest < self.min_dist):
-            warnings.warn(f"{where}[{n}]: atoms {shortest[n]:.3f} Å apart, closer than min_dist = "
-                          f"{self.min_dist} Å, where the potential is not trained", stacklevel=2)
+        for n, distance in enumerate(shortest):
+            self._warn_closer_than_min_dist(distance, f"{where}[{n}]", stacklevel=3)
         site_energy, forces, virial = mtp_batch(
             np.concatenate(types), offsets, nbr, vec, a["radial_coeffs"], a["scaling"],
             a["min_dist"], a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
@@ -299,6 +297,13 @@ class MTPotential:
             results.append(dict(energy=float(site_energy[a0:a1].sum()), forces=forces[a0:a1],
                                 stress=_stress(virial[c], atoms), energies=site_energy[a0:a1]))
         return results
+
+
+def _check_finite(atoms, where):
+    positions = atoms.positions
+    if not np.isfinite(positions).all():
+        bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
+        raise MTPInputError(f"{where}: non-finite coordinates (atom {bad})")
 
 
 def _stress(virial, atoms):

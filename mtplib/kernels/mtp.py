@@ -472,32 +472,6 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
 
 
 @njit(cache=True)
-def _site_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                moment_coeffs, n_moments, site_energy, pair_grad):
-    """Site energies of atoms first..last-1 and dE_i/d(vec_p) for their pairs."""
-    tables = kernel_tables(ang_abc, basic_mu, radial_coeffs.shape[2], times)
-    _mtp_block(first, last, True, False, False, 0, types, offsets, nbr, vec, radial_coeffs,
-               scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-               species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad,
-               np.empty((0, 0)))
-
-
-@njit(cache=True, inline="always")
-def scatter_pair_gradients(first, last, offsets, nbr, vec, pair_grad, forces, virial):
-    """Add the pairs of atoms first..last-1 to F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p."""
-    for i in range(first, last):
-        for p in range(offsets[i], offsets[i + 1]):
-            j = nbr[p]
-            for a in range(3):
-                g = pair_grad[p, a]
-                forces[i, a] += g
-                forces[j, a] -= g
-                for b in range(3):
-                    virial[a, b] += vec[p, b] * g
-
-
-@njit(cache=True)
 def incoming_pairs(n_atoms, nbr):
     """The pairs that point at each atom, in CSR form: the p with nbr[p] == j are
     in_pairs[in_start[j]:in_start[j+1]], ascending."""

@@ -19,7 +19,7 @@ Neighbour pairs are in the CSR form of `kernels.mtp` (vec = r_j - r_i).
 import numpy as np
 from numba import njit, prange
 
-from .mtp import _site_block, _unit_powers, chebyshev_basis, scatter_pair_gradients
+from .mtp import _unit_powers, chebyshev_basis, kernel_tables, mtp_batch
 
 N_BLOCKS = 16   # fixed decomposition of atoms: reproducible sums whatever the thread count
 
@@ -192,28 +192,21 @@ def batch_design(cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, 
     return X
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                    max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
                    moment_coeffs, n_moments):
-    """Energies (n_cfg,), forces (n_atoms, 3) and virials (n_cfg, 3, 3) of a batch."""
+    """Energies (n_cfg,), forces (n_atoms, 3) and virials (n_cfg, 3, 3) of a batch: the
+    evaluation kernel `mtp_batch`, one structure per configuration."""
+    tables = kernel_tables(ang_abc, basic_mu, radial_coeffs.shape[2], times)
+    site, forces, virial = mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                                     max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                                     species_coeffs, moment_coeffs, n_moments, tables, cfg_atoms)
     n_cfg = cfg_atoms.shape[0] - 1
-    n_atoms = types.shape[0]
-    site = np.empty(n_atoms)
-    pair_grad = np.zeros((vec.shape[0], 3))
     energy = np.zeros(n_cfg)
-    forces = np.zeros((n_atoms, 3))
-    virial = np.zeros((n_cfg, 3, 3))
-    for c in prange(n_cfg):
-        a0, a1 = cfg_atoms[c], cfg_atoms[c + 1]
-        _site_block(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                    max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                    moment_coeffs, n_moments, site, pair_grad)
-        e = 0.0
-        for i in range(a0, a1):
-            e += site[i]
-        scatter_pair_gradients(a0, a1, offsets, nbr, vec, pair_grad, forces, virial[c])
-        energy[c] = e
+    for c in range(n_cfg):
+        for i in range(cfg_atoms[c], cfg_atoms[c + 1]):
+            energy[c] += site[i]
     return energy, forces, virial
 
 

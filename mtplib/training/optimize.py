@@ -169,10 +169,14 @@ def _load_batches(images, potential, weights, scaling, labels, forces_cap, log, 
 def radial_subset(n_configs, fraction, seed):
     """Sorted indices of the round(fraction * n) configurations (at least 1) on which the
     radial coefficients are optimised: a permutation seeded by `seed`."""
-    if not 0.0 < fraction <= 1.0:
-        raise TrainingDataError(f"radial_fraction must be in (0, 1], got {fraction}")
+    _check_radial_fraction(fraction)
     n = max(1, int(round(fraction * n_configs)))
     return np.sort(np.random.default_rng([seed, 0x5AB]).permutation(n_configs)[:n])
+
+
+def _check_radial_fraction(fraction):
+    if not 0.0 < fraction <= 1.0:
+        raise TrainingDataError(f"radial_fraction must be in (0, 1], got {fraction}")
 
 
 def _capped(images, labels, forces_cap):
@@ -200,8 +204,7 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
     radial_fraction: the radial coefficients are optimised on this fraction of the
     configurations (a seeded choice, see `radial_subset`); the final linear solve uses all.
     """
-    if not 0.0 < radial_fraction <= 1.0:
-        raise TrainingDataError(f"radial_fraction must be in (0, 1], got {radial_fraction}")
+    _check_radial_fraction(radial_fraction)
     red = Reducer(comm)
     say = log if (red.is_root and log is not None) else (lambda *a, **k: None)
     pot = init_potential.copy()
