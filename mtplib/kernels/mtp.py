@@ -18,8 +18,8 @@ radial functions: a basic moment k is (radial function mu_k) x (angular monomial
 Layout for speed (measured in benchmarks/bench_evaluate.py): per atom, the radial functions
 and the monomials are vectors over the neighbours, so the loops vectorise (reductions may
 be reordered: VECTOR_MATH); the products of alpha_index_times run for a chunk of atoms at
-once, one vector lane per atom; the backward pass contracts, per neighbour, its row of
-monomials with the coefficients of dE/dM and of their gradient (P_mu and grad P_mu).
+once, one vector lane per atom; the backward pass evaluates P_mu = sum_g dE/dM_{mu,g} u^g and
+grad P_mu for all neighbours of an atom at once, as vector loops over the neighbours.
 """
 import numpy as np
 from numba import njit, prange
@@ -275,64 +275,69 @@ def _products_backward(run_start, run_target, factor_a, factor_b, mult, mapping,
 
 
 @njit(cache=True)
-def _angular_coefficients(dmom, lane, mu_start, raise_idx, raise_exp, coef):
-    """Per mu the polynomial P_mu(u) = sum_g dE/dM_{mu,g} u^g and its gradient, as
-    coefficients over the monomials: coef[mu, 0] of P, coef[mu, 1 + axis] of dP/du_axis
-    (dE/dM of the atom in column `lane` of dmom)."""
-    coef[:] = 0.0
-    for mu in range(coef.shape[0]):
+def _angular_coefficients(dmom, lane, mu_start, count_low, raise_idx, raise_exp, coef_p, coef_g):
+    """Per mu the polynomial P_mu(u) = sum_g dE/dM_{mu,g} u^g and its gradient as coefficients
+    over the monomials: coef_p[mu, h] of P, coef_g[mu, axis, h] of dP/du_axis, for the atom in
+    column `lane` of dmom. The gradient has no terms of the top degree of mu (h >= count_low[mu]).
+    Entries beyond those written stay zero: they pad the sweeps of `_pairs_backward`."""
+    for mu in range(coef_p.shape[0]):
         base = mu_start[mu]
-        count = mu_start[mu + 1] - base
-        for h in range(count):
-            coef[mu, 0, h] = dmom[base + h, lane]
+        for h in range(mu_start[mu + 1] - base):
+            coef_p[mu, h] = dmom[base + h, lane]
+        for h in range(count_low[mu]):
             for ax in range(3):
-                g = raise_idx[ax, h]
-                if 0 <= g < count:
-                    coef[mu, 1 + ax, h] = raise_exp[ax, h] * dmom[base + g, lane]
+                coef_g[mu, ax, h] = raise_exp[ax, h] * dmom[base + raise_idx[ax, h], lane]
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
-def _pair_backward(m, row, coef, count_pad, pair_f, pair_fp, ux, uy, uz, ir, s_mu, out):
-    """dE_i/d(vec) of one neighbour, and s_mu = P_mu(u) = sum_g dE/dM_{mu,g} u^g:
-    d/d(vec) of f(r) P(u) = f'(r) P u + f(r)/r (grad P - (u . grad P) u)."""
-    fr = 0.0
-    fx = 0.0
-    fy = 0.0
-    fz = 0.0
-    for mu in range(coef.shape[0]):
-        p = 0.0
-        gx = 0.0
-        gy = 0.0
-        gz = 0.0
-        for h in range(count_pad[mu]):
-            x = row[h]
-            p += coef[mu, 0, h] * x
-            gx += coef[mu, 1, h] * x
-            gy += coef[mu, 2, h] * x
-            gz += coef[mu, 3, h] * x
-        s_mu[mu, m] = p
-        fr += pair_fp[mu, m] * p
-        fm = pair_f[mu, m]
-        fx += fm * gx
-        fy += fm * gy
-        fz += fm * gz
-    euler = ux * fx + uy * fy + uz * fz          # u . grad P = nu P, termwise
-    out[0] = fr * ux + (fx - euler * ux) * ir
-    out[1] = fr * uy + (fy - euler * uy) * ir
-    out[2] = fr * uz + (fz - euler * uz) * ir
+def _pairs_backward(n_pad, mono, coef_p, coef_g, mu_start, count_low, pair_f, pair_fp, unit,
+                    inv_r, s_mu, poly, out):
+    """dE_i/d(vec) of every neighbour into out[axis, m], and s_mu[mu, m] = P_mu(u_m):
+    d/d(vec) of f(r) P(u) = f'(r) P u + f(r)/r (grad P - (u . grad P) u).
 
-
-@njit(cache=True)
-def _transpose_rows(mono, n_p, rows):
-    """rows[m, g] = mono[g, m]: each neighbour's monomials as one contiguous row, padded with
-    zeros to the row length."""
-    n_ang = mono.shape[0]
-    for m in range(n_p):
-        for g in range(n_ang, rows.shape[1]):
-            rows[m, g] = 0.0
-    for g in range(n_ang):
-        for m in range(n_p):
-            rows[m, g] = mono[g, m]
+    P and grad P of all neighbours at once: vector loops over the neighbours, four
+    monomials per sweep (the coefficients are zero-padded to multiples of four)."""
+    for k in range(4):
+        for m in range(n_pad):
+            out[k, m] = 0.0
+    for mu in range(coef_p.shape[0]):
+        for k in range(4):
+            for m in range(n_pad):
+                poly[k, m] = 0.0
+        low = (count_low[mu] + 3) // 4 * 4
+        high = (mu_start[mu + 1] - mu_start[mu] + 3) // 4 * 4
+        for h in range(0, low, 4):
+            a0, a1, a2, a3 = coef_p[mu, h], coef_p[mu, h + 1], coef_p[mu, h + 2], coef_p[mu, h + 3]
+            b0, b1, b2, b3 = (coef_g[mu, 0, h], coef_g[mu, 0, h + 1], coef_g[mu, 0, h + 2],
+                              coef_g[mu, 0, h + 3])
+            c0, c1, c2, c3 = (coef_g[mu, 1, h], coef_g[mu, 1, h + 1], coef_g[mu, 1, h + 2],
+                              coef_g[mu, 1, h + 3])
+            d0, d1, d2, d3 = (coef_g[mu, 2, h], coef_g[mu, 2, h + 1], coef_g[mu, 2, h + 2],
+                              coef_g[mu, 2, h + 3])
+            for m in range(n_pad):
+                x0, x1, x2, x3 = mono[h, m], mono[h + 1, m], mono[h + 2, m], mono[h + 3, m]
+                poly[0, m] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+                poly[1, m] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+                poly[2, m] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+                poly[3, m] += d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3
+        for h in range(low, high, 4):
+            a0, a1, a2, a3 = coef_p[mu, h], coef_p[mu, h + 1], coef_p[mu, h + 2], coef_p[mu, h + 3]
+            for m in range(n_pad):
+                poly[0, m] += (a0 * mono[h, m] + a1 * mono[h + 1, m] + a2 * mono[h + 2, m]
+                               + a3 * mono[h + 3, m])
+        for m in range(n_pad):
+            s_mu[mu, m] = poly[0, m]
+            out[0, m] += pair_fp[mu, m] * poly[0, m]
+            out[1, m] += pair_f[mu, m] * poly[1, m]
+            out[2, m] += pair_f[mu, m] * poly[2, m]
+            out[3, m] += pair_f[mu, m] * poly[3, m]
+    for m in range(n_pad):
+        ux, uy, uz, ir = unit[0, m], unit[1, m], unit[2, m], inv_r[m]
+        fr, fx, fy, fz = out[0, m], out[1, m], out[2, m], out[3, m]
+        euler = ux * fx + uy * fy + uz * fz          # u . grad P = nu P, termwise
+        out[0, m] = fr * ux + (fx - euler * ux) * ir
+        out[1, m] = fr * uy + (fy - euler * uy) * ir
+        out[2, m] = fr * uz + (fz - euler * uz) * ir
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
@@ -373,12 +378,12 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     (`kernel_tables`).
 
     Atoms go in chunks of CHUNK. Per atom: radial functions, monomials and basic moments as
-    vector loops over the neighbours; the radial values and each neighbour's row of
-    monomials are kept for the chunk. Then the products of alpha_index_times run forward
-    and backward for the whole chunk at once, one vector lane per atom. Then per atom again:
-    each neighbour's row of monomials is contracted with the coefficients of
-    P_mu = sum_g dE/dM_{mu,g} u^g and of grad P_mu (dot products). Rows and neighbour lists are padded with zeros to
-    multiples of PAD so that the vector loops have no scalar remainder. Evaluation,
+    vector loops over the neighbours; the radial values and monomials are kept for the
+    chunk. Then the products of alpha_index_times run forward and backward for the whole
+    chunk at once, one vector lane per atom. Then per atom again: P_mu = sum_g dE/dM_{mu,g} u^g
+    and grad P_mu of all neighbours, as vector loops over the neighbours. Neighbour lists and
+    monomial tables are padded with zeros to multiples of PAD so that the vector loops have
+    no scalar remainder. Evaluation,
     parameter gradients and grading all run this code, so their energies and forces agree
     bit for bit. dE_i/dtheta goes to grad[i] (per_atom) or grad[row].
     """
@@ -391,9 +396,13 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     n_basic = basic_mu.shape[0]
     (parent, axis, raise_idx, raise_exp, mu_start, run_start, run_target, factor_a, factor_b,
      mult) = tables
-    count_pad = np.empty(n_mu, dtype=np.int64)
+    # per mu: how many monomials lie below its top degree (the terms of grad P_mu)
+    count_low = np.empty(n_mu, dtype=np.int64)
     for mu in range(n_mu):
-        count_pad[mu] = (mu_start[mu + 1] - mu_start[mu] + PAD - 1) // PAD * PAD
+        top = 0
+        for g in range(mu_start[mu + 1] - mu_start[mu]):
+            top = max(top, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
+        count_low[mu] = top * (top + 1) * (top + 2) // 6
     max_pairs = 0
     for i in range(first, last):
         max_pairs = max(max_pairs, offsets[i + 1] - offsets[i])
@@ -407,14 +416,16 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     pair_q = np.empty((lanes, rb_size, max_pairs))
     pair_f = np.empty((lanes, n_mu, max_pairs))
     pair_fp = np.empty((lanes, n_mu, max_pairs))
-    mono_rows = np.empty((lanes if backward else 0, max_pairs, n_ang_pad))
+    # monomials u^g of the neighbours (vectors over neighbours); rows beyond n_ang stay zero
+    mono = np.zeros((lanes if backward else 1, n_ang_pad, max_pairs))
     # per atom, reused
     xi = np.empty(max_pairs)
     pair_dq = np.empty((rb_size, max_pairs))
-    mono = np.empty((n_ang, max_pairs))
-    coef = np.empty((n_mu, 4, n_ang_pad))
+    coef_p = np.zeros((n_mu, n_ang_pad))
+    coef_g = np.zeros((n_mu, 3, n_ang_pad))
     s_mu = np.empty((n_mu, max_pairs))
-    grad_p = np.empty(3)
+    poly = np.empty((4, max_pairs))
+    pair_out = np.empty((4, max_pairs))
     # per chunk, one lane per atom
     moments = np.empty((n_moments, lanes))
     dmom = np.empty((n_moments, lanes))
@@ -430,10 +441,9 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
             _pair_radial(vec, p0, n_p, n_pad, nbr_type[lane], types[i], radial_coeffs, scaling,
                          min_dist, max_dist, inv_r[lane], unit[lane], xi, pair_q[lane], pair_dq,
                          pair_f[lane], pair_fp[lane])
-            _monomials(unit[lane], parent, axis, n_pad, mono)
-            _basic_moments(pair_f[lane], mono, mu_start, n_pad, lane, moments)
-            if backward:
-                _transpose_rows(mono, n_p, mono_rows[lane])
+            mono_lane = mono[lane if backward else 0, :n_ang]
+            _monomials(unit[lane], parent, axis, n_pad, mono_lane)
+            _basic_moments(pair_f[lane], mono_lane, mu_start, n_pad, lane, moments)
         _products_forward(run_start, run_target, factor_a, factor_b, mult, n_basic, n_lanes,
                           moments)
         for lane in range(n_lanes):
@@ -457,15 +467,15 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
             p0 = offsets[i]
             n_p = offsets[i + 1] - p0
             n_pad = (n_p + PAD - 1) // PAD * PAD
-            _angular_coefficients(dmom, lane, mu_start, raise_idx, raise_exp, coef)
-            for m in range(n_p):
-                _pair_backward(m, mono_rows[lane, m], coef, count_pad, pair_f[lane],
-                               pair_fp[lane], unit[lane, 0, m], unit[lane, 1, m],
-                               unit[lane, 2, m], inv_r[lane, m], s_mu, grad_p)
-                if want_forces:
-                    pair_grad[p0 + m, 0] = grad_p[0]
-                    pair_grad[p0 + m, 1] = grad_p[1]
-                    pair_grad[p0 + m, 2] = grad_p[2]
+            _angular_coefficients(dmom, lane, mu_start, count_low, raise_idx, raise_exp, coef_p,
+                                  coef_g)
+            _pairs_backward(n_pad, mono[lane], coef_p, coef_g, mu_start, count_low, pair_f[lane],
+                            pair_fp[lane], unit[lane], inv_r[lane], s_mu, poly, pair_out)
+            if want_forces:
+                for m in range(n_p):
+                    pair_grad[p0 + m, 0] = pair_out[0, m]
+                    pair_grad[p0 + m, 1] = pair_out[1, m]
+                    pair_grad[p0 + m, 2] = pair_out[2, m]
             if want_params:
                 _radial_coeff_gradient(types[i], n_species, nbr_type[lane], n_p, n_pad, s_mu,
                                        pair_q[lane], grad[i if per_atom else row])
