@@ -431,9 +431,11 @@ def _bin_atoms(positions, box, origin, pbc, n_bins):
     for a in range(n_atoms):
         atoms_by_bin[fill[bin_of[a]]] = a
         fill[bin_of[a]] += 1
-    binned = np.empty((n_atoms, 3))  # wrapped positions in bin order: contiguous reads below
+    # wrapped positions in bin order, one row per axis: contiguous vector reads below
+    binned = np.empty((3, n_atoms))
     for slot in range(n_atoms):
-        binned[slot] = wrapped[atoms_by_bin[slot]]
+        for c in range(3):
+            binned[c, slot] = wrapped[atoms_by_bin[slot], c]
     # the box around each bin's atoms (Cartesian): images of bins out of reach are skipped
     bin_box = np.empty((total_bins, 2, 3))
     for b in range(total_bins):
@@ -442,17 +444,35 @@ def _bin_atoms(positions, box, origin, pbc, n_bins):
             bin_box[b, 1, c] = -np.inf
         for slot in range(bin_start[b], bin_start[b + 1]):
             for c in range(3):
-                bin_box[b, 0, c] = min(bin_box[b, 0, c], binned[slot, c])
-                bin_box[b, 1, c] = max(bin_box[b, 1, c], binned[slot, c])
+                bin_box[b, 0, c] = min(bin_box[b, 0, c], binned[c, slot])
+                bin_box[b, 1, c] = max(bin_box[b, 1, c], binned[c, slot])
     return wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box
 
 
 @njit(cache=True)
+def _largest_bin(bin_start):
+    most = 0
+    for b in range(bin_start.shape[0] - 1):
+        most = max(most, bin_start[b + 1] - bin_start[b])
+    return most
+
+
+@njit(cache=True, inline="always")
+def _image_distances(binned, first, last, tx, ty, tz, dist2):
+    """Squared distances to the atoms first..last-1 of a bin image: one vector loop."""
+    for slot in range(first, last):
+        dx = binned[0, slot] + tx
+        dy = binned[1, slot] + ty
+        dz = binned[2, slot] + tz
+        dist2[slot - first] = dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True)
 def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc, n_bins,
-                reach, cutoff2, out_j, out_D, start, capacity, count_only):
+                reach, cutoff2, out_j, out_D, start, capacity, count_only, dist2):
     """The pairs of atom a, written from out_j[start], out_D[start] while below `capacity`;
     returns their number (with `count_only`, only counts them, with no branch in the inner
-    loop). An image of a bin whose atoms' box lies a cutoff or more away from atom a has
+    loop). dist2 holds the squared distances of one bin image (room for the largest bin). An image of a bin whose atoms' box lies a cutoff or more away from atom a has
     none of its pairs and is skipped (in small cells most of the 27 images)."""
     n_pairs = 0
     b2 = bin_of[a] % n_bins[2]
@@ -481,29 +501,26 @@ def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, bo
                 gap_z = max(bin_box[nb, 0, 2] + tz, 0.0, -bin_box[nb, 1, 2] - tz)
                 if gap_x * gap_x + gap_y * gap_y + gap_z * gap_z >= cutoff2:
                     continue
+                first, last = bin_start[nb], bin_start[nb + 1]
+                _image_distances(binned, first, last, tx, ty, tz, dist2)
                 if count_only:
-                    for slot in range(bin_start[nb], bin_start[nb + 1]):
-                        dx = binned[slot, 0] + tx
-                        dy = binned[slot, 1] + ty
-                        dz = binned[slot, 2] + tz
-                        n_pairs += dx * dx + dy * dy + dz * dz < cutoff2
+                    for k in range(last - first):
+                        n_pairs += dist2[k] < cutoff2
                     if is_home and nb == bin_of[a]:
                         n_pairs -= 1                    # atom a itself, at distance 0
                     continue
-                for slot in range(bin_start[nb], bin_start[nb + 1]):
-                    dx = binned[slot, 0] + tx
-                    dy = binned[slot, 1] + ty
-                    dz = binned[slot, 2] + tz
-                    if dx * dx + dy * dy + dz * dz < cutoff2:
+                for k in range(last - first):
+                    if dist2[k] < cutoff2:
+                        slot = first + k
                         b = atoms_by_bin[slot]
                         if is_home and b == a:
                             continue
-                        k = start + n_pairs
-                        if k < capacity:
-                            out_j[k] = b
-                            out_D[k, 0] = dx
-                            out_D[k, 1] = dy
-                            out_D[k, 2] = dz
+                        w = start + n_pairs
+                        if w < capacity:
+                            out_j[w] = b
+                            out_D[w, 0] = binned[0, slot] + tx
+                            out_D[w, 1] = binned[1, slot] + ty
+                            out_D[w, 2] = binned[2, slot] + tz
                         n_pairs += 1
     return n_pairs
 
@@ -517,11 +534,12 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     out_i = np.empty(capacity, np.int64)
     out_j = np.empty(capacity, np.int64)
     out_D = np.empty((capacity, 3))
+    dist2 = np.empty(_largest_bin(bin_start))
     n_pairs = 0
     for a in range(n_atoms):
         found = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
                             pbc, n_bins, reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity,
-                            False)
+                            False, dist2)
         for k in range(n_pairs, min(n_pairs + found, capacity)):
             out_i[k] = a
         n_pairs += found
@@ -538,17 +556,20 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff):
     cutoff2 = cutoff * cutoff
     counts = np.empty(n_atoms, np.int64)
     no_j, no_D = np.empty(0, np.int64), np.empty((0, 3))       # nothing is written when counting
+    largest = _largest_bin(bin_start)
     for a in prange(n_atoms):
+        dist2 = np.empty(largest)
         counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
-                                box, pbc, n_bins, reach, cutoff2, no_j, no_D, 0, 0, True)
+                                box, pbc, n_bins, reach, cutoff2, no_j, no_D, 0, 0, True, dist2)
     offsets = np.zeros(n_atoms + 1, np.int64)
     for a in range(n_atoms):
         offsets[a + 1] = offsets[a] + counts[a]
     out_j = np.empty(offsets[n_atoms], np.int64)
     out_D = np.empty((offsets[n_atoms], 3))
     for a in prange(n_atoms):
+        dist2 = np.empty(largest)
         _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc,
-                    n_bins, reach, cutoff2, out_j, out_D, offsets[a], offsets[a + 1], False)
+                    n_bins, reach, cutoff2, out_j, out_D, offsets[a], offsets[a + 1], False, dist2)
     return offsets, out_j, out_D
 
 
