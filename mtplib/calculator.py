@@ -14,6 +14,8 @@ class MTPCalculator(Calculator):
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    # an MTP depends on positions, species, cell and pbc only
+    ignored_changes = {"initial_charges", "initial_magmoms"}
 
     def __init__(self, potential, species=None, **kwargs):
         super().__init__(**kwargs)
@@ -24,7 +26,10 @@ class MTPCalculator(Calculator):
         self.potential = potential
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
+        # Calculator.calculate keeps a copy of the atoms (for check_state) and also makes the
+        # calculator's directory, a file-system call per step: an MTP writes no files
+        if atoms is not None:
+            self.atoms = atoms.copy()
         # neighbours within max_dist -> site energies -> sum; forces and virial by reverse mode
         result = self.potential.evaluate(self.atoms)
         self.results["energy"] = self.results["free_energy"] = result["energy"]

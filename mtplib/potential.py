@@ -314,7 +314,9 @@ def _stress(virial, atoms):
     v = virial
     stress = np.array([v[0, 0], v[1, 1], v[2, 2], 0.5 * (v[1, 2] + v[2, 1]),
                        0.5 * (v[0, 2] + v[2, 0]), 0.5 * (v[0, 1] + v[1, 0])])
-    return stress / abs(np.linalg.det(atoms.cell.array))
+    (ax, ay, az), (bx, by, bz), (cx, cy, cz) = atoms.cell.array.tolist()
+    volume = ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)
+    return stress / abs(volume)
 
 
 def canonical_layout(alpha_index_basic, alpha_index_times, alpha_moment_mapping, moments_count,

@@ -111,6 +111,25 @@ def test_calculator_gives_all_properties():
     np.testing.assert_array_equal(atoms.get_potential_energies(), res["energies"])
 
 
+def test_calculator_recomputes_after_changes_in_place():
+    """The calculator keeps its own copy of the atoms: moving atoms, changing the cell or a
+    species in place gives fresh results; charges and magnetic moments do not matter."""
+    pot = random_potential(8, ["Cu", "Au"], seed=0)
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 2, 1)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = MTPCalculator(pot)
+    first = atoms.get_forces().copy()
+    atoms.set_initial_magnetic_moments(np.ones(len(atoms)))
+    assert atoms.calc.check_state(atoms) == []
+    atoms.positions[0, 0] += 0.1
+    np.testing.assert_array_equal(atoms.get_forces(), pot.evaluate(atoms)["forces"])
+    assert not np.array_equal(atoms.get_forces(), first)
+    atoms.cell[0, 0] += 0.1
+    assert atoms.get_potential_energy() == pot.evaluate(atoms)["energy"]
+    atoms.numbers[1] = 79
+    assert atoms.get_potential_energy() == pot.evaluate(atoms)["energy"]
+
+
 def test_bad_input_messages(tmp_path):
     pot = random_potential(8, ["Cu", "Au"], seed=0)
     atoms = bulk("Ni", "fcc", a=3.5)
