@@ -68,7 +68,7 @@ def neighbor_csr(positions, cell, pbc, cutoff, backend="numba"):
 def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", parallel=None):
     """`neighbor_csr` and the shortest pair distance (inf without pairs), in one numba call
     for the numba backend (what every evaluation takes). With PARALLEL_ATOMS atoms or more
-    and several numba threads (or `parallel=True`) the search runs in parallel over the atoms;
+    and several numba threads (or `parallel=True`) the search runs in parallel over blocks of atoms;
     the pairs are the same, in the same order."""
     positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
     if backend != "numba" or len(positions) == 0 or cutoff == 0.0:
@@ -94,7 +94,8 @@ def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images, parallel):
         if n_images > max_images:
             return np.zeros(n_atoms + 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), \
                 np.inf, n_images
-        offsets, j, D = _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff)
+        offsets, j, D = _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff,
+                                            volume)
     else:
         i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, max_images)
         offsets = _csr_offsets(i, n_atoms)
@@ -547,29 +548,57 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
 
 
 @njit(cache=True, parallel=True)
-def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff):
-    """`_scan_bins` in CSR form, parallel over atoms: the pairs of each atom are counted, then
-    written straight into place -- the same pairs in the same order as serial."""
+def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, volume):
+    """`_scan_bins` in CSR form, parallel over blocks of consecutive atoms: each block writes
+    its pairs into its own slice of a buffer sized from the mean density (a block that
+    overflows it counts its pairs, then writes them), then the slices are copied into place
+    -- the same pairs in the same order as serial."""
     n_atoms = positions.shape[0]
     wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box = _bin_atoms(positions, box, origin,
                                                                            pbc, n_bins)
     cutoff2 = cutoff * cutoff
-    counts = np.empty(n_atoms, np.int64)
-    no_j, no_D = np.empty(0, np.int64), np.empty((0, 3))       # nothing is written when counting
     largest = _largest_bin(bin_start)
-    for a in prange(n_atoms):
+    n_blocks = min(n_atoms, 64)
+    room = np.empty(n_blocks + 1, np.int64)          # buffer slice of each block
+    room[0] = 0
+    for blk in range(n_blocks):
+        size = (blk + 1) * n_atoms // n_blocks - blk * n_atoms // n_blocks
+        room[blk + 1] = room[blk] + _pair_capacity(size, volume * size / n_atoms, cutoff)
+    buf_j = np.empty(room[n_blocks], np.int64)
+    buf_D = np.empty((room[n_blocks], 3))
+    counts = np.empty(n_atoms, np.int64)
+    overflow = np.zeros(n_blocks, np.bool_)
+    for blk in prange(n_blocks):
         dist2 = np.empty(largest)
-        counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
-                                box, pbc, n_bins, reach, cutoff2, no_j, no_D, 0, 0, True, dist2)
+        used = room[blk]
+        for a in range(blk * n_atoms // n_blocks, (blk + 1) * n_atoms // n_blocks):
+            counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
+                                    box, pbc, n_bins, reach, cutoff2, buf_j, buf_D, used,
+                                    room[blk + 1], False, dist2)
+            used += counts[a]
+        overflow[blk] = used > room[blk + 1]
     offsets = np.zeros(n_atoms + 1, np.int64)
     for a in range(n_atoms):
         offsets[a + 1] = offsets[a] + counts[a]
     out_j = np.empty(offsets[n_atoms], np.int64)
     out_D = np.empty((offsets[n_atoms], 3))
-    for a in prange(n_atoms):
-        dist2 = np.empty(largest)
-        _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc,
-                    n_bins, reach, cutoff2, out_j, out_D, offsets[a], offsets[a + 1], False, dist2)
+    for blk in prange(n_blocks):
+        first = blk * n_atoms // n_blocks
+        last = (blk + 1) * n_atoms // n_blocks
+        if overflow[blk]:        # rare: write straight into place (counts are known)
+            dist2 = np.empty(largest)
+            for a in range(first, last):
+                _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
+                            pbc, n_bins, reach, cutoff2, out_j, out_D, offsets[a],
+                            offsets[a + 1], False, dist2)
+            continue
+        src = room[blk]
+        for k in range(offsets[first], offsets[last]):
+            out_j[k] = buf_j[src]
+            out_D[k, 0] = buf_D[src, 0]
+            out_D[k, 1] = buf_D[src, 1]
+            out_D[k, 2] = buf_D[src, 2]
+            src += 1
     return offsets, out_j, out_D
 
 

@@ -189,8 +189,9 @@ def test_unknown_backend():
 
 
 def test_parallel_csr_search_equals_serial():
-    """The parallel search (large systems: count, then write in place) gives the serial pairs
-    in the serial order, also for a dense cluster and for slabs."""
+    """The parallel search (large systems: blocks of atoms write into their own buffers, then
+    the pairs are copied into place) gives the serial pairs in the serial order, also for a
+    dense cluster (whose blocks overflow their buffers) and for slabs."""
     from ase.build import bulk, fcc111
     from mtplib.neighbors import _MAX_IMAGES, _cell_list_csr, _working_box, neighbor_csr
     bulk_cell = bulk("Cu", "fcc", a=3.61).repeat((6, 6, 6))

@@ -541,7 +541,7 @@ def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
     n_atoms = types.shape[0]
     n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
     site_energy = np.empty(n_atoms)
-    pair_grad = np.zeros((vec.shape[0] if want_forces else 0, 3))
+    pair_grad = np.empty((vec.shape[0] if want_forces else 0, 3))     # every pair is written
     grad = np.zeros(((n_atoms if per_atom else 1) if want_params else 0,
                      n_params if want_params else 0))
     _mtp_block(0, n_atoms, want_forces, want_params, per_atom, 0, types, offsets, nbr, vec,
@@ -567,7 +567,7 @@ def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max
     n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
     n_blocks = max(1, min(n_blocks, n_atoms))
     site_energy = np.empty(n_atoms)
-    pair_grad = np.zeros((vec.shape[0] if want_forces else 0, 3))
+    pair_grad = np.empty((vec.shape[0] if want_forces else 0, 3))     # every pair is written
     grad = np.zeros(((n_atoms if per_atom else n_blocks) if want_params else 0,
                      n_params if want_params else 0))
     for blk in prange(n_blocks):
@@ -601,7 +601,7 @@ def mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_di
     n_cfg = atom_start.shape[0] - 1
     n_atoms = types.shape[0]
     site_energy = np.empty(n_atoms)
-    pair_grad = np.zeros((vec.shape[0], 3))
+    pair_grad = np.empty((vec.shape[0], 3))     # every pair is written
     no_rows = np.zeros((0, 0))
     for c in prange(n_cfg):
         _mtp_block(atom_start[c], atom_start[c + 1], True, False, False, 0, types, offsets, nbr,
