@@ -122,12 +122,19 @@ def neighbor_csr_batch(structures, cutoff):
     (a ValueError) with the index of the structure at fault.
     """
     n = len(structures)
-    sizes = np.zeros(n + 1, dtype=np.int64)
-    boxes = np.zeros((n, 3, 3))
-    origins = np.zeros((n, 3))
-    pbcs = np.zeros((n, 3), dtype=np.bool_)
-    joined = []
-    for c, (positions, cell, pbc) in enumerate(structures):
+    periodic = _periodic_batch(structures, cutoff)
+    if periodic is not None:            # the common case, checked for all structures at once
+        positions, sizes, boxes = periodic
+        origins = np.zeros((n, 3))
+        pbcs = np.ones((n, 3), dtype=np.bool_)
+        joined = [positions]
+    else:
+        sizes = np.zeros(n + 1, dtype=np.int64)
+        boxes = np.zeros((n, 3, 3))
+        origins = np.zeros((n, 3))
+        pbcs = np.zeros((n, 3), dtype=np.bool_)
+        joined = []
+    for c, (positions, cell, pbc) in enumerate(structures if periodic is None else []):
         try:
             positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
             if len(positions) and cutoff > 0.0:
@@ -141,6 +148,7 @@ def neighbor_csr_batch(structures, cutoff):
         joined.append(positions)
     atom_start = np.cumsum(sizes)
     positions = np.concatenate(joined) if joined else np.zeros((0, 3))
+    cutoff = float(cutoff)
     offsets, j, D, shortest, n_images = _batch_cell_lists(positions, atom_start, boxes, origins,
                                                           pbcs, cutoff, _MAX_IMAGES)
     for c in np.flatnonzero(n_images > _MAX_IMAGES):
@@ -149,6 +157,36 @@ def neighbor_csr_batch(structures, cutoff):
         except ValueError as exc:
             raise StructureError(c, str(exc)) from exc
     return atom_start, offsets, j, D, shortest
+
+
+def _periodic_batch(structures, cutoff):
+    """(joined positions, sizes with a leading 0, cells) when every structure is a 3-D periodic
+    cell of finite float64 (n, 3) positions with a non-degenerate cell and the cutoff is
+    valid -- what `_validate` accepts, checked for all at once; None otherwise (then each
+    structure is checked on its own, so that an error names it)."""
+    if not (isinstance(cutoff, (float, int)) and np.isfinite(cutoff) and cutoff > 0.0):
+        return None
+    positions, cells = [], []
+    for p, cell, pbc in structures:
+        if not (isinstance(p, np.ndarray) and p.dtype == np.float64 and p.ndim == 2
+                and p.shape[1] == 3 and np.all(pbc)):
+            return None
+        positions.append(p)
+        cells.append(cell)
+    try:
+        cells = np.array(cells, dtype=np.float64).reshape(len(structures), 3, 3)
+    except ValueError:
+        return None
+    joined = np.concatenate(positions) if positions else np.zeros((0, 3))
+    if not (np.isfinite(joined).all() and np.isfinite(cells).all()):
+        return None
+    volume = np.abs(np.linalg.det(cells)) if len(cells) else np.zeros(0)
+    lengths = np.prod(np.linalg.norm(cells, axis=2), axis=1)
+    if not np.all(volume > _MIN_SINE_VOLUME * lengths) or not np.all(lengths > 0.0):
+        return None
+    sizes = np.zeros(len(structures) + 1, dtype=np.int64)
+    sizes[1:] = [len(p) for p in positions]
+    return joined, sizes, cells
 
 
 @njit(cache=True, parallel=True)
@@ -181,7 +219,9 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
         for k in range(min(n_pairs[c], capacity_start[c + 1] - k0)):
             buf_i[k0 + k] = i[k]
             buf_j[k0 + k] = j[k]
-            buf_D[k0 + k] = D[k]
+            buf_D[k0 + k, 0] = D[k, 0]          # element by element: a row copy makes a view
+            buf_D[k0 + k, 1] = D[k, 1]
+            buf_D[k0 + k, 2] = D[k, 2]
     pair_start = np.zeros(n_cfg + 1, dtype=np.int64)
     for c in range(n_cfg):
         pair_start[c + 1] = pair_start[c] + n_pairs[c]
@@ -202,7 +242,9 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
         for k in range(n_pairs[c]):
             offsets[a0 + i[k] + 1] += 1
             out_j[p0 + k] = a0 + j[k]
-            out_D[p0 + k] = D[k]
+            out_D[p0 + k, 0] = D[k, 0]
+            out_D[p0 + k, 1] = D[k, 1]
+            out_D[p0 + k, 2] = D[k, 2]
     for a in range(atom_start[n_cfg]):
         offsets[a + 1] += offsets[a]
     return offsets, out_j, out_D, shortest, n_images

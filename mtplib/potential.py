@@ -17,6 +17,9 @@ from .neighbors import StructureError, neighbor_csr_batch, neighbor_csr_shortest
 
 # below this many atoms per thread, one thread beats launching the parallel kernel
 ATOMS_PER_THREAD = 64
+# evaluate_many's group size: with ~50 neighbours per atom, its largest array (pair
+# vectors and gradients) stays below glibc's 32 MiB mmap threshold
+BATCH_ATOMS = 8192
 
 
 class MTPInputError(ValueError):
@@ -270,33 +273,65 @@ class MTPotential:
         """`evaluate` over a list of Atoms, in parallel over the structures (numba threads);
         returns a list of result dicts. Energies and forces equal `evaluate`'s bit for bit
         (stresses to round-off for structures of 2 * ATOMS_PER_THREAD atoms or more, which
-        `evaluate` splits into blocks)."""
-        a = self.kernel_arrays()
+        `evaluate` splits into blocks).
+
+        Structures go in groups of about BATCH_ATOMS atoms: each group's neighbour list and
+        pair gradients stay below glibc's mmap threshold, so the memory of one group is
+        reused by the next (`mtplib.memory`) and the peak does not grow with the data set."""
+        self.kernel_arrays()
         images = list(images)
-        if not images:
-            return []
-        types = []
-        for n, atoms in enumerate(images):
-            types.append(self.types_of(atoms, f"{where}[{n}]"))
-            _check_finite(atoms, f"{where}[{n}]")
-        try:
-            atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(
-                [(atoms.positions, atoms.cell.array, atoms.pbc) for atoms in images], self.max_dist)
-        except StructureError as exc:
-            raise MTPInputError(f"{where}[{exc.index}]: {exc.reason}") from exc
-        for n, distance in enumerate(shortest):
-            self._warn_closer_than_min_dist(distance, f"{where}[{n}]", stacklevel=3)
-        site_energy, forces, virial = mtp_batch(
-            np.concatenate(types), offsets, nbr, vec, a["radial_coeffs"], a["scaling"],
-            a["min_dist"], a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
-            a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"],
-            atom_start)
         results = []
-        for c, atoms in enumerate(images):
+        first = 0
+        while first < len(images):
+            last, n_atoms = first, 0
+            while last < len(images) and (last == first or n_atoms + len(images[last]) <= BATCH_ATOMS):
+                n_atoms += len(images[last])
+                last += 1
+            results += self._evaluate_batch(images[first:last], where, first)
+            first = last
+        return results
+
+    def _evaluate_batch(self, images, where, index0):
+        """`evaluate_many` of one group; images[n] is structure index0 + n of `where`."""
+        a = self.kernel_arrays()
+        types = self._types_many(images, where, index0)
+        structures = [(atoms.positions, atoms.cell.array, atoms.pbc) for atoms in images]
+        if not all(np.isfinite(positions).all() for positions, _, _ in structures):
+            for n, atoms in enumerate(images):
+                _check_finite(atoms, f"{where}[{index0 + n}]")
+        try:
+            atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(structures, self.max_dist)
+        except StructureError as exc:
+            raise MTPInputError(f"{where}[{index0 + exc.index}]: {exc.reason}") from exc
+        for n in np.flatnonzero(shortest < self.min_dist):
+            self._warn_closer_than_min_dist(shortest[n], f"{where}[{index0 + n}]", stacklevel=4)
+        site_energy, forces, virial = mtp_batch(
+            types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
+            a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"], a["mapping"],
+            a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"], atom_start)
+        stresses = _stresses(virial, [cell for _, cell, _ in structures],
+                             [pbc for _, _, pbc in structures])
+        results = []
+        for c in range(len(images)):
             a0, a1 = atom_start[c], atom_start[c + 1]
             results.append(dict(energy=float(site_energy[a0:a1].sum()), forces=forces[a0:a1],
-                                stress=_stress(virial[c], atoms), energies=site_energy[a0:a1]))
+                                stress=stresses[c], energies=site_energy[a0:a1]))
         return results
+
+    def _types_many(self, images, where, index0):
+        """`types_of` of every atom of every structure, joined: one table look-up when the
+        species are element symbols, else (or to name a structure at fault) one by one."""
+        table = self._type_table() if self.species else None
+        if table is not None and images:
+            numbers = np.concatenate([atoms.numbers for atoms in images])
+            if not len(numbers):
+                return numbers.astype(np.int64)
+            if numbers.min() >= 0 and numbers.max() < len(table):
+                types = table[numbers]
+                if types.min() >= 0:
+                    return types
+        return np.concatenate([self.types_of(atoms, f"{where}[{index0 + n}]")
+                               for n, atoms in enumerate(images)] or [np.zeros(0, np.int64)])
 
 
 def _check_finite(atoms, where):
@@ -317,6 +352,20 @@ def _stress(virial, atoms):
     (ax, ay, az), (bx, by, bz), (cx, cy, cz) = atoms.cell.array.tolist()
     volume = ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)
     return stress / abs(volume)
+
+
+def _stresses(virials, cells, pbcs):
+    """`_stress` of many structures at once (the same arithmetic, elementwise): virials
+    (n, 3, 3), their cells and pbc."""
+    v = np.asarray(virials)
+    cell = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+    (ax, ay, az), (bx, by, bz), (cx, cy, cz) = np.moveaxis(cell, (1, 2), (0, 1))
+    volume = ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)
+    stress = np.stack([v[:, 0, 0], v[:, 1, 1], v[:, 2, 2], 0.5 * (v[:, 1, 2] + v[:, 2, 1]),
+                       0.5 * (v[:, 0, 2] + v[:, 2, 0]), 0.5 * (v[:, 0, 1] + v[:, 1, 0])], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):     # cells without volume: None
+        stress /= np.abs(volume)[:, None]
+    return [stress[c] if np.all(pbc) else None for c, pbc in enumerate(pbcs)]
 
 
 def canonical_layout(alpha_index_basic, alpha_index_times, alpha_moment_mapping, moments_count,

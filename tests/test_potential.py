@@ -235,6 +235,29 @@ def test_evaluate_many_equals_evaluate_and_names_bad_structures():
         pot.evaluate_many([cells[0], flat])
 
 
+def test_evaluate_many_in_groups(monkeypatch):
+    """Split into groups of at most BATCH_ATOMS atoms (a larger structure alone), the batch
+    path gives the same results, warns and fails naming the structure's index in the whole
+    list."""
+    import mtplib.potential
+    pot = random_potential(8, ["Cu", "Au"], seed=7)
+    images = [triclinic_cell(["Cu", "Au"], n_atoms=n, seed=n) for n in (3, 6, 9, 4, 12, 5)]
+    whole = pot.evaluate_many(images)
+    monkeypatch.setattr(mtplib.potential, "BATCH_ATOMS", 10)
+    for one, many in zip(whole, pot.evaluate_many(images)):
+        np.testing.assert_array_equal(many["energies"], one["energies"])
+        np.testing.assert_array_equal(many["forces"], one["forces"])
+        np.testing.assert_array_equal(many["stress"], one["stress"])
+    close = images[4].copy()
+    close.positions[1] = close.positions[0] + [0.3, 0, 0]
+    with pytest.warns(UserWarning, match=r"data\[4\]: atoms 0.300 Å apart"):
+        pot.evaluate_many(images[:4] + [close])
+    gold = images[5].copy()
+    gold.symbols[0] = "Ag"
+    with pytest.raises(MTPInputError, match=r"data\[5\]: species \['Ag'\] not in the potential"):
+        pot.evaluate_many(images[:5] + [gold])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
 def test_repeated_evaluation_reuses_freed_memory():
     """mtplib keeps freed arrays in the heap (`mtplib.memory`): evaluating the same large
