@@ -417,7 +417,8 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     pair_f = np.empty((lanes, n_mu, max_pairs))
     pair_fp = np.empty((lanes, n_mu, max_pairs))
     # monomials u^g of the neighbours (vectors over neighbours); rows beyond n_ang stay zero
-    mono = np.zeros((lanes if backward else 1, n_ang_pad, max_pairs))
+    mono = np.empty((lanes if backward else 1, n_ang_pad, max_pairs))
+    mono[:, n_ang:, :] = 0.0
     # per atom, reused
     xi = np.empty(max_pairs)
     pair_dq = np.empty((rb_size, max_pairs))
