@@ -198,7 +198,7 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
     capacity_start = np.zeros(n_cfg + 1, dtype=np.int64)
     for c in range(n_cfg):
         n_atoms = atom_start[c + 1] - atom_start[c]
-        volume = max(abs(np.linalg.det(boxes[c])), 1e-300)
+        volume = max(abs(_det3(boxes[c])), 1e-300)
         capacity_start[c + 1] = capacity_start[c] + _pair_capacity(n_atoms, volume, cutoff)
     buf_i = np.empty(capacity_start[n_cfg], dtype=np.int64)
     buf_j = np.empty(capacity_start[n_cfg], dtype=np.int64)
@@ -248,6 +248,14 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
     for a in range(atom_start[n_cfg]):
         offsets[a + 1] += offsets[a]
     return offsets, out_j, out_D, shortest, n_images
+
+
+@njit(cache=True, inline="always")
+def _det3(m):
+    """Determinant of a 3x3 matrix (no LAPACK call: one per structure of a batch)."""
+    return (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+            - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+            + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
 
 
 @njit(cache=True)
