@@ -11,7 +11,7 @@ The 2-thread speed-up is the median of ratios measured in alternating 1- and 2-t
 rounds (each time the least of 3 calls), so that the load of a shared machine affects both
 alike.
 
-    python benchmarks/bench_evaluate.py [--cells 1000] [--repeats 5] [--rounds 5]
+    python benchmarks/bench_evaluate.py [--cells 1000] [--repeats 5] [--rounds 9]
 """
 import argparse
 import os
@@ -104,7 +104,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp())
