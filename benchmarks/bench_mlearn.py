@@ -37,6 +37,12 @@ Session 2 (LIN = --linear-energy-scales 1 2 3 5 10 20 30 --linear-ridges 1e-12 1
         chosen over L (--load L, same LIN: 0.970); then --load L2 with the same LIN for test
     Ni, Cu  --stress-weights 1e-6 --seeds 0 --radial-fraction 0.5 --max-iter 60
         LIN --linear-stress-weights 1e-4 1e-6 0   (no CV of the radial stage)
+Session 3:
+    Si  --stress-weights 1e-3 --seeds 0 --warm-start S3 --radial-fraction 0.5 --max-iter 20
+        --skip-test --out-dir S4, then --load S4 LIN --linear-stress-weights 1e-3 1e-4 0
+        --skip-test: best linear CV score 0.9362 against 0.9323 for S3, so S3 was kept
+        (the subset stage lowered the loss on its half, 1.0960e-2 -> 1.0822e-2, and raised
+        the full-set loss, 1.2739e-2 -> 1.2752e-2)
 """
 import argparse
 import itertools

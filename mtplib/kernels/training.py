@@ -6,8 +6,9 @@ blocks (so results do not depend on the thread count):
 - `linear_design`: for fixed radial coefficients, energy, forces and virial are linear in
   theta_lin = [species_coeffs, moment_coeffs]. It returns the rows
   X = [energy (1), forces (3N, atom-major), virial (9, row-major)] x n_lin,
-  from a forward-mode Jacobian of the moments w.r.t. the neighbour vectors propagated
-  through `alpha_index_times` (MLIP-2's `moment_jacobian_`).
+  by the chain rule through the basic moments: per basis function B_s a reverse sweep over
+  the products of `alpha_index_times` it depends on gives dB_s/dM_k, which multiplies the
+  Jacobian of the basic moments M_k w.r.t. the neighbour vectors (`basis_dependencies`).
 - `radial_gradient`: d/dc_radial of  alpha * E + sum_p t_p . dE/dvec_p  at fixed linear
   coefficients, by one forward-over-reverse pass (tangents of the basic moments, of the
   products and of the backward dE/dmoments). With alpha = dL/dE and the pair tangents
@@ -315,15 +316,14 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
     df = np.empty(n_mu)                 # tangent of f_mu
     s_mu = np.empty(n_mu)
     ds_mu = np.empty(n_mu)
-    mom = np.empty(n_moments)
-    dmom_t = np.empty(n_moments)        # tangent of the moments
-    bw = np.empty(n_moments)            # dE/d moments
-    bw_t = np.empty(n_moments)          # its tangent
+    # per moment k: its value, its tangent, dE/dM_k and the tangent of that, side by side
+    # (one cache line holds all that a product reads and writes of one factor)
+    st = np.empty((n_moments, 4))
     for i in range(first, last):
         ti = types[i]
         p0 = offsets[i]
-        mom[:] = 0.0
-        dmom_t[:] = 0.0
+        st[:, 0] = 0.0
+        st[:, 1] = 0.0
         for p in range(p0, offsets[i + 1]):
             m = p - p0
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
@@ -362,25 +362,29 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
             for k in range(n_basic):
                 mu = basic_mu[k]
                 g = basic_ang[k]
-                mom[k] += f[mu] * pair_ang[m, g]
-                dmom_t[k] += df[mu] * pair_ang[m, g] + f[mu] * pair_dang[m, g]
+                st[k, 0] += f[mu] * pair_ang[m, g]
+                st[k, 1] += df[mu] * pair_ang[m, g] + f[mu] * pair_dang[m, g]
         for t in range(times.shape[0]):
             k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
-            mom[out] += mult * mom[k1] * mom[k2]
-            dmom_t[out] += mult * (dmom_t[k1] * mom[k2] + mom[k1] * dmom_t[k2])
-        bw[:] = 0.0
-        bw_t[:] = 0.0
+            m1 = st[k1, 0]
+            m2 = st[k2, 0]
+            st[out, 0] += mult * m1 * m2
+            st[out, 1] += mult * (st[k1, 1] * m2 + m1 * st[k2, 1])
+        st[:, 2] = 0.0
+        st[:, 3] = 0.0
         for s in range(mapping.shape[0]):
-            bw[mapping[s]] += moment_coeffs[s]
+            st[mapping[s], 2] += moment_coeffs[s]
         for t in range(times.shape[0] - 1, -1, -1):
             k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
-            w = bw[out] * mult
-            wt = bw_t[out] * mult
+            w = st[out, 2] * mult
+            wt = st[out, 3] * mult
             if w != 0.0 or wt != 0.0:
-                bw[k1] += w * mom[k2]
-                bw[k2] += w * mom[k1]
-                bw_t[k1] += wt * mom[k2] + w * dmom_t[k2]
-                bw_t[k2] += wt * mom[k1] + w * dmom_t[k1]
+                m1, dm1 = st[k1, 0], st[k1, 1]
+                m2, dm2 = st[k2, 0], st[k2, 1]
+                st[k1, 2] += w * m2
+                st[k2, 2] += w * m1
+                st[k1, 3] += wt * m2 + w * dm2
+                st[k2, 3] += wt * m1 + w * dm1
         # dE_i/dc[ti,tj,mu,b] = sum_p Q_b(r_p) s_mu,p and its tangent
         for p in range(p0, offsets[i + 1]):
             m = p - p0
@@ -390,8 +394,8 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
             for k in range(n_basic):
                 mu = basic_mu[k]
                 g = basic_ang[k]
-                s_mu[mu] += bw[k] * pair_ang[m, g]
-                ds_mu[mu] += bw_t[k] * pair_ang[m, g] + bw[k] * pair_dang[m, g]
+                s_mu[mu] += st[k, 2] * pair_ang[m, g]
+                ds_mu[mu] += st[k, 3] * pair_ang[m, g] + st[k, 2] * pair_dang[m, g]
             dr = pair_dr[m]
             for mu in range(n_mu):
                 a_s = alpha * s_mu[mu] + ds_mu[mu]
