@@ -54,11 +54,12 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
+from mtplib.kernels.training import batch_design
 from mtplib.potential import MTPotential
 from mtplib.training import fit
 from mtplib.training.crossval import linear_cross_validation
 from mtplib.training.data import prepare
-from mtplib.training.loss import loss_terms, normal_equations, pack
+from mtplib.training.loss import _k, loss_terms, normal_equations, pack
 from mtplib.training.optimize import initial_radial_coeffs, solve_linear
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mlearn"
@@ -104,8 +105,6 @@ def profile_iteration(train, init, repeats=3):
     """Median CPU-s of the parts of one VarPro evaluation on `train`, at seeded random radial
     coefficients: the design kernel alone, the normal equations (design, X^T W X and the
     linear solve) and the loss with its radial gradient (residuals from the kept design)."""
-    from mtplib.kernels.training import batch_design
-    from mtplib.training.loss import _k
     pot = init.copy()
     pot.radial_coeffs = initial_radial_coeffs(pot, 0)
     pot.species_coeffs = np.zeros(pot.species_count)
