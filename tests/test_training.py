@@ -14,6 +14,8 @@ from ase.io import write
 from mtplib.potential import MTPotential
 from mtplib.training import (TrainingDataError, apply_forces_cap, committee_evaluate, fit,
                              prepare, scan, train_test_split)
+from mtplib.kernels.mtp import product_runs
+from mtplib.kernels.training import basis_dependencies
 from mtplib.training.loss import config_design, loss_and_gradient, loss_terms, pack
 from mtplib.training.optimize import VarProProblem
 from mtplib.training.parallel import Reducer
@@ -71,6 +73,62 @@ def test_design_rows_reproduce_evaluate(images, random_pot):
         np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10)
         voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
         np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10)
+
+
+def _trained_at_level(level, seed):
+    pot = MTPotential.from_level(level, ["Cu", "Au"], 2.0, 4.5, 6)
+    rng = np.random.default_rng(seed)
+    pot.radial_coeffs = rng.uniform(-1, 1, (2, 2, pot.radial_funcs_count, 6)) * 0.3
+    pot.species_coeffs = rng.normal(size=2)
+    pot.moment_coeffs = rng.normal(size=pot.alpha_scalar_moments) * 0.1
+    return pot
+
+
+@pytest.mark.parametrize("level", [16, 20])
+def test_design_rows_reproduce_evaluate_deep_contractions(images, level):
+    """At levels 16 and 20 basis functions are contractions of up to five moment tensors
+    (products of products), so the reverse sweep of each basis function over its own products
+    is exercised along long chains: X theta must give the evaluator's E, F and stress."""
+    pot = _trained_at_level(level, 3)
+    theta = np.concatenate([pot.species_coeffs, pot.moment_coeffs])
+    for atoms, cfg in zip(images[:3], prepare(images[:3], pot)):
+        pred = config_design(pot, cfg) @ theta
+        ref = pot.evaluate(atoms)
+        scale = np.abs(ref["forces"]).max()
+        assert abs(pred[0] - ref["energy"]) < 1e-10 * max(1.0, abs(ref["energy"]))
+        np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10 * scale)
+        W = pred[-9:].reshape(3, 3).T
+        voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
+        np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10 * np.abs(ref["stress"]).max())
+
+
+def test_basis_dependencies_are_the_reachable_products_and_basic_moments():
+    """Per basis function: the runs of alpha_index_times it depends on (descending) and the
+    basic moments it depends on, against a plain-Python reachability over the products."""
+    pot = _trained_at_level(16, 0)
+    a = pot.kernel_arrays()
+    times, mapping, n_basic = a["times"], a["mapping"], len(a["basic_mu"])
+    run_start, run_target, factor_a, factor_b, _ = product_runs(times)
+    (_, _, _, _, s_run_ptr, s_runs, s_basic_ptr, s_basic) = basis_dependencies(
+        times, mapping, n_basic, a["n_moments"])
+    run_of = {int(t): r for r, t in enumerate(run_target)}
+    for s, target in enumerate(mapping):
+        runs, seen, todo = set(), set(), [int(target)]
+        while todo:
+            m = todo.pop()
+            if m in seen:
+                continue
+            seen.add(m)
+            if m in run_of:
+                r = run_of[m]
+                runs.add(r)
+                todo += [int(x) for x in factor_a[run_start[r]:run_start[r + 1]]]
+                todo += [int(x) for x in factor_b[run_start[r]:run_start[r + 1]]]
+        got_runs = list(s_runs[s_run_ptr[s]:s_run_ptr[s + 1]])
+        assert got_runs == sorted(runs, reverse=True), f"basis function {s}"
+        assert list(s_basic[s_basic_ptr[s]:s_basic_ptr[s + 1]]) == sorted(
+            m for m in seen if m < n_basic), f"basis function {s}"
+    assert s_basic_ptr[-1] > len(mapping)     # most depend on several basic moments
 
 
 @pytest.mark.parametrize("scaling", ["vibrations", "structures", "molecules"])

@@ -6,8 +6,9 @@ blocks (so results do not depend on the thread count):
 - `linear_design`: for fixed radial coefficients, energy, forces and virial are linear in
   theta_lin = [species_coeffs, moment_coeffs]. It returns the rows
   X = [energy (1), forces (3N, atom-major), virial (9, row-major)] x n_lin,
-  from a forward-mode Jacobian of the moments w.r.t. the neighbour vectors propagated
-  through `alpha_index_times` (MLIP-2's `moment_jacobian_`).
+  by the chain rule through the basic moments: per basis function B_s a reverse sweep over
+  the products of `alpha_index_times` it depends on gives dB_s/dM_k, which multiplies the
+  Jacobian of the basic moments M_k w.r.t. the neighbour vectors (`basis_dependencies`).
 - `radial_gradient`: d/dc_radial of  alpha * E + sum_p t_p . dE/dvec_p  at fixed linear
   coefficients, by one forward-over-reverse pass (tangents of the basic moments, of the
   products and of the backward dE/dmoments). With alpha = dL/dE and the pair tangents
@@ -19,7 +20,7 @@ Neighbour pairs are in the CSR form of `kernels.mtp` (vec = r_j - r_i).
 import numpy as np
 from numba import njit, prange
 
-from .mtp import _unit_powers, chebyshev_basis, kernel_tables, mtp_batch
+from .mtp import _unit_powers, chebyshev_basis, kernel_tables, mtp_batch, product_runs
 
 N_BLOCKS = 16   # fixed decomposition of atoms: reproducible sums whatever the thread count
 
@@ -32,16 +33,78 @@ def _max_nu(ang_abc):
     return m
 
 
+BASIS_BLOCK = 32    # design rows of 32 basis functions at a time (measured: 8, 32, 64, 128)
+
+
+@njit(cache=True)
+def basis_dependencies(times, mapping, n_basic, n_moments):
+    """The dependency structure of each basis function B_s = moment mapping[s] on the basic
+    moments, for the chain rule dB_s/dvec = sum_k (dB_s/dM_k) dM_k/dvec (basic k only).
+
+    Returns run_start, run_target, factor_a, factor_b (`product_runs`); per s, the runs of
+    alpha_index_times that B_s depends on, in descending order (for its reverse sweep):
+    s_runs[s_run_ptr[s]:s_run_ptr[s+1]]; and the basic moments it depends on:
+    s_basic[s_basic_ptr[s]:s_basic_ptr[s+1]]. At level 24 each B_s depends on 29 basic
+    moments on average (24759 in all) where the forward pass has 49764 products."""
+    run_start, run_target, factor_a, factor_b, _ = product_runs(times)
+    n_runs = run_target.shape[0]
+    n_basis = mapping.shape[0]
+    mark = np.zeros(n_moments, dtype=np.bool_)
+    s_run_ptr = np.zeros(n_basis + 1, dtype=np.int64)
+    s_basic_ptr = np.zeros(n_basis + 1, dtype=np.int64)
+    for sweep in range(2):                  # count, then fill
+        if sweep == 1:
+            s_runs = np.empty(s_run_ptr[n_basis], dtype=np.int64)
+            s_basic = np.empty(s_basic_ptr[n_basis], dtype=np.int64)
+        for s in range(n_basis):
+            mark[:] = False
+            mark[mapping[s]] = True
+            n_r = 0
+            for r in range(n_runs - 1, -1, -1):
+                if mark[run_target[r]]:
+                    for t in range(run_start[r], run_start[r + 1]):
+                        mark[factor_a[t]] = True
+                        mark[factor_b[t]] = True
+                    if sweep == 1:
+                        s_runs[s_run_ptr[s] + n_r] = r
+                    n_r += 1
+            n_b = 0
+            for k in range(n_basic):
+                if mark[k]:
+                    if sweep == 1:
+                        s_basic[s_basic_ptr[s] + n_b] = k
+                    n_b += 1
+            if sweep == 0:
+                s_run_ptr[s + 1] = s_run_ptr[s] + n_r
+                s_basic_ptr[s + 1] = s_basic_ptr[s] + n_b
+    return (run_start, run_target, factor_a, factor_b, s_run_ptr, s_runs, s_basic_ptr, s_basic)
+
+
 @njit(cache=True)
 def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                  max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments,
-                  with_forces, site_rows, pair_rows, atom_base, pair_base):
-    """site_rows[i - atom_base, s] = B_s(i); pair_rows[p - pair_base, a, s] = dB_s(i)/d(vec_p)_a
-    for atoms first..last-1."""
+                  max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
+                  with_forces, site_rows, X, row0):
+    """site_rows[i - first, s] = B_s(i) for the atoms first..last-1 of one configuration; with
+    forces, g = dB_s(i)/d(vec_p) of each pair p = (i, j) goes straight into the design rows
+    X[row0:] of the configuration: F_i += g, F_j -= g, W += vec_p (x) g (see `_config_rows`).
+
+    Per atom: the moments forward (eq. 3 and alpha_index_times); the Jacobian of the basic
+    moments w.r.t. the neighbour vectors, jb (n_basic x 3 n_neighbours); per basis function
+    a reverse sweep over its own products gives G_sk = dB_s/dM_k (basic k), and its row of
+    the design is sum_k G_sk jb[k]. (A forward-mode Jacobian through all of
+    alpha_index_times costs 2 x 49764 multiply-adds per column at level 24 and streams a
+    4 MB block from L3; this costs 24759, reading jb (390 KB) from L2, plus the sweeps
+    (75061 products in all, per atom, latency-bound): 1.3-1.4x faster per design call at
+    level 24, 1.2x at level 20, measured in benchmarks/bench_mlearn.py --profile.)"""
+    run_start, run_target, factor_a, factor_b, s_run_ptr, s_runs, s_basic_ptr, s_basic = deps
     n_mu = radial_coeffs.shape[2]
     rb_size = radial_coeffs.shape[3]
     n_basic = basic_mu.shape[0]
     n_ang = ang_abc.shape[0]
+    n_times = times.shape[0]
+    n_basis = mapping.shape[0]
+    n_species = radial_coeffs.shape[0]
+    vrow = row0 + 1 + 3 * (last - first)
     max_nu = _max_nu(ang_abc)
     max_nbr = 0
     for i in range(first, last):
@@ -54,16 +117,18 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
     f = np.empty(n_mu)
     fp = np.empty(n_mu)
     moments = np.empty(n_moments)
+    coef_a = np.empty(n_times)            # d product / d factor_a = mult * factor_b
+    coef_b = np.empty(n_times)
+    adjoint = np.zeros(n_moments)         # dB_s / d moment, one s at a time
     width = 3 * max_nbr if with_forces else 0
-    jac = np.empty((n_moments, width))
+    jb = np.empty((n_basic, width))       # d M_k / d(vec_q)_a at column 3q + a, basic k
+    rows = np.empty((BASIS_BLOCK, width))
     for i in range(first, last):
         ti = types[i]
         start = offsets[i]
         n_p = offsets[i + 1] - start
         w3 = 3 * n_p
         moments[:] = 0.0
-        if with_forces:
-            jac[:, :w3] = 0.0
         for q in range(n_p):
             p = start + q
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
@@ -100,60 +165,77 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
                 g = basic_ang[k]
                 moments[k] += f[mu] * ang[g]
                 if with_forces:
-                    jac[k, 3 * q] = fp[mu] * ang[g] * ux + f[mu] * dang[g, 0]
-                    jac[k, 3 * q + 1] = fp[mu] * ang[g] * uy + f[mu] * dang[g, 1]
-                    jac[k, 3 * q + 2] = fp[mu] * ang[g] * uz + f[mu] * dang[g, 2]
-        for t in range(times.shape[0]):
+                    jb[k, 3 * q] = fp[mu] * ang[g] * ux + f[mu] * dang[g, 0]
+                    jb[k, 3 * q + 1] = fp[mu] * ang[g] * uy + f[mu] * dang[g, 1]
+                    jb[k, 3 * q + 2] = fp[mu] * ang[g] * uz + f[mu] * dang[g, 2]
+        for t in range(n_times):
             k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
             m1 = moments[k1]
             m2 = moments[k2]
             moments[out] += mult * m1 * m2
-            if with_forces:
-                c1 = mult * m2
-                c2 = mult * m1
-                for e in range(w3):
-                    jac[out, e] += c1 * jac[k1, e] + c2 * jac[k2, e]
-        for s in range(mapping.shape[0]):
-            site_rows[i - atom_base, s] = moments[mapping[s]]
-        if with_forces:
+            coef_a[t] = mult * m2
+            coef_b[t] = mult * m1
+        for s in range(n_basis):
+            site_rows[i - first, s] = moments[mapping[s]]
+        if not with_forces:
+            continue
+        for s0 in range(0, n_basis, BASIS_BLOCK):
+            s1 = min(s0 + BASIS_BLOCK, n_basis)
+            for s in range(s0, s1):
+                # reverse sweep over the products B_s depends on: adjoint[k] = dB_s/dM_k
+                adjoint[mapping[s]] = 1.0
+                for j in range(s_run_ptr[s], s_run_ptr[s + 1]):
+                    r = s_runs[j]
+                    out = run_target[r]
+                    w = adjoint[out]
+                    adjoint[out] = 0.0
+                    if w != 0.0:
+                        for t in range(run_start[r], run_start[r + 1]):
+                            adjoint[factor_a[t]] += w * coef_a[t]
+                            adjoint[factor_b[t]] += w * coef_b[t]
+                rows[s - s0, :w3] = 0.0
+                for j in range(s_basic_ptr[s], s_basic_ptr[s + 1]):
+                    k = s_basic[j]
+                    g = adjoint[k]
+                    adjoint[k] = 0.0
+                    if g != 0.0:
+                        for e in range(w3):
+                            rows[s - s0, e] += g * jb[k, e]
+            # scatter the block into the force and virial rows (in the order of the pairs,
+            # so every element of X sums its terms in the same order as a serial pass)
+            ri = row0 + 1 + 3 * (i - first)
             for q in range(n_p):
+                p = start + q
+                rj = row0 + 1 + 3 * (nbr[p] - first)
                 for a in range(3):
-                    for s in range(mapping.shape[0]):
-                        pair_rows[start + q - pair_base, a, s] = jac[mapping[s], 3 * q + a]
+                    col = 3 * q + a
+                    for s in range(s0, s1):
+                        g = rows[s - s0, col]
+                        X[ri + a, n_species + s] += g
+                        X[rj + a, n_species + s] -= g
+                    for b in range(3):
+                        v = vec[p, b]
+                        for s in range(s0, s1):
+                            X[vrow + 3 * b + a, n_species + s] += v * rows[s - s0, col]
 
 
 @njit(cache=True)
 def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
-                 basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces, X, row0):
+                 basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps, with_forces, X,
+                 row0):
     """Design rows of the configuration of atoms a0..a1-1 into X[row0:]: energy, forces
     F = -dE/dr (atom-major), virial W = sum_p vec_p (x) dE/dvec_p (3x3 row-major)."""
     n_atoms = a1 - a0
     n_species = radial_coeffs.shape[0]
     n_basis = mapping.shape[0]
-    p0 = offsets[a0]
     site_rows = np.zeros((n_atoms, n_basis))
-    pair_rows = np.empty((offsets[a1] - p0 if with_forces else 0, 3, n_basis))
     _design_block(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
-                  basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces,
-                  site_rows, pair_rows, a0, p0)
+                  basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps, with_forces,
+                  site_rows, X, row0)
     for i in range(n_atoms):                       # energy row, eq. 2
         X[row0, types[a0 + i]] += 1.0
         for s in range(n_basis):
             X[row0, n_species + s] += site_rows[i, s]
-    if with_forces:
-        vrow = row0 + 1 + 3 * n_atoms
-        for i in range(a0, a1):
-            for p in range(offsets[i], offsets[i + 1]):
-                j = nbr[p]
-                ri = row0 + 1 + 3 * (i - a0)
-                rj = row0 + 1 + 3 * (j - a0)
-                for a in range(3):
-                    for s in range(n_basis):
-                        g = pair_rows[p - p0, a, s]
-                        X[ri + a, n_species + s] += g
-                        X[rj + a, n_species + s] -= g
-                        for b in range(3):
-                            X[vrow + 3 * b + a, n_species + s] += vec[p, b] * g
 
 
 def design_rows_count(n_atoms, with_forces):
@@ -172,9 +254,10 @@ def linear_design(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, ma
     n_atoms = types.shape[0]
     n_rows = 1 + 3 * n_atoms + 9 if with_forces else 1
     X = np.zeros((n_rows, radial_coeffs.shape[0] + mapping.shape[0]))
+    deps = basis_dependencies(times, mapping, basic_mu.shape[0], n_moments)
     _config_rows(0, n_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                 max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces,
-                 X, 0)
+                 max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
+                 with_forces, X, 0)
     return X
 
 
@@ -185,10 +268,11 @@ def batch_design(cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, 
     """`linear_design` of configurations c (atoms cfg_atoms[c]..cfg_atoms[c+1]-1 of a batch
     in one CSR list) stacked at rows row_start[c]; parallel over configurations."""
     X = np.zeros((row_start[-1], radial_coeffs.shape[0] + mapping.shape[0]))
+    deps = basis_dependencies(times, mapping, basic_mu.shape[0], n_moments)
     for c in prange(cfg_atoms.shape[0] - 1):
         _config_rows(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec, radial_coeffs,
                      scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-                     n_moments, with_forces, X, row_start[c])
+                     n_moments, deps, with_forces, X, row_start[c])
     return X
 
 
@@ -234,15 +318,14 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
     df = np.empty(n_mu)                 # tangent of f_mu
     s_mu = np.empty(n_mu)
     ds_mu = np.empty(n_mu)
-    mom = np.empty(n_moments)
-    dmom_t = np.empty(n_moments)        # tangent of the moments
-    bw = np.empty(n_moments)            # dE/d moments
-    bw_t = np.empty(n_moments)          # its tangent
+    # per moment k: its value, its tangent, dE/dM_k and the tangent of that, side by side
+    # (one cache line holds all that a product reads and writes of one factor)
+    st = np.empty((n_moments, 4))
     for i in range(first, last):
         ti = types[i]
         p0 = offsets[i]
-        mom[:] = 0.0
-        dmom_t[:] = 0.0
+        st[:, 0] = 0.0
+        st[:, 1] = 0.0
         for p in range(p0, offsets[i + 1]):
             m = p - p0
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
@@ -281,25 +364,29 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
             for k in range(n_basic):
                 mu = basic_mu[k]
                 g = basic_ang[k]
-                mom[k] += f[mu] * pair_ang[m, g]
-                dmom_t[k] += df[mu] * pair_ang[m, g] + f[mu] * pair_dang[m, g]
+                st[k, 0] += f[mu] * pair_ang[m, g]
+                st[k, 1] += df[mu] * pair_ang[m, g] + f[mu] * pair_dang[m, g]
         for t in range(times.shape[0]):
             k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
-            mom[out] += mult * mom[k1] * mom[k2]
-            dmom_t[out] += mult * (dmom_t[k1] * mom[k2] + mom[k1] * dmom_t[k2])
-        bw[:] = 0.0
-        bw_t[:] = 0.0
+            m1 = st[k1, 0]
+            m2 = st[k2, 0]
+            st[out, 0] += mult * m1 * m2
+            st[out, 1] += mult * (st[k1, 1] * m2 + m1 * st[k2, 1])
+        st[:, 2] = 0.0
+        st[:, 3] = 0.0
         for s in range(mapping.shape[0]):
-            bw[mapping[s]] += moment_coeffs[s]
+            st[mapping[s], 2] += moment_coeffs[s]
         for t in range(times.shape[0] - 1, -1, -1):
             k1, k2, mult, out = times[t, 0], times[t, 1], times[t, 2], times[t, 3]
-            w = bw[out] * mult
-            wt = bw_t[out] * mult
+            w = st[out, 2] * mult
+            wt = st[out, 3] * mult
             if w != 0.0 or wt != 0.0:
-                bw[k1] += w * mom[k2]
-                bw[k2] += w * mom[k1]
-                bw_t[k1] += wt * mom[k2] + w * dmom_t[k2]
-                bw_t[k2] += wt * mom[k1] + w * dmom_t[k1]
+                m1, dm1 = st[k1, 0], st[k1, 1]
+                m2, dm2 = st[k2, 0], st[k2, 1]
+                st[k1, 2] += w * m2
+                st[k2, 2] += w * m1
+                st[k1, 3] += wt * m2 + w * dm2
+                st[k2, 3] += wt * m1 + w * dm1
         # dE_i/dc[ti,tj,mu,b] = sum_p Q_b(r_p) s_mu,p and its tangent
         for p in range(p0, offsets[i + 1]):
             m = p - p0
@@ -309,8 +396,8 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
             for k in range(n_basic):
                 mu = basic_mu[k]
                 g = basic_ang[k]
-                s_mu[mu] += bw[k] * pair_ang[m, g]
-                ds_mu[mu] += bw_t[k] * pair_ang[m, g] + bw[k] * pair_dang[m, g]
+                s_mu[mu] += st[k, 2] * pair_ang[m, g]
+                ds_mu[mu] += st[k, 3] * pair_ang[m, g] + st[k, 2] * pair_dang[m, g]
             dr = pair_dr[m]
             for mu in range(n_mu):
                 a_s = alpha * s_mu[mu] + ds_mu[mu]

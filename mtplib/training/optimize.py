@@ -271,7 +271,8 @@ def fit(train_images, init_potential, *, weights=DEFAULT_WEIGHTS, scaling="vibra
             why = (f"loss fell by less than {tol:g} of itself over {stop.window} iterations"
                    if res.status == 99 or "StopIteration" in str(res.message) else
                    f"{res.message}")
-            say(f"L-BFGS-B stopped after {step[0]} iterations: {why}")
+            say(f"L-BFGS-B stopped after {step[0]} iterations ({res.nfev} loss and gradient "
+                f"evaluations): {why}")
         except TrainingDiverged as exc:
             say(f"training diverged ({exc}); keeping the last good potential")
         c_final = problem.best[1] if problem.best is not None else c0
