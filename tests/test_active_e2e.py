@@ -66,6 +66,7 @@ pytestmark = pytest.mark.skipif(fit is None, reason=_why if fit is None else "")
 
 T, STEPS, DT = 1200.0, 300, 2.0
 GAMMA_SELECT, GAMMA_BREAK = 2.0, 10.0
+LEVEL = 8                  # the MTP level of every fit (tiny_potential)
 MODE = "neighborhood"
 MAX_SELECT = 10            # configurations selected per iteration
 REFIT_ITER = 100           # warm refits inside the loop
@@ -75,9 +76,9 @@ TEST_TRAJECTORIES = 4      # independent EMT MD runs of the test set (400 steps,
 
 
 def _fit(images, seed=0, init=None, max_iter=FIT_MAX_ITER):
-    """(potential, final training loss): cold from a level-8 MTP, or warm from `init`."""
+    """(potential, final training loss): cold from a level-LEVEL MTP, or warm from `init`."""
     history = []
-    pot = fit(images, init if init is not None else tiny_potential(8), seed=seed,
+    pot = fit(images, init if init is not None else tiny_potential(LEVEL), seed=seed,
               max_iter=max_iter, log=None, history=history)
     return pot, (history[-1]["loss"] if history else np.inf)
 
