@@ -58,7 +58,8 @@ def main():
                 pot = fit(train, tiny_potential(level), seed=fit_seed, max_iter=args.max_iter,
                           log=None, history=history)
                 print(json.dumps(dict(level=level, n=n, fit_seed=fit_seed, data_seed=args.data_seed,
-                                      loss=float(f"{history[-1]['loss']:.4g}"), iterations=len(history),
+                                      loss=float(f"{history[-1]['loss']:.4g}"),
+                                      iterations=len(history),
                                       train=errors(pot, train), test=errors(pot, test),
                                       wall_s=round(time.perf_counter() - t0, 1))), flush=True)
 
