@@ -57,15 +57,17 @@ energy RMSE in meV/atom of the uniform arm on the same 76 test frames):
 - The optimiser's share is negligible: at fixed data, fit seeds 1 and 2 give test RMSEs
   within 0.002 meV/atom (level 8, N = 15, 20, 45, 60), against arm gaps of 0.009-0.058 in
   six seeds (seed 6's gap, 0.002, is within that spread).
-- At N ~ 33, level 8 is about half bias: its training RMSE settles at 0.12 (N = 45-60), so
-  its bias floor is 0.12-0.15 against a test RMSE of 0.175 at N = 30. Levels 12 and 16 are
+- At N ~ 33, level 8 is at least half bias: its training RMSE settles at 0.12 (N = 45-60),
+  so its bias floor is 0.12-0.15 against a test RMSE of 0.175 at N = 30 (47-74 % of the
+  mean squared error). Levels 12 and 16 are
   no more variance-dominated: from N = 15 to 30 the test RMSE falls 24 % at level 8, 14 % at
   level 12 and 20 % at level 16; from 30 to 60, 13 % at level 8 and 6 % at level 12, whose
   test RMSE stays 1.5x its training RMSE. With the forces in the fit, every level here has
   far fewer parameters (22, 48, 117) than rows (97 energy and force components per
   configuration, about 3200 at N = 33), so the data pin the parameters and there is no
   regime in which the smaller parameter variance of a D-optimal design is what the energy
-  RMSE measures. (Levels 12 and 16 have 3-5x lower RMSEs, but one level-12 cold fit took
+  RMSE measures. The EMT labels carry no noise either, so what remains above the floor is
+  approximation error that depends on where the training data lie. (Levels 12 and 16 have 3-5x lower RMSEs, but one level-12 cold fit took
   3-10 minutes on the shared 2 cores against 10-140 s at level 8: neither fits a test of 1-2
   minutes.)
 - What separates the arms is how closely each training set resembles the test trajectories,
@@ -238,7 +240,7 @@ def test_active_learning_converges(learned):
     "known shortfall: uniform sampling is better in 6 of 7 seeds. Energy RMSE (meV/atom) "
     "active/uniform on 4 independent EMT MD runs, same N, same converged seed-scanned fit, "
     "seeds 0-6: 0.144/0.167, 0.251/0.193, 0.256/0.200, 0.175/0.163, 0.185/0.176, "
-    "0.205/0.165, 0.179/0.178. The level-8 fit is about half bias, levels 12 and 16 are no "
+    "0.205/0.165, 0.179/0.178. The level-8 fit is at least half bias, levels 12 and 16 are no "
     "more variance-dominated, and level 12 loses too (seed 0: 0.054/0.051; module docstring)"))
 def test_active_learning_beats_uniform_sampling(learned):
     train, survived = learned
