@@ -67,9 +67,9 @@ energy RMSE in meV/atom of the uniform arm on the same 76 test frames):
   configuration, about 3200 at N = 33), so the data pin the parameters and there is no
   regime in which the smaller parameter variance of a D-optimal design is what the energy
   RMSE measures. The EMT labels carry no noise either, so what remains above the floor is
-  approximation error that depends on where the training data lie. (Levels 12 and 16 have 3-5x lower RMSEs, but one level-12 cold fit took
-  3-10 minutes on the shared 2 cores against 10-140 s at level 8: neither fits a test of 1-2
-  minutes.)
+  approximation error that depends on where the training data lie. (Levels 12 and 16 have
+  3-5x lower RMSEs, but one level-12 cold fit took 3-10 minutes on the shared 2 cores against
+  10-140 s at level 8: neither fits a test of 1-2 minutes.)
 - What separates the arms is how closely each training set resembles the test trajectories,
   not how well it is fitted. Training/test energy RMSE at level 8: seed 0 (active wins)
   active 0.127/0.144, uniform 0.124/0.167; seed 6 (uniform wins) active 0.127/0.179,
