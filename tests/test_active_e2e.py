@@ -46,8 +46,8 @@ active/uniform over the 76 test frames; energies in meV/atom, forces in meV/A):
 same figures to the last digit.) The difference comes from the data, not the fit.
 
 Why, and whether another setting would change it (benchmarks/bench_al_learning_curve.py,
-data seed 0, fit seed 1 (fit seed 2 gives the same to 0.002 at level 8); training/test
-energy RMSE in meV/atom of the uniform arm on the same 76 test frames):
+data seed 0, fit seed 1; training/test energy RMSE in meV/atom of the uniform arm on the
+same 76 test frames):
 
     N        15            20            30            45            60
     level 8  0.148/0.231   0.135/0.201   0.129/0.175   0.117/0.160   0.120/0.152
@@ -58,19 +58,19 @@ energy RMSE in meV/atom of the uniform arm on the same 76 test frames):
   test RMSEs within 0.002 meV/atom (N = 15, 20, 45, 60), against arm gaps of 0.009-0.058 in
   six seeds (seed 6's gap, 0.002, is within that spread). At level 12 it is not: at N = 30
   fit seed 2 gives 0.031/0.052 against fit seed 1's 0.035/0.058.
-- At N ~ 33, level 8 is at least half bias: its training RMSE settles at 0.12 (N = 45-60),
-  so its bias floor is 0.12-0.15 against a test RMSE of 0.175 at N = 30 (47-74 % of the
-  mean squared error). Levels 12 and 16 are
-  no more variance-dominated: from N = 15 to 30 the test RMSE falls 24 % at level 8, 14 % at
-  level 12 and 20 % at level 16; from 30 to 60, 13 % at level 8, 6 % at level 12 (whose
-  test RMSE stays 1.5x its training RMSE) and 3 % at level 16. With the forces in the fit, every level here has
-  far fewer parameters (22, 48, 117) than rows (97 energy and force components per
-  configuration, about 3200 at N = 33), so the data pin the parameters and there is no
-  regime in which the smaller parameter variance of a D-optimal design is what the energy
-  RMSE measures. The EMT labels carry no noise either, so what remains above the floor is
-  approximation error that depends on where the training data lie. (Levels 12 and 16 have
-  3-5x lower RMSEs, but one level-12 cold fit took 3-10 minutes on the shared 2 cores against
-  10-140 s at level 8: neither fits a test of 1-2 minutes.)
+- At N ~ 33, level 8 is at least half bias: its training RMSE settles at 0.12 (N = 45-60), so
+  its bias floor is 0.12-0.15 against a test RMSE of 0.175 at N = 30 (47-74 % of the mean
+  squared error). Levels 12 and 16 are no more variance-dominated: from N = 15 to 30 the test
+  RMSE falls 24 % at level 8, 14 % at level 12 and 20 % at level 16; from 30 to 60, 13 % at
+  level 8, 6 % at level 12 (less than its fit-seed spread; its test RMSE stays 1.5x its
+  training RMSE) and 3 % at level 16.
+  With the forces in the fit, every level here has far fewer parameters (22, 48, 117) than
+  rows (97 energy and force components per configuration, about 3200 at N = 33), so the data
+  pin the parameters and there is no regime in which the smaller parameter variance of a
+  D-optimal design is what the energy RMSE measures. The EMT labels carry no noise either, so
+  what remains above the floor is approximation error that depends on where the training data
+  lie. (Levels 12 and 16 have 3-5x lower RMSEs, but one level-12 cold fit took 3-10 minutes on
+  the shared 2 cores against 10-140 s at level 8: neither fits a test of 1-2 minutes.)
 - What separates the arms is how closely each training set resembles the test trajectories,
   not how well it is fitted. Training/test energy RMSE at level 8: seed 0 (active wins)
   active 0.127/0.144, uniform 0.124/0.167; seed 6 (uniform wins) active 0.127/0.179,
