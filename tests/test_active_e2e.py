@@ -79,16 +79,17 @@ same 76 test frames):
   itself (EMT MD at 1200 K), which for a model with a bias floor is the best training
   distribution for the mean error; maxvol picks extreme neighbourhoods from MD runs driven by
   unfinished potentials, which on average lie further from it.
-- The whole procedure at level 12 does not turn it either. Seed 0 (the seed that active
-  learning wins at level 8): N = 46, steps survived 14, 63, 121, 126, 301; training/test
-  energy RMSE active 0.027/0.054, uniform 0.029/0.051; largest error 0.149/0.137; force RMSE
-  3.20/3.08 meV/A. That gap (0.003) is half the fit-seed spread at level 12 (0.006, above).
-  It took 53 minutes of wall time at a load average of about 6 (the loop 14 of them), so
-  the other seeds were not run at level 12.
+- The whole procedure at level 12 does not turn it either (bench_al_vs_uniform.py --level 12
+  --seeds 0). Seed 0 (the seed that active learning wins at level 8): N = 46, steps survived
+  14, 63, 121, 126, 301; training/test energy RMSE active 0.027/0.054, uniform 0.029/0.051;
+  largest error 0.149/0.137; force RMSE 3.20/3.08 meV/A. That gap (0.003) is half the fit-seed
+  spread at level 12 (0.006, above). It took 53 minutes of wall time at a load average of
+  about 6 (the loop 14 of them), so the other seeds were not run at level 12.
 - Configuration mode (one energy row per configuration, the D-optimal design for the energy
-  rows) does not give a loop that converges here: level 8, seed 0, steps survived 0, 0, 6, 6,
-  10, 11, 13, 15, 19, 25 over its 10 iterations (32 configurations at the end). Its active
-  set starts from 10 configurations for 22 parameters (regularised); not pursued further.
+  rows; the loop of bench_al_vs_uniform.py --mode configuration) does not converge here: level
+  8, seed 0, steps survived 0, 0, 6, 6, 10, 11, 13, 15, 19, 25 over its 10 iterations (32
+  configurations at the end). Its active set starts from 10 configurations for 22 parameters
+  (regularised); not pursued further.
 
 So that comparison stays an opt-in, non-strict xfail.
 """
