@@ -8,7 +8,7 @@ Prints µs per atom (median of repeats) on 1 and 2 threads, through the ASE calc
 structure at a time and through `MTPotential.evaluate_many` (all cells in one parallel pass),
 motep's figure and the ratio, and the peak memory of the evaluation against the atom count.
 The 2-thread speed-up is the median of ratios measured in alternating 1- and 2-thread
-rounds (each time the least of 3 calls), so that the load of a shared machine affects both
+rounds (each time the least of 10 calls), so that the load of a shared machine affects both
 alike.
 
     python benchmarks/bench_evaluate.py [--cells 1000] [--repeats 5] [--rounds 9]
@@ -78,7 +78,7 @@ def efs_all(calc, images):
     return run
 
 
-def thread_speedup(cases, rounds, calls=3):
+def thread_speedup(cases, rounds, calls=10):
     """Median over alternating rounds of (1-thread time / 2-thread time), per case; in each
     round either time is the least of `calls` calls (a call that another job interrupts is
     slower, never faster)."""
@@ -167,7 +167,7 @@ def main():
           f"{one[2] / two[2]:.2f}x (4000 atoms)")
     for name, (median, low, high) in speedup.items():
         print(f"speed-up on 2 threads, {name}: {median:.2f}x (median of {args.rounds} alternating "
-              f"rounds, best of 3 calls each; range {low:.2f}-{high:.2f})")
+              f"rounds, best of 10 calls each; range {low:.2f}-{high:.2f})")
     if motep_small:
         print(f"mtplib vs motep (1 thread): {motep_small / one[1]:.1f}x faster (32-atom cells), "
               f"{motep_big / one[2]:.1f}x faster (4000 atoms)")
