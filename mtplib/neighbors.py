@@ -520,11 +520,11 @@ def _image_distances(binned, first, last, tx, ty, tz, dist2):
 
 @njit(cache=True)
 def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box, pbc, n_bins,
-                reach, cutoff2, out_j, out_D, start, capacity, count_only, dist2):
+                reach, cutoff2, out_j, out_D, start, capacity, dist2):
     """The pairs of atom a, written from out_j[start], out_D[start] while below `capacity`;
-    returns their number (with `count_only`, only counts them, with no branch in the inner
-    loop). dist2 holds the squared distances of one bin image (room for the largest bin). An image of a bin whose atoms' box lies a cutoff or more away from atom a has
-    none of its pairs and is skipped (in small cells most of the 27 images)."""
+    returns their number. dist2 holds the squared distances of one bin image (room for the
+    largest bin). An image of a bin whose atoms' box lies a cutoff or more away from atom a
+    has none of its pairs and is skipped (in small cells most of the 27 images)."""
     n_pairs = 0
     b2 = bin_of[a] % n_bins[2]
     b1 = (bin_of[a] // n_bins[2]) % n_bins[1]
@@ -554,12 +554,6 @@ def _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, bo
                     continue
                 first, last = bin_start[nb], bin_start[nb + 1]
                 _image_distances(binned, first, last, tx, ty, tz, dist2)
-                if count_only:
-                    for k in range(last - first):
-                        n_pairs += dist2[k] < cutoff2
-                    if is_home and nb == bin_of[a]:
-                        n_pairs -= 1                    # atom a itself, at distance 0
-                    continue
                 for k in range(last - first):
                     if dist2[k] < cutoff2:
                         slot = first + k
@@ -590,7 +584,7 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     for a in range(n_atoms):
         found = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
                             pbc, n_bins, reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity,
-                            False, dist2)
+                            dist2)
         for k in range(n_pairs, min(n_pairs + found, capacity)):
             out_i[k] = a
         n_pairs += found
@@ -601,8 +595,8 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
 def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, volume):
     """`_scan_bins` in CSR form, parallel over blocks of consecutive atoms: each block writes
     its pairs into its own slice of a buffer sized from the mean density (a block that
-    overflows it counts its pairs, then writes them), then the slices are copied into place
-    -- the same pairs in the same order as serial."""
+    overflows it searches again, writing straight into place: its counts are then known),
+    then the slices are copied into place -- the same pairs in the same order as serial."""
     n_atoms = positions.shape[0]
     wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box = _bin_atoms(positions, box, origin,
                                                                            pbc, n_bins)
@@ -624,7 +618,7 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, volu
         for a in range(blk * n_atoms // n_blocks, (blk + 1) * n_atoms // n_blocks):
             counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
                                     box, pbc, n_bins, reach, cutoff2, buf_j, buf_D, used,
-                                    room[blk + 1], False, dist2)
+                                    room[blk + 1], dist2)
             used += counts[a]
         overflow[blk] = used > room[blk + 1]
     offsets = np.zeros(n_atoms + 1, np.int64)
@@ -640,7 +634,7 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, volu
             for a in range(first, last):
                 _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
                             pbc, n_bins, reach, cutoff2, out_j, out_D, offsets[a],
-                            offsets[a + 1], False, dist2)
+                            offsets[a + 1], dist2)
             continue
         src = room[blk]
         for k in range(offsets[first], offsets[last]):
