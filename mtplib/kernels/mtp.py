@@ -73,7 +73,8 @@ def basis_tables(ang_abc, basic_mu, n_mu):
     """Per monomial h: the recursion u^h = u^parent u_axis, and per axis the raised monomial
     h + e_axis (-1 beyond the top degree) and its exponent along that axis, so that
     d u^g / d u_axis = exp * u^h for g = raise(h); per radial function mu the block start of
-    its basic moments."""
+    its basic moments, and how many of its monomials lie below its top degree (the terms of
+    grad P_mu)."""
     n_ang = ang_abc.shape[0]
     top = 0
     raise_idx = np.full((3, n_ang), -1, dtype=np.int64)
@@ -103,7 +104,13 @@ def basis_tables(ang_abc, basic_mu, n_mu):
         mu_start[basic_mu[k] + 1] += 1
     for mu in range(n_mu):
         mu_start[mu + 1] += mu_start[mu]
-    return parent, axis, raise_idx, raise_exp, mu_start
+    count_low = np.empty(n_mu, dtype=np.int64)
+    for mu in range(n_mu):
+        degree = 0
+        for g in range(mu_start[mu + 1] - mu_start[mu]):
+            degree = max(degree, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
+        count_low[mu] = degree * (degree + 1) * (degree + 2) // 6
+    return parent, axis, raise_idx, raise_exp, mu_start, count_low
 
 
 @njit(cache=True, inline="always")
@@ -228,10 +235,10 @@ def product_runs(times):
 def kernel_tables(ang_abc, basic_mu, n_mu, times):
     """The index tables `_mtp_block` takes, built once per potential: `basis_tables` and
     `product_runs` in one tuple."""
-    parent, axis, raise_idx, raise_exp, mu_start = basis_tables(ang_abc, basic_mu, n_mu)
+    parent, axis, raise_idx, raise_exp, mu_start, count_low = basis_tables(ang_abc, basic_mu, n_mu)
     run_start, run_target, factor_a, factor_b, mult = product_runs(times)
-    return (parent, axis, raise_idx, raise_exp, mu_start, run_start, run_target, factor_a,
-            factor_b, mult)
+    return (parent, axis, raise_idx, raise_exp, mu_start, count_low, run_start, run_target,
+            factor_a, factor_b, mult)
 
 
 @njit(cache=True)
@@ -394,15 +401,8 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
     n_ang = ang_abc.shape[0]
     n_ang_pad = (n_ang + PAD - 1) // PAD * PAD
     n_basic = basic_mu.shape[0]
-    (parent, axis, raise_idx, raise_exp, mu_start, run_start, run_target, factor_a, factor_b,
-     mult) = tables
-    # per mu: how many monomials lie below its top degree (the terms of grad P_mu)
-    count_low = np.empty(n_mu, dtype=np.int64)
-    for mu in range(n_mu):
-        top = 0
-        for g in range(mu_start[mu + 1] - mu_start[mu]):
-            top = max(top, ang_abc[g, 0] + ang_abc[g, 1] + ang_abc[g, 2])
-        count_low[mu] = top * (top + 1) * (top + 2) // 6
+    (parent, axis, raise_idx, raise_exp, mu_start, count_low, run_start, run_target, factor_a,
+     factor_b, mult) = tables
     max_pairs = 0
     for i in range(first, last):
         max_pairs = max(max_pairs, offsets[i + 1] - offsets[i])
