@@ -147,12 +147,9 @@ class MTPotential:
     def types_of(self, atoms, where="structure"):
         """MLIP type index of every atom."""
         if self.species:
-            table = self._type_table()
-            numbers = atoms.numbers
-            if table is not None and len(numbers) and numbers.min() >= 0 and numbers.max() < len(table):
-                types = table[numbers]
-                if types.min() >= 0:
-                    return types
+            types = self._types_from_table(atoms.numbers)
+            if types is not None:
+                return types
             index = {s: n for n, s in enumerate(self.species)}
             symbols = atoms.get_chemical_symbols()
             unknown = sorted(set(symbols) - set(index))
@@ -169,6 +166,16 @@ class MTPotential:
             return np.zeros(len(atoms), dtype=np.int64)
         raise MTPInputError(f"{where}: the potential {self.source} does not name its species; "
                             "give them (e.g. --species Cu Au, or MTPotential.load(..., species=[...]))")
+
+    def _types_from_table(self, numbers):
+        """MLIP types of atomic numbers by one table look-up; None when a number is not in the
+        potential or the species are not element symbols (then `types_of` says which)."""
+        table = self._type_table()
+        if table is not None and len(numbers) and numbers.min() >= 0 and numbers.max() < len(table):
+            types = table[numbers]
+            if types.min() >= 0:
+                return types
+        return None
 
     def _type_table(self):
         """MLIP type of each atomic number (-1: not in the potential), or None when a species
@@ -321,15 +328,11 @@ class MTPotential:
     def _types_many(self, images, where, index0):
         """`types_of` of every atom of every structure, joined: one table look-up when the
         species are element symbols, else (or to name a structure at fault) one by one."""
-        table = self._type_table() if self.species else None
-        if table is not None and images:
+        if self.species and images:
             numbers = np.concatenate([atoms.numbers for atoms in images])
-            if not len(numbers):
-                return numbers.astype(np.int64)
-            if numbers.min() >= 0 and numbers.max() < len(table):
-                types = table[numbers]
-                if types.min() >= 0:
-                    return types
+            types = self._types_from_table(numbers) if len(numbers) else numbers.astype(np.int64)
+            if types is not None:
+                return types
         return np.concatenate([self.types_of(atoms, f"{where}[{index0 + n}]")
                                for n, atoms in enumerate(images)] or [np.zeros(0, np.int64)])
 
