@@ -1,7 +1,11 @@
 """mtplib: Moment Tensor Potentials (MLIP-2 compatible) with numba kernels and active learning."""
-from .memory import keep_freed_memory
-from .potential import MTPInputError, MTPotential, load
-from .calculator import MTPCalculator
+from .numba_cache import isolate_cache
+
+isolate_cache()          # before any kernel module is imported: see numba_cache
+
+from .memory import keep_freed_memory  # noqa: E402
+from .potential import MTPInputError, MTPotential, load  # noqa: E402
+from .calculator import MTPCalculator  # noqa: E402
 
 keep_freed_memory()
 

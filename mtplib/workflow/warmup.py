@@ -9,12 +9,12 @@ when the real jobs start; the rule runs alongside stages 1-2, which need no kern
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 
 
@@ -69,7 +69,7 @@ def compile_kernels(elements, mtp_config, out_json=None, log=print):
             aset = ActiveSet.from_training(trained, small, mode=mode, where="warm-up structures")
         aset.grade_many(small + large, where="warm-up structures")
     record = {"elements": list(elements), "level": mtp_config["level"],
-              "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR") or "__pycache__ of mtplib",
+              "numba_cache_dir": numba.config.CACHE_DIR,
               "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(_cpu_seconds() - cpu, 2)}
     log(f"numba kernels compiled or loaded from the cache in {record['wall_s']} s "
         f"({record['cpu_s']} CPU-s)")
