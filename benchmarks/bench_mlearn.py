@@ -43,6 +43,11 @@ Session 3:
         --skip-test: best linear CV score 0.9362 against 0.9323 for S3, so S3 was kept
         (the subset stage lowered the loss on its half, 1.0960e-2 -> 1.0822e-2, and raised
         the full-set loss, 1.2739e-2 -> 1.2752e-2)
+Session 5 (Ge: Si's protocol, stress weight 1e-3 and seed 0 taken from Si without a CV):
+    Ge  --stress-weights 1e-3 --seeds 0 --max-iter 40 --radial-fraction 0.1 --out-dir G1;
+        --warm-start G1 --max-iter 25 --radial-fraction 0.3 --out-dir G2; --warm-start G2
+        --max-iter 45 --radial-fraction 1 --out-dir G3 (all --skip-test); then
+        --load G3 LIN --linear-stress-weights 1e-3 1e-4 0
 """
 import argparse
 import itertools
