@@ -122,32 +122,30 @@ def neighbor_csr_batch(structures, cutoff):
     (a ValueError) with the index of the structure at fault.
     """
     n = len(structures)
+    origins = np.zeros((n, 3))
     periodic = _periodic_batch(structures, cutoff)
     if periodic is not None:            # the common case, checked for all structures at once
         positions, sizes, boxes = periodic
-        origins = np.zeros((n, 3))
         pbcs = np.ones((n, 3), dtype=np.bool_)
-        joined = [positions]
     else:
         sizes = np.zeros(n + 1, dtype=np.int64)
         boxes = np.zeros((n, 3, 3))
-        origins = np.zeros((n, 3))
         pbcs = np.zeros((n, 3), dtype=np.bool_)
         joined = []
-    for c, (positions, cell, pbc) in enumerate(structures if periodic is None else []):
-        try:
-            positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
-            if len(positions) and cutoff > 0.0:
-                boxes[c], origins[c] = _working_box(positions, cell, pbc, cutoff)
-            else:
-                boxes[c] = np.eye(3)
-        except ValueError as exc:
-            raise StructureError(c, str(exc)) from exc
-        pbcs[c] = pbc
-        sizes[c + 1] = len(positions)
-        joined.append(positions)
+        for c, (positions, cell, pbc) in enumerate(structures):
+            try:
+                positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
+                if len(positions) and cutoff > 0.0:
+                    boxes[c], origins[c] = _working_box(positions, cell, pbc, cutoff)
+                else:
+                    boxes[c] = np.eye(3)
+            except ValueError as exc:
+                raise StructureError(c, str(exc)) from exc
+            pbcs[c] = pbc
+            sizes[c + 1] = len(positions)
+            joined.append(positions)
+        positions = np.concatenate(joined) if joined else np.zeros((0, 3))
     atom_start = np.cumsum(sizes)
-    positions = np.concatenate(joined) if joined else np.zeros((0, 3))
     cutoff = float(cutoff)
     offsets, j, D, shortest, n_images = _batch_cell_lists(positions, atom_start, boxes, origins,
                                                           pbcs, cutoff, _MAX_IMAGES)
