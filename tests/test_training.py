@@ -54,25 +54,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def random_pot():
-    pot = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
-    rng = np.random.default_rng(1)
-    pot.radial_coeffs = rng.uniform(-1, 1, (2, 2, pot.radial_funcs_count, 6)) * 0.3
-    pot.species_coeffs = rng.normal(size=2)
-    pot.moment_coeffs = rng.normal(size=pot.alpha_scalar_moments) * 0.1
-    return pot
-
-
-def test_design_rows_reproduce_evaluate(images, random_pot):
-    configs = prepare(images, random_pot)
-    theta = np.concatenate([random_pot.species_coeffs, random_pot.moment_coeffs])
-    for atoms, cfg in zip(images, configs):
-        pred = config_design(random_pot, cfg) @ theta
-        ref = random_pot.evaluate(atoms)
-        W = pred[-9:].reshape(3, 3).T          # row 3b+a holds W[a, b]
-        assert abs(pred[0] - ref["energy"]) < 1e-10 * max(1.0, abs(ref["energy"]))
-        np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10)
-        voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
-        np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10)
+    return _trained_at_level(LEVEL, 1)
 
 
 def _trained_at_level(level, seed):
@@ -84,22 +66,32 @@ def _trained_at_level(level, seed):
     return pot
 
 
+def _check_design_rows(pot, images, relative):
+    """X theta gives the evaluator's E, F and stress to 1e-10 (forces and stress relative to
+    their largest component when `relative`)."""
+    theta = np.concatenate([pot.species_coeffs, pot.moment_coeffs])
+    for atoms, cfg in zip(images, prepare(images, pot)):
+        pred = config_design(pot, cfg) @ theta
+        ref = pot.evaluate(atoms)
+        W = pred[-9:].reshape(3, 3).T          # row 3b+a holds W[a, b]
+        assert abs(pred[0] - ref["energy"]) < 1e-10 * max(1.0, abs(ref["energy"]))
+        f_scale = np.abs(ref["forces"]).max() if relative else 1.0
+        np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10 * f_scale)
+        voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
+        s_scale = np.abs(ref["stress"]).max() if relative else 1.0
+        np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10 * s_scale)
+
+
+def test_design_rows_reproduce_evaluate(images, random_pot):
+    _check_design_rows(random_pot, images, relative=False)
+
+
 @pytest.mark.parametrize("level", [16, 20])
 def test_design_rows_reproduce_evaluate_deep_contractions(images, level):
     """At levels 16 and 20 basis functions are contractions of up to five moment tensors
     (products of products), so the reverse sweep of each basis function over its own products
     is exercised along long chains: X theta must give the evaluator's E, F and stress."""
-    pot = _trained_at_level(level, 3)
-    theta = np.concatenate([pot.species_coeffs, pot.moment_coeffs])
-    for atoms, cfg in zip(images[:3], prepare(images[:3], pot)):
-        pred = config_design(pot, cfg) @ theta
-        ref = pot.evaluate(atoms)
-        scale = np.abs(ref["forces"]).max()
-        assert abs(pred[0] - ref["energy"]) < 1e-10 * max(1.0, abs(ref["energy"]))
-        np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10 * scale)
-        W = pred[-9:].reshape(3, 3).T
-        voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
-        np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10 * np.abs(ref["stress"]).max())
+    _check_design_rows(_trained_at_level(level, 3), images[:3], relative=True)
 
 
 def test_basis_dependencies_are_the_reachable_products_and_basic_moments():
