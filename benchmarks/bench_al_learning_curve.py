@@ -31,10 +31,7 @@ from mtplib.training import fit  # noqa: E402
 
 def errors(pot, images):
     """[energy RMSE, largest |energy error|] in meV/atom, force RMSE in meV/Å."""
-    de = 1e3 * np.array([(pot.evaluate(a)["energy"] - a.get_potential_energy()) / len(a)
-                         for a in images])
-    df = 1e3 * np.concatenate([(pot.evaluate(a)["forces"] - a.get_forces()).ravel()
-                               for a in images])
+    de, df = e2e.energy_force_errors(pot, images)
     return [round(float(np.sqrt(np.mean(de ** 2))), 4), round(float(np.abs(de).max()), 3),
             round(float(np.sqrt(np.mean(df ** 2))), 2)]
 

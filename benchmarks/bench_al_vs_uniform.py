@@ -29,9 +29,7 @@ from mtplib.active.testing import emt_cells  # noqa: E402
 
 
 def scores(pot, test):
-    de = 1e3 * np.array([(pot.evaluate(a)["energy"] - a.get_potential_energy()) / len(a)
-                         for a in test])
-    df = 1e3 * np.concatenate([(pot.evaluate(a)["forces"] - a.get_forces()).ravel() for a in test])
+    de, df = e2e.energy_force_errors(pot, test)
     per = len(test) // e2e.TEST_TRAJECTORIES
     return dict(energy_rmse=round(float(np.sqrt(np.mean(de ** 2))), 4),
                 energy_rmse_per_trajectory=[round(float(np.sqrt(np.mean(de[k:k + per] ** 2))), 3)

@@ -142,6 +142,17 @@ def _start(seed):
     return atoms
 
 
+def energy_force_errors(pot, images):
+    """Per-image energy errors (meV/atom) and all force-component errors (meV/A), one
+    evaluation per image (for the benchmarks that score these fits)."""
+    results = [pot.evaluate(a) for a in images]
+    de = 1e3 * np.array([(r["energy"] - a.get_potential_energy()) / len(a)
+                         for r, a in zip(results, images)])
+    df = 1e3 * np.concatenate([(r["forces"] - a.get_forces()).ravel()
+                               for r, a in zip(results, images)])
+    return de, df
+
+
 def _energy_rmse(pot, images):
     err = [(pot.evaluate(a)["energy"] - a.get_potential_energy()) / len(a) for a in images]
     return float(np.sqrt(np.mean(np.square(err))))
