@@ -159,6 +159,7 @@ def main():
     ap.add_argument("--cv-radial-fraction", type=float, default=None,
                     help="radial fraction of the CV fits (default: --radial-fraction)")
     ap.add_argument("--ridge", type=float, default=1e-10)
+    ap.add_argument("--radial-optimizer", choices=["lbfgs", "lm"], default="lbfgs")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--linear-energy-scales", nargs="+", type=float, default=[],
                     help="then choose the weights of the final linear solve by k-fold CV at "
@@ -221,6 +222,7 @@ def main():
         else:
             pot = fit(train, init, weights=weights, seed=best[1], max_iter=args.max_iter,
                       radial_fraction=args.radial_fraction, ridge=args.ridge,
+                      radial_optimizer=args.radial_optimizer,
                       log=(lambda m: print(m, flush=True)) if args.verbose else None)
         scale, w_lin, ridge, lin = 1.0, weights, args.ridge, {}
         if args.linear_energy_scales:

@@ -295,12 +295,13 @@ def _mpi_available():
 
 
 @pytest.mark.skipif(not _mpi_available(), reason="mpi4py or mpiexec not available")
-def test_mpi_two_ranks_match_serial(images, tmp_path):
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lm"])
+def test_mpi_two_ranks_match_serial(tmp_path, optimizer):
     data = tmp_path / "tiny.extxyz"
-    write(data, images)
+    write(data, tiny_set(20))           # two batches of BATCH_CONFIGS: one per rank
     common = [str(data), "--level", str(LEVEL), "--species", "Cu", "Au", "--max-dist", "4.5",
               "--radial-basis-size", "6", "--max-iter", "4", "--test-fraction", "0",
-              "--seed", "2"]
+              "--seed", "2", "--radial-optimizer", optimizer]
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
     serial = tmp_path / "serial.mtp"
     subprocess.run([sys.executable, "-m", "mtplib.training.cli", "train", *common, "--out",

@@ -54,6 +54,9 @@ def _common(p):
     p.add_argument("--radial-fraction", type=float, default=1.0,
                    help="optimise the radial coefficients on this seeded fraction of the "
                         "training configurations, then solve the linear ones on all")
+    p.add_argument("--radial-optimizer", choices=["lbfgs", "lm"], default="lbfgs",
+                   help="L-BFGS-B, or Levenberg-Marquardt (one evaluation per radial "
+                        "coefficient per iteration; fewer iterations near a minimum)")
     p.add_argument("--forces-cap", type=float, help="drop configurations with max |F| above (eV/Å)")
     p.add_argument("--valid", nargs="+", default=[], help="validation data (reported only)")
 
@@ -98,7 +101,7 @@ def _setup(args):
     kwargs = dict(weights=tuple(args.weights), scaling=args.scaling, max_iter=args.max_iter,
                   optimize_radial=not args.fast, energy_only_radial=args.energy_only_radial,
                   forces_cap=args.forces_cap, labels=image_labels(train),
-                  radial_fraction=args.radial_fraction)
+                  radial_fraction=args.radial_fraction, radial_optimizer=args.radial_optimizer)
     return pot, train, test, valid, kwargs
 
 

@@ -202,7 +202,9 @@ def refit(previous_potential, previous_train, labelled, stage2_train, isolated_f
     isolated = _isolated(isolated_file)
     w = fit_config["weights"]
     common = dict(weights=(w["energy"], w["forces"], w["stress"]), scaling=fit_config["scaling"],
-                  max_iter=al.get("refit_max_iter") or fit_config["max_iter"], optimize_radial=fit_config["optimize_radial"],
+                  max_iter=al.get("refit_max_iter") or fit_config["max_iter"],
+                  optimize_radial=fit_config["optimize_radial"],
+                  radial_optimizer=fit_config["radial_optimizer"],
                   forces_cap=fit_config.get("forces_cap"), isolated_energies=isolated, log=log)
     how = al["refit"]
     if not new:

@@ -54,7 +54,8 @@ def fit_seed(train_file, isolated_file, elements, mtp_config, fit_config, seed, 
     pot = fit(train, initial_potential(elements, mtp_config),
               weights=(w["energy"], w["forces"], w["stress"]), scaling=fit_config["scaling"],
               seed=seed, max_iter=fit_config["max_iter"],
-              optimize_radial=fit_config["optimize_radial"], forces_cap=fit_config.get("forces_cap"),
+              optimize_radial=fit_config["optimize_radial"],
+              radial_optimizer=fit_config["radial_optimizer"], forces_cap=fit_config.get("forces_cap"),
               isolated_energies=isolated or None, log=log)
     errors = {"seed": seed, "train": error_metrics(train, pot.evaluate_many(train))}
     if test:
