@@ -129,6 +129,20 @@ def test_lm_with_fixed_species_coeffs(images):
     np.testing.assert_array_equal(pot.species_coeffs, [-0.5, 0.25])
 
 
+def test_lm_leaves_radial_functions_of_an_absent_species_alone(images):
+    """Ag is not in the data: its radial coefficients change no prediction (zero rows and
+    columns of H); LM must still lower the loss and leave them as they were."""
+    init = MTPotential.from_level(LEVEL, ["Cu", "Au", "Ag"], 2.0, 4.5, 6)
+    start = fit(images, init, seed=1, optimize_radial=False, log=None)
+    hist = []
+    pot = fit(images, start, max_iter=3, radial_optimizer="lm", warm_start=True, log=None,
+              history=hist)
+    assert len(hist) == 3 and all(np.diff([h["loss"] for h in hist]) < 0)
+    np.testing.assert_array_equal(pot.radial_coeffs[2], start.radial_coeffs[2])
+    np.testing.assert_array_equal(pot.radial_coeffs[:, 2], start.radial_coeffs[:, 2])
+    assert not np.array_equal(pot.radial_coeffs[:2, :2], start.radial_coeffs[:2, :2])
+
+
 def test_unknown_radial_optimizer_is_named(images):
     init = MTPotential.from_level(LEVEL, ["Cu", "Au"], 2.0, 4.5, 6)
     with pytest.raises(TrainingDataError, match="radial_optimizer.*'newton'"):

@@ -24,7 +24,8 @@ from .loss import _k
 
 FD_STEP = 1e-6          # forward-difference step, relative to 1 + |c_j|
 LAMBDA_START = 1e-3
-LAMBDA_MAX = 1e10
+LAMBDA_MIN = 1e-7       # H is singular along the scale of each radial function (absorbed by
+LAMBDA_MAX = 1e10       # the moment coefficients): keep some damping
 
 
 def batch_predictions(bt, kargs, species_coeffs, moment_coeffs, n_moments, with_forces):
@@ -104,19 +105,26 @@ def levenberg_marquardt(problem, c0, max_iter, progress):
     K = problem.K
     for it in range(max_iter):
         H, g = gauss_newton_terms(problem)
-        damping = np.maximum(np.diag(H), 1e-12 * max(float(np.max(np.diag(H))), 1e-300))
+        diag = np.diag(H)
+        # coefficients that change no prediction (a species pair never within the cutoff)
+        # are left as they are
+        active = np.flatnonzero(diag > 1e-14 * max(float(diag.max()), 1e-300))
+        Ha, ga = H[np.ix_(active, active)], g[active]
         while True:
+            step = np.zeros_like(c)
             try:
-                step = -scipy.linalg.solve(H + lam * np.diag(damping), g, assume_a="sym")
+                step[active] = -scipy.linalg.solve(Ha + lam * np.diag(diag[active]), ga,
+                                                   assume_a="sym")
             except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-                step = None
-            if step is not None and np.isfinite(step).all():
+                step[:] = np.nan
+            if np.isfinite(step).all():
                 trial = c + step
                 new = problem.loss_at(trial, check=False)
                 predicted = -(2.0 * g @ step + step @ H @ step) / K
                 if np.isfinite(new) and new < loss:
                     rho = (loss - new) / predicted if predicted > 0 else 0.0
-                    lam = lam / 3.0 if rho > 0.75 else lam * 2.0 if rho < 0.25 else lam
+                    lam = (max(lam / 3.0, LAMBDA_MIN) if rho > 0.75 else
+                           lam * 2.0 if rho < 0.25 else lam)
                     c, loss = trial, new
                     break
             lam *= 4.0
