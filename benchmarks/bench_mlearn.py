@@ -48,6 +48,16 @@ Session 5 (Ge: Si's protocol, stress weight 1e-3 and seed 0 taken from Si withou
         --warm-start G1 --max-iter 25 --radial-fraction 0.3 --out-dir G2; --warm-start G2
         --max-iter 45 --radial-fraction 1 --out-dir G3 (all --skip-test); then
         --load G3 LIN --linear-stress-weights 1e-3 1e-4 0
+Session 6 (a Levenberg-Marquardt radial stage on the full set from the earlier radial
+coefficients; each run reads test.extxyz at its end, and is adopted only where its linear CV
+score beats the earlier potential's):
+    Si  --stress-weights 1e-3 --seeds 0 --warm-start S3 --radial-optimizer lm --max-iter 16
+        LIN --linear-stress-weights 1e-3 1e-4 0   (CV score 0.9283 against S3's 0.9323;
+        35 min wall on 2 cores)
+    Ni  --stress-weights 1e-6 --seeds 0 --warm-start N --radial-optimizer lm --max-iter 15
+        LIN --linear-stress-weights 1e-4 1e-6 0   (CV score 0.8930 against 0.8964)
+    Ge  --stress-weights 1e-3 --seeds 0 --warm-start G3 --radial-optimizer lm --max-iter 15
+        LIN --linear-stress-weights 1e-3 1e-4 0   (CV score 1.2457 against 1.2234: not adopted)
 """
 import argparse
 import itertools

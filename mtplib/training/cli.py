@@ -63,7 +63,7 @@ def _common(p):
 
 def add_parsers(subparsers):
     """Add `train` and `scan` to an argparse sub-parser collection."""
-    p = subparsers.add_parser("train", help="fit an MTP (variable projection + L-BFGS)")
+    p = subparsers.add_parser("train", help="fit an MTP (variable projection + L-BFGS or LM)")
     _common(p)
     p.add_argument("--out", required=True, help="output .mtp (errors go to the same name .json)")
     p.set_defaults(func=train_command)

@@ -90,7 +90,11 @@ def gauss_newton_terms(problem):
     As = A[np.ix_(free, free)] / np.outer(d, d)
     As[np.diag_indices_from(As)] += problem.ridge
     Bs = B[free] / d[:, None]
-    H = G - Bs.T @ scipy.linalg.cho_solve(scipy.linalg.cho_factor(As), Bs)
+    try:
+        projected = scipy.linalg.cho_solve(scipy.linalg.cho_factor(As), Bs)
+    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):   # singular (ridge 0)
+        projected = scipy.linalg.lstsq(As, Bs, lapack_driver="gelsd")[0]
+    H = G - Bs.T @ projected
     return 0.5 * (H + H.T), g
 
 

@@ -4,7 +4,8 @@ For fixed radial coefficients c the loss (eq. 7) is quadratic in theta_lin = [sp
 moment_coeffs]; we solve those exactly (ridge-regularised normal equations) and minimise
 the projected loss L(c, theta_lin*(c)) over c with L-BFGS-B. By the envelope theorem its
 gradient is dL/dc at fixed theta_lin*, which `loss.loss_terms` computes by one
-forward-over-reverse pass per configuration (no force Jacobian w.r.t. c).
+forward-over-reverse pass per configuration (no force Jacobian w.r.t. c). Or, with
+radial_optimizer='lm', by Levenberg-Marquardt with Kaufman's step (`levenberg`).
 """
 from __future__ import annotations
 
