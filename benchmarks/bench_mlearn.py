@@ -52,12 +52,19 @@ Session 6 (a Levenberg-Marquardt radial stage on the full set from the earlier r
 coefficients; each run reads test.extxyz at its end, and is adopted only where its linear CV
 score beats the earlier potential's):
     Si  --stress-weights 1e-3 --seeds 0 --warm-start S3 --radial-optimizer lm --max-iter 16
-        LIN --linear-stress-weights 1e-3 1e-4 0   (CV score 0.9283 against S3's 0.9323;
-        35 min wall on 2 cores)
+        LIN --linear-stress-weights 1e-3 1e-4 0   (CV score 0.9283 against S3's 0.9323)
+    Si  a new start, all stages LM (--stress-weights 1e-3 --seeds 1 --radial-optimizer lm):
+        --radial-fraction 0.1 --max-iter 30 --skip-test --out-dir T1; --warm-start T1
+        --radial-fraction 0.3 --max-iter 20 --skip-test --out-dir T2; --warm-start T2
+        --radial-fraction 1 --max-iter 15 LIN --linear-stress-weights 1e-3 1e-4 0
+        (CV score 0.9017 against 0.9283: adopted)
     Ni  --stress-weights 1e-6 --seeds 0 --warm-start N --radial-optimizer lm --max-iter 15
         LIN --linear-stress-weights 1e-4 1e-6 0   (CV score 0.8930 against 0.8964)
     Ge  --stress-weights 1e-3 --seeds 0 --warm-start G3 --radial-optimizer lm --max-iter 15
         LIN --linear-stress-weights 1e-3 1e-4 0   (CV score 1.2457 against 1.2234: not adopted)
+    Cu  --stress-weights 1e-6 --seeds 0 --warm-start C --radial-optimizer lm --max-iter 15
+        LIN --linear-stress-weights 1e-4 1e-6 0   (CV score 0.8714 against 0.8918; LM stopped
+        at its 11th iteration, no damped step lowering the loss)
 """
 import argparse
 import itertools
