@@ -8,8 +8,8 @@ from test_training import LEVEL, random_pot, tiny_set  # noqa: F401  (fixture an
 
 from mtplib.potential import MTPotential
 from mtplib.training import TrainingDataError, fit, prepare
-from mtplib.training.levenberg import (batch_predictions, gauss_newton_terms, radial_jacobian)
-from mtplib.training.loss import _k, pack
+from mtplib.training.levenberg import batch_predictions, gauss_newton_terms, radial_jacobian
+from mtplib.training.loss import _k, normal_equations, pack
 from mtplib.training.optimize import VarProProblem
 from mtplib.training.parallel import Reducer
 
@@ -67,7 +67,6 @@ def test_jacobian_matches_central_differences_of_the_design(images, random_pot):
             c = c0.ravel().copy()
             c[j] += sign * h
             pot.radial_coeffs = c.reshape(c0.shape)
-            from mtplib.training.loss import normal_equations
             keep = []
             normal_equations(pot, [bt], keep=keep)
             rows.append(keep[0] @ theta)

@@ -160,7 +160,7 @@ class VarProProblem:
 
     def __call__(self, c):
         key = c.tobytes()
-        if key in self.cache:
+        if key in self.cache and self.cache[key][1] is not None:   # (loss_at keeps no gradient)
             return self.cache[key][:2]
         theta = self.solve(c, with_forces=not self.energy_only)
         loss, grad, stats = loss_terms(self.pot, self.configs, radial_grad=True,
