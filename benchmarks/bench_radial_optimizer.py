@@ -8,21 +8,20 @@ each needs to reach the lower of the two final losses (the ratio is the figure: 
 in this process on the same data).
 
     python benchmarks/bench_radial_optimizer.py                       # Cu EMT set, level 16
-    python benchmarks/bench_radial_optimizer.py --mlearn Si --level 24 --fraction 0.1
+    python benchmarks/bench_radial_optimizer.py --mlearn Si --fraction 0.1   # level 24
 """
 import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from ase.io import read
 
+from bench_mlearn import DATA as MLEARN, LEVELS
 from bench_train import data_dir
 from mtplib.potential import MTPotential
 from mtplib.training import fit
-
-MLEARN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mlearn"
+from mtplib.training.optimize import DEFAULT_WEIGHTS, radial_subset
 
 
 def run(train, start, optimizer, max_iter, weights):
@@ -43,7 +42,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None, help="Cu EMT set directory (made if absent)")
     ap.add_argument("--mlearn", default=None, help="use ../shared/data/mlearn/<El>/train.extxyz")
-    ap.add_argument("--level", type=int, default=16)
+    ap.add_argument("--level", type=int, default=None,
+                    help="default: 16 (Cu EMT), the published level (mlearn)")
     ap.add_argument("--fraction", type=float, default=1.0,
                     help="use this seeded fraction of the training configurations")
     ap.add_argument("--start-iter", type=int, default=30)
@@ -57,17 +57,16 @@ def main():
             return
         train = read(d / "train.extxyz", ":")
         ref = MTPotential.load(d / "published.mtp")
+        args.level = args.level or LEVELS[args.mlearn]
         init = MTPotential.from_level(args.level, [args.mlearn], ref.min_dist, ref.max_dist,
                                       ref.radial_basis_size)
-        weights = (1.0, 0.01, 0.001)
     else:
         train = read(data_dir(args.data) / "train.extxyz", ":")
+        args.level = args.level or 16
         init = MTPotential.from_level(args.level, ["Cu"], 2.0, 5.0, 8)
-        weights = (1.0, 0.01, 0.001)
+    weights = DEFAULT_WEIGHTS
     if args.fraction < 1.0:
-        keep = np.sort(np.random.default_rng(0).permutation(len(train))
-                       [:max(1, round(args.fraction * len(train)))])
-        train = [train[i] for i in keep]
+        train = [train[i] for i in radial_subset(len(train), args.fraction, 0)]
     n_atoms = sum(len(a) for a in train)
     c0 = time.process_time()
     start = fit(train, init, weights=weights, seed=0, max_iter=args.start_iter, tol=0.0, log=None)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .data import TrainingDataError, image_labels, train_test_split
-from .optimize import DEFAULT_WEIGHTS, fit
+from .optimize import DEFAULT_WEIGHTS, RADIAL_OPTIMIZERS, fit
 from .parallel import Reducer
 
 
@@ -54,7 +54,7 @@ def _common(p):
     p.add_argument("--radial-fraction", type=float, default=1.0,
                    help="optimise the radial coefficients on this seeded fraction of the "
                         "training configurations, then solve the linear ones on all")
-    p.add_argument("--radial-optimizer", choices=["lbfgs", "lm"], default="lbfgs",
+    p.add_argument("--radial-optimizer", choices=RADIAL_OPTIMIZERS, default="lbfgs",
                    help="L-BFGS-B, or Levenberg-Marquardt (one evaluation per radial "
                         "coefficient per iteration; fewer iterations near a minimum)")
     p.add_argument("--forces-cap", type=float, help="drop configurations with max |F| above (eV/Å)")

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg
 
 from ..kernels.training import batch_design, batch_evaluate
-from .loss import _k
+from .loss import _k, jacobi_scaled
 
 FD_STEP = 1e-6          # forward-difference step, relative to 1 + |c_j|
 LAMBDA_START = 1e-3
@@ -59,7 +59,7 @@ def radial_jacobian(potential, bt, with_forces=True, fd_step=FD_STEP):
         shifted[j] += h
         kargs[0] = shifted.reshape(c.shape)
         J[:, j] = (batch_predictions(bt, kargs, *lin) - base) / h
-    return J, base
+    return J
 
 
 def gauss_newton_terms(problem):
@@ -76,19 +76,12 @@ def gauss_newton_terms(problem):
         else:
             X = batch_design(bt.cfg_atoms, row_start, bt.types, bt.offsets, bt.nbr, bt.vec,
                              *_k(pot), a["n_moments"], with_forces)
-        J, _ = radial_jacobian(pot, bt, with_forces)
+        J = radial_jacobian(pot, bt, with_forces)
         Jw = J * w[:, None]
         parts.append((Jw.T @ J, X.T @ Jw, Jw.T @ (X @ theta - y)))
     n_c, n_lin = pot.radial_coeffs.size, len(theta)
     G, B, g = problem.red.ordered_sum(parts, [(n_c, n_c), (n_lin, n_c), (n_c,)])
-    A = problem.normal_matrix
-    free = np.ones(n_lin, dtype=bool)
-    for k in (problem.fixed or {}):
-        free[k] = False
-    free &= np.diag(A) > 0
-    d = np.sqrt(np.diag(A)[free])
-    As = A[np.ix_(free, free)] / np.outer(d, d)
-    As[np.diag_indices_from(As)] += problem.ridge
+    free, d, As = jacobi_scaled(problem.normal_matrix, problem.fixed, problem.ridge)
     Bs = B[free] / d[:, None]
     try:
         projected = scipy.linalg.cho_solve(scipy.linalg.cho_factor(As), Bs)

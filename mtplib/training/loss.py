@@ -140,6 +140,20 @@ def normal_equations(potential, batches, with_forces=True, keep=None, reducer=No
     return (reducer or _Serial()).ordered_sum(parts, [(n_lin, n_lin), (n_lin,), ()])
 
 
+def jacobi_scaled(A, fixed=None, ridge=0.0):
+    """The free columns of a normal matrix A (not in `fixed`, and seen in the data:
+    diag A > 0; a species absent from the data has zero columns), their Jacobi scales
+    d = sqrt(diag A) and D^-1 A D^-1 + ridge I on them: (idx, d, As)."""
+    free = np.diag(A) > 0
+    for k in fixed or {}:
+        free[k] = False
+    idx = np.flatnonzero(free)
+    d = np.sqrt(np.diag(A)[idx])
+    As = A[np.ix_(idx, idx)] / np.outer(d, d)
+    As[np.diag_indices_from(As)] += ridge
+    return idx, d, As
+
+
 def loss_terms(potential, batches, radial_grad=True, energy_only=False, designs=None,
                reducer=None):
     """Summed (not averaged) loss, its gradient w.r.t. the radial coefficients at fixed linear

@@ -17,7 +17,7 @@ import scipy.optimize
 
 from .data import TrainingDataError, apply_forces_cap, image_labels, prepare
 from .levenberg import levenberg_marquardt
-from .loss import Batch, batch_bounds, loss_terms, normal_equations
+from .loss import Batch, batch_bounds, jacobi_scaled, loss_terms, normal_equations
 from .parallel import Reducer
 
 DEFAULT_WEIGHTS = (1.0, 0.01, 0.001)
@@ -73,22 +73,15 @@ def solve_linear(A, b, fixed=None, ridge=1e-10, refine=2):
     exactly and near-null ones stay damped. The VarPro gradient (envelope theorem) is exact
     only at the exact minimiser: a 1e-10 ridge alone left it wrong in sign near convergence
     and stalled the optimiser. `fixed` maps column index -> value held fixed."""
-    n = len(b)
-    theta = np.zeros(n)
-    free = np.ones(n, dtype=bool)
-    if fixed:
-        for k, v in fixed.items():
-            theta[k] = v
-            free[k] = False
-    rhs = b - A[:, ~free] @ theta[~free]
-    diag = np.diag(A).copy()
-    free &= diag > 0                      # columns never seen (a species absent from the data)
-    idx = np.flatnonzero(free)
+    theta = np.zeros(len(b))
+    held = np.zeros(len(b), dtype=bool)
+    for k, v in (fixed or {}).items():
+        theta[k] = v
+        held[k] = True
+    rhs = b - A[:, held] @ theta[held]
+    idx, d, As = jacobi_scaled(A, fixed, ridge)
     if not len(idx):
         return theta
-    d = np.sqrt(diag[idx])
-    As = A[np.ix_(idx, idx)] / np.outer(d, d)
-    As[np.diag_indices_from(As)] += ridge
     bs = rhs[idx] / d
     try:
         factor = scipy.linalg.cho_factor(As, check_finite=True)
