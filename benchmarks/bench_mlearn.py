@@ -85,6 +85,10 @@ Session 7 (CV against the published recipe's CV):
         2; seed 1 1.0034, the force-weighted run 1.0000); test MAE E / F: Li 0.379 / 0.00962,
         Mo 2.301 / 0.08818, Ni 0.450 / 0.01391, Cu 0.367 / 0.00686, Ge 1.898 / 0.04642,
         Si 2.330 / 0.05563
+    Si  two more new starts, session 6's all-LM stages with --seeds 3 and 4 (NUMBA_NUM_THREADS=1
+        each, in parallel; 0.1 / 0.3 / 1 of the configurations for 30 / 20 / 15 iterations):
+        full-set loss 1.2514e-2 and 1.2549e-2, scores 1.0054 and 1.0009 (--skip-test): not
+        adopted
 """
 import argparse
 import itertools
@@ -218,7 +222,8 @@ def main():
                          "(max) or the sum of both")
     ap.add_argument("--reference", choices=["published-test", "published-cv"],
                     default="published-test",
-                    help="what the linear CV errors are divided by: the published test MAEs, "
+                    help="what the linear CV errors (--linear-energy-scales) are divided by: "
+                         "the published test MAEs, "
                          "or the same k-fold CV errors of the published MTP's radial functions "
                          f"with its linear part refit at weights {PUBLISHED_WEIGHTS}")
     ap.add_argument("--load", default=None,
@@ -234,6 +239,8 @@ def main():
                     help="only time the parts of one training iteration on the first N train "
                          "configurations (CPU-s per call, median of 3) and exit")
     args = ap.parse_args()
+    if args.reference == "published-cv" and not args.linear_energy_scales:
+        ap.error("--reference published-cv scores the linear CV: give --linear-energy-scales")
     warnings.simplefilter("ignore")
     rows = []
     for el in args.elements:
