@@ -145,10 +145,11 @@ def cross_validate(train, init, grid, folds, fit_kw, force_weight=0.01, split_se
     return scores
 
 
-def score(cv, published, criterion):
-    """One number per CV result (lower is better), relative to the published figures:
-    'max' (the worse of the two ratios: the target is both) or 'sum' (their sum)."""
-    (e, f), (pe, pf) = cv, published
+def score(cv, reference, criterion):
+    """One number per CV result (lower is better), relative to reference (E, F) errors (the
+    published test MAEs, or --reference published-cv): 'max' (the worse of the two ratios:
+    the target is both) or 'sum' (their sum)."""
+    (e, f), (pe, pf) = cv, reference
     return max(e / pe, f / pf) if criterion == "max" else e / pe + f / pf
 
 
@@ -218,7 +219,7 @@ def main():
                     help="and ridges (default: --ridge) of the final linear solve")
     ap.add_argument("--linear-folds", type=int, default=5)
     ap.add_argument("--criterion", choices=["max", "sum"], default="max",
-                    help="CV score relative to the published E and F MAE: the worse ratio "
+                    help="CV score relative to the reference E and F MAE: the worse ratio "
                          "(max) or the sum of both")
     ap.add_argument("--reference", choices=["published-test", "published-cv"],
                     default="published-test",
