@@ -319,16 +319,17 @@ def main():
                       f"F {reference[1]:.4f} eV/Å", flush=True)
             lin = linear_cross_validation(train, pot, grid_lin, args.linear_ridges or [args.ridge],
                                           folds=args.linear_folds)
+            lin_scores = {k: score(v, reference, args.criterion) for k, v in lin.items()}
             for (w, r), (le, lf) in lin.items():
                 print(f"  linear CV weights {w[0]:g} {w[1]:g} {w[2]:g} ridge {r:g}: "
                       f"E {le:.3f} meV/atom, F {lf:.4f} eV/Å, "
-                      f"score {score((le, lf), reference, args.criterion):.4f}", flush=True)
-            w_lin, ridge = min(lin, key=lambda k: score(lin[k], reference, args.criterion))
+                      f"score {lin_scores[(w, r)]:.4f}", flush=True)
+            w_lin, ridge = min(lin_scores, key=lin_scores.get)
             scale = w_lin[0] / weights[0]
             print(f"  linear CV ({args.linear_folds} folds, {len(lin)} points): "
                   f"{time.perf_counter() - l0:.0f} s wall / {time.process_time() - lc0:.0f} "
                   f"CPU-s; chose weights {w_lin}, ridge {ridge:g}", flush=True)
-            best_score = score(lin[(w_lin, ridge)], reference, args.criterion)
+            best_score = lin_scores[(w_lin, ridge)]
             print(f"  CV score of the choice: {best_score:.4f}", flush=True)
             pot = fit(train, pot, weights=w_lin, optimize_radial=False, warm_start=True,
                       ridge=ridge, log=None)
