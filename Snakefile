@@ -4,14 +4,11 @@
 #   snakemake --cores all --configfile config/examples/X.yaml   # another material
 #
 # Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
-import sys
-
 from snakemake.utils import min_version, validate
 
-min_version("9.0")
+from scripts.mtpflow.settings import Settings
 
-# Make the checkout importable (mtplib, and tests.helpers calculators) without an install.
-sys.path.insert(0, workflow.basedir)
+min_version("9.0")
 
 
 # A --configfile on the command line replaces the default config instead of
@@ -22,10 +19,7 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "config/schema.yaml")
-
-from mtplib.workflow.config import check_config
-
-check_config(config)
+SETTINGS = Settings.from_config(config)   # cross-key checks; the typed settings of the rules
 
 
 include: "rules/common.smk"

@@ -33,7 +33,12 @@ cell (many images of one atom, and an atom's own images).
 """
 
 import numpy as np
-from numba import njit, prange
+
+from .numba_cache import isolate_cache
+
+isolate_cache()          # before the first kernel: see numba_cache
+
+from numba import njit, prange  # noqa: E402
 
 __all__ = ["neighbor_list", "neighbor_csr", "neighbor_csr_shortest", "neighbor_csr_batch",
            "neighbor_list_atoms", "shortest_distance"]

@@ -13,7 +13,10 @@ import numpy as np
 from .basis import basis_for_level
 from .io.mtp import read_mtp, write_mtp
 from .kernels.mtp import kernel_tables, mtp_batch, mtp_parallel, mtp_serial
+from .memory import keep_freed_memory
 from .neighbors import StructureError, neighbor_csr_batch, neighbor_csr_shortest
+
+keep_freed_memory()      # reuse freed evaluation buffers: see memory
 
 # below this many atoms per thread, one thread beats launching the parallel kernel
 ATOMS_PER_THREAD = 64

@@ -2,9 +2,8 @@
 # in chunks; merge, list failures, and compute isolated-atom energies.
 #
 # The calculator jobs use shell: so that they can run under '{mpi} -n {tasks}'
-# (a script: directive cannot be wrapped by mpiexec/srun). The repository root
-# goes on PYTHONPATH so that mtplib and 'module:Class' calculators of the
-# checkout (e.g. tests.helpers) import without an install.
+# (a script: directive cannot be wrapped by mpiexec/srun); they run in the conda env that
+# the reference code's registry entry names (REFERENCE_ENV).
 
 
 rule label_chunk:
@@ -18,23 +17,23 @@ rule label_chunk:
     benchmark:
         "logs/benchmarks/label/{phase}/chunk_{chunk}.tsv",
     params:
-        reference=json.dumps(config["reference"]),
-        chunk_size=lookup(dpath="reference/chunk_size", within=config),
+        reference=REFERENCE_JSON,
         launcher=python_launcher,
         command_prefix=command_prefix,
-        root=workflow.basedir,
+        python=PYTHON,
+        script=f"{SCRIPTS}/label_chunk.py",
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),
         mpi=LABEL_MPI,
         runtime=60,
     conda:
-        "../envs/mtp.yaml"
+        REFERENCE_ENV
     shell:
-        "export OMP_NUM_THREADS={threads} PYTHONPATH={params.root:q}${{PYTHONPATH:+:$PYTHONPATH}}; "
-        "{params.launcher} python -m mtplib.workflow.label"
+        "export OMP_NUM_THREADS={threads}; "
+        "{params.launcher} {params.python:q} {params.script:q}"
         " --structures {input.structures:q} --chunk {wildcards.chunk}"
-        " --chunk-size {params.chunk_size} --reference {params.reference:q}"
+        " --reference {params.reference:q}"
         " --mpi-prefix={params.command_prefix:q}"
         " --output {output.labelled:q} --failed {output.failed:q} > {log:q} 2>&1"
 
@@ -51,21 +50,22 @@ rule isolated_energies:
     benchmark:
         "logs/benchmarks/label/isolated.tsv",
     params:
-        reference=json.dumps(config["reference"]),
+        reference=REFERENCE_JSON,
         elements=",".join(config["elements"]),
         launcher=python_launcher,
         command_prefix=command_prefix,
-        root=workflow.basedir,
+        python=PYTHON,
+        script=f"{SCRIPTS}/label_isolated.py",
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),
         mpi=LABEL_MPI,
         runtime=30,
     conda:
-        "../envs/mtp.yaml"
+        REFERENCE_ENV
     shell:
-        "export OMP_NUM_THREADS={threads} PYTHONPATH={params.root:q}${{PYTHONPATH:+:$PYTHONPATH}}; "
-        "{params.launcher} python -m mtplib.workflow.isolated"
+        "export OMP_NUM_THREADS={threads}; "
+        "{params.launcher} {params.python:q} {params.script:q}"
         " --elements {params.elements:q} --reference {params.reference:q}"
         " --mpi-prefix={params.command_prefix:q} --output {output.energies:q} > {log:q} 2>&1"
 

@@ -23,7 +23,7 @@ rule validate_md:
     resources:
         runtime=60,
     conda:
-        "../envs/mtp.yaml"
+        REFERENCE_ENV
     script:
         "../scripts/validate_md.py"
 
@@ -77,6 +77,6 @@ rule validate_summary:
         fit=config["fit"],
         validation=config["validation"],
     conda:
-        "../envs/mtp.yaml"
+        REFERENCE_ENV
     script:
         "../scripts/validate_summary.py"

@@ -1,15 +1,31 @@
-"""Stage 5 (rule validate_md): MD of one validation scenario with the MTP or the reference."""
-
-import sys
+"""Stage 5 (rule validate_md): MD of one validation scenario with the MTP or the reference,
+through the one MD driver (mtplib.active.run_md)."""
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
+from mtpflow.logs import tee_log
+from mtpflow.settings import ReferenceSettings, ValidationRun, build
 
-from mtplib.workflow.validation import calculator, run_md  # noqa: E402
-from mtplib.workflow.logs import tee_log  # noqa: E402
+from mtplib.active import run_md
+from mtplib.calculator import MTPCalculator
+from mtplib.structures import build_phase
+
+FRAMES = 50     # snapshots written per trajectory
 
 sm = snakemake  # noqa: F821
+run = build(ValidationRun, sm.params.run)
 with tee_log(sm.log[0], terminal=False) as log:
-    potential = getattr(sm.input, "potential", None)      # the reference run has none
-    calc = calculator(sm.wildcards.engine, potential, sm.params.reference, sm.params.elements)
-    run_md(calc, sm.params.run, sm.params.phases, sm.output.trajectory, log=log)
+    if sm.wildcards.engine == "mtp":
+        calc = MTPCalculator(sm.input.potential, species=list(sm.params.elements))
+    else:
+        calc = build(ReferenceSettings, sm.params.reference).make_calculator()
+    atoms = build_phase(run.phase, sm.params.phases[run.phase]).repeat(tuple(run.supercell))
+    out = Path(sm.output.trajectory)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    result = run_md(None, atoms, calculator=calc, ensemble=run.ensemble,
+                    temperature=run.temperature, steps=run.steps, timestep=run.timestep,
+                    seed=run.seed, trajectory=tmp, trajectory_interval=max(1, run.steps // FRAMES),
+                    progress_interval=max(1, run.steps // 10), scenario=run.name, log=log)
+    tmp.replace(out)
+    log(f"{run.name} ({sm.wildcards.engine}): {result.steps} of {run.steps} steps, "
+        f"{result.reason}, {len(atoms)} atoms, final T {atoms.get_temperature():.0f} K")

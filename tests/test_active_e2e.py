@@ -2,7 +2,7 @@
 
 Needs `mtplib.training.fit`; skipped with the reason when it cannot be imported.
 
-The loop follows the AL workflow (`mtplib.workflow.active`): it starts from the best of a
+The loop follows the AL workflow (`scripts/mtpflow/active.py`): it starts from the best of a
 seed scan on the 10 rattled cells (stage 3); every iteration selects from its MD's
 candidates, labels and refits warm from the previous potential, also when the MD finished
 (its gamma_select < gamma < gamma_break candidates are still extrapolative), and stops once

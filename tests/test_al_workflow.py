@@ -13,26 +13,41 @@ import numpy as np
 import pytest
 import yaml
 
-from mtplib.workflow.active import ILL_CONDITIONED_HINT, decide, is_converged
-from mtplib.workflow.scenarios import amorphous_box, composition_counts, expand_scenarios
+from mtplib.structures import amorphous_box, composition_counts
+from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, select
+from scripts.mtpflow.settings import Settings, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "examples" / "cuau_tiny.yaml"
 
 
 # ---- stage logic ---------------------------------------------------------------------------
+def _settings(scenarios):
+    phases = {"Cu": {"bulk": {"name": "Cu", "cubic": True}},
+              "CuAu": {"bulk": {"name": "CuAu", "crystalstructure": "rocksalt", "a": 4.0}}}
+    return Settings.from_config(validate_config(
+        {"elements": ["Cu", "Au"], "phases": phases,
+         "active_learning": {"scenarios": scenarios}}))
+
+
 def test_scenarios_expand_over_phases_and_temperatures():
-    runs = expand_scenarios([
+    al = _settings([
         {"name": "md", "start": {"phases": ["Cu", "CuAu"], "supercell": [2, 2, 2]},
          "temperatures": [300, 1200.5]},
         {"name": "liq", "start": {"amorphous": {"composition": {"Cu": 1}, "density": 8.0}},
-         "temperatures": [1800]}])
+         "temperatures": [1800]}]).active_learning
+    runs = al.runs()
     assert list(runs) == ["md_Cu_300K", "md_Cu_1200p5K", "md_CuAu_300K", "md_CuAu_1200p5K",
                           "liq_1800K"]
-    assert runs["md_CuAu_300K"]["start"] == {"phase": "CuAu", "supercell": [2, 2, 2]}
-    assert runs["md_Cu_1200p5K"]["temperature"] == 1200.5
+    assert runs["md_CuAu_300K"].start == {"phase": "CuAu", "supercell": [2, 2, 2]}
+    assert runs["md_Cu_1200p5K"].temperature == 1200.5
+    # every default comes from the schema: the run carries them, the thresholds too
+    assert (runs["liq_1800K"].steps, runs["liq_1800K"].interval) == (1000, 10)
+    assert al.thresholds(runs["liq_1800K"]).max_forces_check == 50.0
+    assert runs["liq_1800K"].start["amorphous"]["n_atoms"] == 32
     with pytest.raises(ValueError, match="'md_300K' occurs twice"):
-        expand_scenarios([{"name": "md", "start": {"phase": "Cu"}, "temperatures": [300, 300]}])
+        _settings([{"name": "md", "start": {"phase": "Cu"}, "temperatures": [300, 300]}]).\
+            active_learning.runs()
 
 
 def test_amorphous_box_density_composition_and_min_distance():
@@ -91,8 +106,6 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
     from ase.build import bulk
     from ase.io import read, write
 
-    from mtplib.workflow.active import main, select
-
     frames = []
     for k in range(4):
         atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
@@ -100,11 +113,13 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
         atoms.info.update(phase="md_300K", index=k, scenario="md_300K")
         frames.append(atoms)
     write(tmp_path / "selected.extxyz", frames)
-    reference = json.dumps({"name": "tests.helpers.calculators:FailingEMT",
-                            "kwargs": {"every": 2}, "retries": 1})
-    assert main(["label", "--selected", str(tmp_path / "selected.extxyz"), "--reference",
-                 reference, "--output", str(tmp_path / "labelled.extxyz"),
-                 "--failed", str(tmp_path / "failed.extxyz")]) == 0
+    config = validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
+                              "reference": {"name": "mtplib.labeling.testing:FailingEMT",
+                                            "kwargs": {"every": 2}, "retries": 1}})
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "al_label.py"), "--selected",
+                    str(tmp_path / "selected.extxyz"), "--reference",
+                    json.dumps(config["reference"]), "--output", str(tmp_path / "labelled.extxyz"),
+                    "--failed", str(tmp_path / "failed.extxyz")], check=True, cwd=tmp_path)
     labelled = read(tmp_path / "labelled.extxyz", ":")
     failed = read(tmp_path / "failed.extxyz", ":")
     assert [a.info["index"] for a in labelled] == [1, 3]
@@ -114,7 +129,8 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
         a.info["al_label_rounds"] = 1
     failed[1].info["al_label_rounds"] = 2          # already retried once: given up
     write(tmp_path / "failed.extxyz", failed)
-    al = {"max_select": 5, "committee_criterion": {"enabled": False}}
+    config["active_learning"]["max_select"] = 5
+    al = Settings.from_config(config).active_learning
     (tmp_path / "none.extxyz").write_text("")
     summary = select(None, None, [tmp_path / "none.extxyz"], tmp_path / "failed.extxyz", al,
                      ["Cu"], 4, tmp_path / "cand.extxyz", tmp_path / "sel.extxyz",

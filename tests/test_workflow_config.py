@@ -7,7 +7,7 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from mtplib.workflow.config import SCHEMA_PATH, check_config, load_config, validate_config
+from scripts.mtpflow.settings import SCHEMA_PATH, check_config, load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [ROOT / "config" / "config.yaml", *sorted((ROOT / "config" / "examples").glob("*.yaml"))]
@@ -32,7 +32,7 @@ def test_defaults_are_filled():
     assert config["reference"]["mpi_tasks"] == 1 and config["reference"]["mpi_launcher"] == "mpiexec"
     assert config["reference"]["isolated_box"] == 12.0
     assert config["fit"]["weights"] == {"energy": 1.0, "forces": 0.01, "stress": 0.001}
-    assert config["fit"]["test_fraction"] == 0.2 and config["fit"]["metric"] == "force_rmse_test"
+    assert config["fit"]["test_fraction"] == 0.2 and config["fit"]["metric"] == "test.forces.rmse"
     assert config["active_learning"]["gamma_select"] == 2.0 and config["active_learning"]["gamma_break"] == 10.0
     assert config["active_learning"]["committee_criterion"] == {
         "enabled": False, "threshold": 0.1, "break_threshold": None, "only": False}

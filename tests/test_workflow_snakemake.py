@@ -15,9 +15,10 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.io import read, write
 
-from mtplib.workflow.displace import displace
-from mtplib.workflow.frames import read_complete_frames
-from mtplib.workflow.label import partial_path
+from mtplib.labeling.frames import read_complete_frames
+from mtplib.labeling.label import partial_path
+from mtplib.structures import displace
+from scripts.mtpflow.settings import FitSettings, build, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "examples" / "cuau_tiny.yaml"
@@ -124,17 +125,16 @@ def test_tiny_end_to_end(tmp_path):
     import csv
 
     from mtplib import MTPotential
-    from mtplib.workflow.fitting import split
     fit = res / "fit"
     rows = list(csv.DictReader((fit / "seeds.csv").open()))
     assert sorted(int(r["seed"]) for r in rows) == [0, 1]
-    values = [float(r["force_rmse_test"]) for r in rows]
+    values = [float(r["test.forces.rmse"]) for r in rows]
     assert values == sorted(values)
     best = MTPotential.load(fit / "best.mtp")
     assert best.species == ["Cu", "Au"] and best.is_trained
     seed_json = json.loads((fit / "seeds" / f"seed_{rows[0]['seed']}.json").read_text())
     config = yaml.safe_load(TINY.read_text())
-    train_part, test_part = split(train, {"test_fraction": 0.2, "split_seed": 0, **config.get("fit", {})})
+    train_part, test_part = build(FitSettings, validate_config(config)["fit"]).split(train)
     from mtplib.analysis.errors import error_metrics
     again_errors = error_metrics(test_part, best.evaluate_many(test_part))
     assert again_errors["forces"]["rmse"] == pytest.approx(seed_json["test"]["forces"]["rmse"], rel=1e-9)
@@ -152,7 +152,7 @@ def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
         "elements": ["Cu", "Au"],
         "phases": {"Cu": {"bulk": {"name": "Cu", "crystalstructure": "fcc", "a": 3.61, "cubic": True},
                           "displacements": {"supercells": [[1, 1, 1]], "structures_per_supercell": 8}}},
-        "reference": {"name": "tests.helpers.calculators:FailingEMT", "kwargs": {"every": 4},
+        "reference": {"name": "mtplib.labeling.testing:FailingEMT", "kwargs": {"every": 4},
                       "chunk_size": 4, "retries": 1},
     }
     config["fit"] = {"seeds": 1, "max_iter": 20}
@@ -178,9 +178,10 @@ def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_label_chunk_runs_under_mpiexec_n2(tmp_path):
-    path, _ = _tiny(tmp_path, name="tests.helpers.calculators:MPISizeEMT", mpi_tasks=2)
+    path, _ = _tiny(tmp_path, name="mtplib.labeling.testing:MPISizeEMT", mpi_tasks=2)
     proc = snakemake(tmp_path, path, "results/labels/Cu/chunk_0.extxyz", "-p")
-    assert "mpiexec -n 2 python -m mtplib.workflow.label" in proc.stdout + proc.stderr
+    assert "mpiexec -n 2 " in proc.stdout + proc.stderr
+    assert "scripts/label_chunk.py" in proc.stdout + proc.stderr
     frames = read(tmp_path / "results" / "labels" / "Cu" / "chunk_0.extxyz", index=":")
     assert [a.info["index"] for a in frames] == [0, 1]  # rank 0 alone wrote: no duplicates
     for atoms in frames:
@@ -198,11 +199,13 @@ def test_kill_9_midway_then_resume_recomputes_nothing_finished(tmp_path):
     output, failed = tmp_path / "chunk_0.extxyz", tmp_path / "chunk_0.failed.extxyz"
 
     def command(delay):
-        reference = {"name": "tests.helpers.calculators:LoggingEMT",
-                     "kwargs": {"log_file": str(calls), "delay": delay}, "retries": 0}
-        return [sys.executable, "-m", "mtplib.workflow.label", "--structures", str(structures),
-                "--chunk", "0", "--chunk-size", "8", "--reference", json.dumps(reference),
-                "--output", str(output), "--failed", str(failed)]
+        reference = validate_config({
+            "elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
+            "reference": {"name": "mtplib.labeling.testing:LoggingEMT", "chunk_size": 8,
+                          "kwargs": {"log_file": str(calls), "delay": delay}, "retries": 0}})
+        return [sys.executable, str(ROOT / "scripts" / "label_chunk.py"), "--structures",
+                str(structures), "--chunk", "0", "--reference",
+                json.dumps(reference["reference"]), "--output", str(output), "--failed", str(failed)]
 
     job = subprocess.Popen(command(0.5), env=_env(), cwd=tmp_path,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -21,7 +21,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from .grade import evaluate_with_gradients
 
-ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nhc", "npt")
+ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nvt_nh", "nhc", "npt")
 
 
 class ActiveCalculator(Calculator):
@@ -130,11 +130,12 @@ class Watcher:
             f"candidates, max gamma {self.max_gamma:.4g}")
         return RunResult(steps=step, reason=reason, message=message, max_gamma=self.max_gamma,
                          max_force_std=self.max_std, candidates=self.n_candidates,
-                         gradings=self.calc.gradings, history=self.history)
+                         gradings=getattr(self.calc, "gradings", 0), history=self.history)
 
     @property
     def grading(self):
-        return self.calc.active_set is not None or self.calc.committee is not None
+        return (getattr(self.calc, "active_set", None) is not None
+                or getattr(self.calc, "committee", None) is not None)
 
     def _write(self, path, atoms, arrays=None, **info):
         out = atoms.copy()
@@ -188,10 +189,11 @@ class Watcher:
             elif self.t.std_break is not None and np.isfinite(std) and std >= self.t.std_break:
                 stop = ("extrapolation", f"step {step}: committee force spread {std:.4g} eV/Å >= "
                                          f"{self.t.std_break:g} eV/Å")
-        # grade the next step's forces in the same pass when it is due
-        calc.grade_next = self.grading and (step + 1) % self.t.interval == 0
+        if self.grading:     # grade the next step's forces in the same pass when it is due
+            calc.grade_next = (step + 1) % self.t.interval == 0
         if self.trajectory is not None and step % self.trajectory_interval == 0:
-            self._write(self.trajectory, atoms, step=step, gamma=self.last_gamma)
+            self._write(self.trajectory, atoms, step=step, gamma=self.last_gamma,
+                        temperature=atoms.get_temperature(), energy=energy)
         if step % self.progress_interval == 0 or stop:
             self.log(f"{self.scenario}: step {step:7d}  gamma {self.last_gamma:9.4g}  {extra}"
                      f"E {energy:.5f} eV")
@@ -211,7 +213,7 @@ def make_integrator(atoms, ensemble, timestep, temperature, rng, pressure=0.0, f
         from ase.md.langevin import Langevin
         return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs,
                         fixcm=False, rng=rng)
-    if ensemble in ("nvt-nhc", "nhc"):
+    if ensemble in ("nvt-nhc", "nvt_nh", "nhc"):
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature,
                                   tdamp=tdamp * units.fs)
@@ -231,12 +233,16 @@ def make_integrator(atoms, ensemble, timestep, temperature, rng, pressure=0.0, f
     raise ValueError(f"unknown ensemble {ensemble!r}; use one of {ENSEMBLES}")
 
 
-def run_md(potential, atoms, *, active_set=None, committee=None, ensemble="nvt", temperature=300.0,
-           steps=1000, timestep=1.0, pressure=0.0, thresholds=None, candidates=None,
-           trajectory=None, trajectory_interval=100, progress_interval=100, seed=0,
-           scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0, log=print):
-    """Learning-on-the-fly MD of `atoms` (modified in place); returns a `RunResult`.
+def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None, ensemble="nvt",
+           temperature=300.0, steps=1000, timestep=1.0, pressure=0.0, thresholds=None,
+           candidates=None, trajectory=None, trajectory_interval=100, progress_interval=100,
+           seed=0, scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0, log=print):
+    """MD of `atoms` (modified in place), learning on the fly; returns a `RunResult`.
 
+    The one MD driver of active learning and validation. With `potential` (and an active set
+    and/or a committee) the configurations are graded and the run stops on extrapolation;
+    with `calculator` (any ASE calculator, e.g. the reference; `potential` None) it is plain
+    MD with the same integrators, blow-up checks and trajectory.
     Velocities: Maxwell-Boltzmann at `temperature` from a seeded rng, zero total momentum.
     Every random choice (velocities, Langevin noise) comes from `seed`."""
     from ase.md import velocitydistribution as vd
@@ -246,18 +252,21 @@ def run_md(potential, atoms, *, active_set=None, committee=None, ensemble="nvt",
     if active_set is not None:
         potential = active_set.potential
         active_set.check_potential()
-    potential.types_of(atoms, where=scenario)            # unknown species: a clear error now
+    if calculator is None:
+        potential.types_of(atoms, where=scenario)        # unknown species: a clear error now
     rng = np.random.default_rng(seed)
     if hasattr(vd, "thermalize_momenta"):          # ASE >= 3.28
         vd.thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     else:
         vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
     vd.Stationary(atoms)
-    calc = ActiveCalculator(potential, active_set, committee)
+    calc = calculator if calculator is not None else ActiveCalculator(potential, active_set,
+                                                                       committee)
     atoms.calc = calc
     watcher = Watcher(calc, thresholds, candidates, scenario, log, trajectory,
                       trajectory_interval, progress_interval)
-    calc.grade_next = watcher.grading       # step 0 is always checked
+    if watcher.grading:
+        calc.grade_next = True              # step 0 is always checked
     dyn = make_integrator(atoms, ensemble, timestep, temperature, rng, pressure, friction,
                           tdamp, pdamp)
     reason, message = "finished", f"{steps} steps finished"

@@ -1,7 +1,8 @@
 """Compile the numba kernels once, before the jobs that need them start side by side.
 
-A fresh checkout has an empty numba cache. Without this step the parallel stage-3 fit jobs
-each compile the same kernels at the same time (45-60 CPU-s each here). `compile_kernels` runs every kernel the workflow uses (training
+A fresh checkout has an empty numba cache. Without this step the parallel fit jobs of a
+workflow each compile the same kernels at the same time. `compile_kernels` runs every kernel
+the workflow uses (training
 loss and gradients, serial and parallel evaluation, parameter rows for the active set and
 the grade) on a tiny made-up structure of the config's species, so that the cache is warm
 when the real jobs start; the rule runs alongside stages 1-2, which need no kernel.
@@ -44,19 +45,19 @@ def _toy_structures(elements, max_dist, n_atoms, count, seed=0):
     return images
 
 
-def compile_kernels(elements, mtp_config, out_json=None, log=print):
-    """Run every kernel once (fit, evaluation on a small and a large cell, active set and
-    grade in both selection modes); write what was done and how long it took."""
-    from ..active import ActiveSet
-    from ..neighbors import neighbor_csr_shortest
-    from ..potential import ATOMS_PER_THREAD
-    from ..training import fit
-    from .fitting import initial_potential
+def compile_kernels(pot, out_json=None, log=print):
+    """Run every kernel once with the untrained potential `pot` (fit, evaluation on a small
+    and a large cell, active set and grade in both selection modes); write what was done and
+    how long it took."""
+    from .active import ActiveSet
+    from .neighbors import neighbor_csr_shortest
+    from .potential import ATOMS_PER_THREAD
+    from .training import fit
 
     wall, cpu = time.perf_counter(), _cpu_seconds()
-    pot = initial_potential(elements, mtp_config)
-    small = _toy_structures(list(elements), mtp_config["max_dist"], 2 * len(elements), 3)
-    large = _toy_structures(list(elements), mtp_config["max_dist"], 2 * ATOMS_PER_THREAD + 8, 1)
+    elements = list(pot.species)
+    small = _toy_structures(elements, pot.max_dist, 2 * len(elements), 3)
+    large = _toy_structures(elements, pot.max_dist, 2 * ATOMS_PER_THREAD + 8, 1)
     trained = fit(small, pot, seed=0, max_iter=2, log=None)
     trained.evaluate_many(small + large)                       # batch kernel (errors)
     for atoms in small + large:                                # serial and parallel (MD)
@@ -68,7 +69,7 @@ def compile_kernels(elements, mtp_config, out_json=None, log=print):
             warnings.simplefilter("ignore")
             aset = ActiveSet.from_training(trained, small, mode=mode, where="warm-up structures")
         aset.grade_many(small + large, where="warm-up structures")
-    record = {"elements": list(elements), "level": mtp_config["level"],
+    record = {"elements": elements, "basis_functions": int(pot.alpha_scalar_moments),
               "numba_cache_dir": numba.config.CACHE_DIR,
               "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(_cpu_seconds() - cpu, 2)}
     log(f"numba kernels compiled or loaded from the cache in {record['wall_s']} s "

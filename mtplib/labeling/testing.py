@@ -1,4 +1,5 @@
-"""Test-only reference calculators, used as ``reference.name: tests.helpers.calculators:Cls``.
+"""Reference calculators that misbehave on purpose, for testing a workflow's fault handling:
+``reference.name: mtplib.labeling.testing:Cls``.
 
 Each wraps ASE's EMT and adds one behaviour the workflow must handle.
 """

@@ -1,4 +1,4 @@
-"""Stage 2: label structures with the reference calculator, resumably.
+"""Label structures with the reference calculator, resumably.
 
 Every finished configuration (labelled or failed) is appended and fsynced to a
 partial file next to its output; a rerun after a crash (even ``kill -9``) skips
@@ -6,14 +6,11 @@ the indices found there. Only when the whole chunk is done are the partial
 files renamed (atomically) to the outputs.
 
 Under MPI every rank runs the calculator (DFT codes parallelise over the world
-communicator) and only rank 0 touches files. Run as
-``python -m mtplib.workflow.label --help``.
+communicator) and only rank 0 touches files.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -23,7 +20,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mtplib.workflow.frames import append_frame, read_complete_frames
+from .frames import append_frame, read_complete_frames
 
 STANDARD_RESULTS = {"energy", "free_energy", "forces", "stress", "energies", "stresses"}
 
@@ -158,7 +155,7 @@ def label_structures(
     return stats
 
 
-def _world():
+def mpi_world():
     """MPI.COMM_WORLD when launched under MPI with more than one rank, else None."""
     if not any(k in os.environ for k in ("PMI_SIZE", "PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")):
         return None
@@ -168,47 +165,13 @@ def _world():
     return comm if comm.Get_size() > 1 else None
 
 
-def main(argv=None) -> int:
-    from ase.io import read
-
-    from mtplib.workflow.config import chunk_indices_from
-    from mtplib.workflow.reference import calculator_factory
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--structures", required=True, help="stage-1 extxyz of one phase")
-    p.add_argument("--chunk", type=int, required=True)
-    p.add_argument("--chunk-size", type=int, required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--failed", required=True)
-    p.add_argument("--reference", required=True, help="JSON of the config section 'reference'")
-    p.add_argument("--mpi-prefix", default="", help="launcher for command-driven codes")
-    args = p.parse_args(argv)
-
-    reference = json.loads(args.reference)
-    comm = _world()
-    rank = comm.Get_rank() if comm is not None else 0
-    frames = read(args.structures, index=":", parallel=False)
-    wanted = set(chunk_indices_from(len(frames), args.chunk_size, args.chunk))
-    frames = [a for a in frames if int(a.info["index"]) in wanted]
-    symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
-    factory = calculator_factory(reference["name"], reference.get("kwargs"), args.mpi_prefix,
-                                 symbols=symbols)
-    log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)
-    log(f"chunk {args.chunk}: {len(frames)} structures, reference {reference['name']}, "
-        f"{comm.Get_size() if comm is not None else 1} MPI rank(s)")
-    stats = label_structures(frames, factory, args.output, args.failed,
-                             retries=reference.get("retries", 2), comm=comm, log=log)
-    log(json.dumps(stats))
-    return 0
-
-
 def run_mpi_safe(entry) -> int:
     """Run ``entry()``; under MPI an exception on any rank aborts the whole world
     (instead of leaving the other ranks blocked in a collective forever)."""
     try:
         return entry()
     except BaseException:
-        comm = _world()
+        comm = mpi_world()
         if comm is None:
             raise
         import traceback
@@ -217,7 +180,3 @@ def run_mpi_safe(entry) -> int:
         sys.stderr.flush()
         comm.Abort(1)
         raise
-
-
-if __name__ == "__main__":
-    sys.exit(run_mpi_safe(main))

@@ -1,4 +1,5 @@
-"""Unit tests of mtplib.workflow (stage logic, no Snakemake)."""
+"""Unit tests of structure generation (mtplib.structures), labelling (mtplib.labeling) and the
+workflow's chunking (scripts.mtpflow.settings), without Snakemake."""
 
 import json
 
@@ -7,14 +8,17 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
-from mtplib.workflow import config as wfconfig
-from mtplib.workflow.displace import build_phase, displace
-from mtplib.workflow.frames import append_frame, read_complete_frames
-from mtplib.workflow.isolated import isolated_atom, isolated_energies
-from mtplib.workflow.label import NonFiniteResult, compute_labels, label_structures, partial_path
-from mtplib.workflow.merge import summarize
-from mtplib.workflow.reference import make_calculator, resolve, runs_python_under_mpi
-from tests.helpers.calculators import FailingEMT, FlakyEMT
+from ase.calculators.emt import EMT
+
+from mtplib.labeling import (REGISTRY, ReferenceCode, calculator_factory, get_code, register,
+                             runs_python_under_mpi)
+from mtplib.labeling.frames import append_frame, label_summary, read_complete_frames
+from mtplib.labeling.isolated import isolated_atom, isolated_energies
+from mtplib.labeling.label import NonFiniteResult, compute_labels, label_structures, partial_path
+from mtplib.labeling.registry import make_calculator, resolve
+from mtplib.labeling.testing import FailingEMT, FlakyEMT
+from mtplib.structures import build_phase, displace
+from scripts.mtpflow import settings as wfsettings
 
 
 def _frames(n=8, phase="Cu"):
@@ -70,12 +74,12 @@ def test_build_phase_bulk_crystal_file(tmp_path):
 
 def test_chunk_indices_cover_all_structures_once():
     phase = {"displacements": {"supercells": [[1, 1, 1], [2, 2, 2]], "structures_per_supercell": 7}}
-    assert wfconfig.n_structures(phase) == 14
-    assert wfconfig.n_chunks(phase, 5) == 3
-    chunks = [list(wfconfig.chunk_indices(phase, 5, k)) for k in range(3)]
+    assert wfsettings.n_structures(phase) == 14
+    assert wfsettings.n_chunks(phase, 5) == 3
+    chunks = [list(wfsettings.chunk_indices(14, 5, k)) for k in range(3)]
     assert chunks == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13]]
     with pytest.raises(IndexError, match="chunk 3"):
-        wfconfig.chunk_indices(phase, 5, 3)
+        wfsettings.chunk_indices(14, 5, 3)
 
 
 def test_read_complete_frames_drops_and_repairs_torn_tail(tmp_path):
@@ -127,7 +131,7 @@ def test_label_structures_retries_then_succeeds(tmp_path):
     stats = label_structures(_frames(3), FlakyEMT, out, failed, retries=1, log=lambda m: None)
     assert stats["labelled"] == 3 and stats["failed"] == 0 and stats["retried"] == 3
     assert [a.info["label_attempts"] for a in read(out, index=":")] == [2, 2, 2]
-    assert summarize(read(out, index=":"), [])["retried"] == 3
+    assert label_summary(read(out, index=":"), [])["retried"] == 3
 
 
 def test_label_structures_resumes_from_partial(tmp_path):
@@ -164,7 +168,7 @@ def test_reference_errors_name_the_config_key():
     except ImportError:
         with pytest.raises(ImportError, match=r"reference\.name.*'tblite'.*mtplib\[xtb\]"):
             resolve("tblite")
-    assert resolve("tests.helpers.calculators:FailingEMT") is FailingEMT
+    assert resolve("mtplib.labeling.testing:FailingEMT") is FailingEMT
     assert runs_python_under_mpi("gpaw") and not runs_python_under_mpi("vasp")
 
 
@@ -190,7 +194,7 @@ def test_summarize_counts():
     good = _frames(3)
     bad = _frames(1)
     bad[0].info.update(failure_reason="RuntimeError: x", label_attempts=3)
-    s = summarize(good, bad)
+    s = label_summary(good, bad)
     assert (s["labelled"], s["failed"], s["retried"]) == (3, 1, 1)
     assert s["failures"] == [{"phase": "Cu", "index": 0, "reason": "RuntimeError: x"}]
     json.dumps(s)
@@ -213,14 +217,62 @@ def test_compile_kernels_covers_serial_and_parallel_paths(tmp_path):
     """The warm-up before stage 3 runs the config's species through the fit, the serial and
     the parallel evaluation (>= 2 * ATOMS_PER_THREAD atoms) and both active-set modes."""
     from mtplib.potential import ATOMS_PER_THREAD
-    from mtplib.workflow.warmup import _toy_structures, compile_kernels
+    from mtplib.potential import MTPotential
+    from mtplib.warmup import _toy_structures, compile_kernels
 
     large = _toy_structures(["Cu", "Au"], 5.0, 2 * ATOMS_PER_THREAD + 8, 1)[0]
     assert len(large) >= 2 * ATOMS_PER_THREAD and set(large.get_chemical_symbols()) == {"Cu", "Au"}
     assert large.get_all_distances(mic=True)[np.triu_indices(len(large), 1)].min() > 1.5
-    record = compile_kernels(["Cu", "Au"], {"level": 4, "radial_basis_size": 4, "min_dist": 2.0,
-                                            "max_dist": 4.5}, tmp_path / "kernels.json",
-                             log=lambda m: None)
+    pot = MTPotential.from_level(4, ["Cu", "Au"], 2.0, 4.5, 4)
+    record = compile_kernels(pot, tmp_path / "kernels.json", log=lambda m: None)
     assert json.loads((tmp_path / "kernels.json").read_text()) == record
-    assert record["elements"] == ["Cu", "Au"] and record["level"] == 4
+    assert record["elements"] == ["Cu", "Au"]
+    assert record["basis_functions"] == pot.alpha_scalar_moments
     assert record["cpu_s"] > 0 and record["wall_s"] > 0
+
+
+class ScaledEMT(EMT):
+    """A made-up 'code' for the registry test: EMT with energies and forces scaled."""
+
+    def __init__(self, factor=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        for key in ("energy", "free_energy", "forces", "stress", "energies"):
+            if key in self.results:
+                self.results[key] = self.results[key] * self.factor
+
+
+def test_a_new_reference_code_is_one_registry_entry(tmp_path):
+    """Registering a code is all it takes to label with it and to get its isolated atoms."""
+    def spin(atoms, kwargs, moment):
+        kwargs["spin_note"] = moment
+        return "noted"
+
+    def prepare(kwargs, mpi_prefix):
+        kwargs.pop("spin_note", None)
+        kwargs["factor"] = kwargs.pop("scale", 1.0)
+        return kwargs
+
+    code = register(ReferenceCode("scaled-emt", __name__, "ScaledEMT", conda_env="mtp",
+                                  isolated_periodic=True, isolated_spin=spin, prepare=prepare))
+    try:
+        assert get_code("scaled-emt") is code and runs_python_under_mpi("scaled-emt")
+        frames = _frames(3)
+        out, failed = tmp_path / "c.extxyz", tmp_path / "c.failed.extxyz"
+        stats = label_structures(frames, calculator_factory("scaled-emt", {"scale": 2.0}), out,
+                                 failed, log=lambda m: None)
+        assert stats["labelled"] == 3 and stats["failed"] == 0
+        for labelled, atoms in zip(read(out, index=":"), frames):
+            atoms.calc = EMT()
+            assert labelled.get_potential_energy() == pytest.approx(2 * atoms.get_potential_energy())
+            np.testing.assert_allclose(labelled.get_forces(), 2 * atoms.get_forces(), atol=1e-10)
+        atoms, kw, mode = isolated_atom("Ni", "scaled-emt", {"scale": 2.0}, 10.0, spin=True)
+        assert atoms.pbc.all() and mode == "noted" and kw["spin_note"] > 0
+        result = isolated_energies(["Cu"], "scaled-emt", {"scale": 2.0}, box=12.0)
+        assert result["energies"]["Cu"] == pytest.approx(2 * isolated_energies(["Cu"], "emt", {})
+                                                         ["energies"]["Cu"])
+    finally:
+        REGISTRY.pop("scaled-emt")

@@ -1,4 +1,5 @@
-"""Crash-safe extended-XYZ streams: append one frame at a time, read back whole frames.
+"""Extended-XYZ frames: crash-safe streams (append one frame at a time, read back whole
+frames), atomic writes, merged reads and the labelling summary.
 
 All ase.io calls pass ``parallel=False``: under MPI only rank 0 calls these
 functions, and ASE's default (read on the master, then broadcast) would post a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections import Counter
 from pathlib import Path
 
 from ase import Atoms
@@ -74,3 +76,27 @@ def write_frames_atomic(path: str | Path, frames: list[Atoms]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def read_frames(paths) -> list[Atoms]:
+    """Every frame of the extxyz files in ``paths`` (missing or empty files hold none)."""
+    frames = []
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            frames.extend(read(path, index=":", format="extxyz", parallel=False))
+    return frames
+
+
+def label_summary(labelled: list, failed: list) -> dict:
+    """Counts of labelled, failed and retried configurations, per phase too."""
+    everything = labelled + failed
+    return {
+        "labelled": len(labelled),
+        "failed": len(failed),
+        "retried": int(sum(int(a.info.get("label_attempts", 1)) > 1 for a in everything)),
+        "labelled_per_phase": dict(Counter(a.info.get("phase") for a in labelled)),
+        "failed_per_phase": dict(Counter(a.info.get("phase") for a in failed)),
+        "failures": [{"phase": a.info.get("phase"), "index": int(a.info["index"]),
+                      "reason": a.info.get("failure_reason")} for a in failed],
+    }

@@ -1,9 +1,8 @@
-"""Stage 5, validation of the final potential against the reference calculator.
+"""Stage 5 glue, validation of the final potential against the reference calculator.
 
-* :func:`run_md`: the same MD (start, ensemble, temperature, seed) driven by the MTP or by
-  the reference; the trajectory is saved.
-* :func:`compare`: partial RDFs and ADFs of both trajectories (first `discard` fraction
-  dropped as equilibration), plots on the same axes and similarity numbers.
+* :func:`compare`: partial RDFs and ADFs of the MTP and reference trajectories (first
+  `discard` fraction dropped as equilibration), plotted on the same axes, with similarity
+  numbers.
 * :func:`summarize`: ``summary.json`` (every scenario's similarity, test-set errors of the
   final potential, energy-volume and elastic comparisons when configured), parity plots.
 """
@@ -13,57 +12,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+from ase.io import read
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-EV_PER_A3_TO_GPA = 160.21766208
-
-
-def calculator(engine, potential_file, reference, elements):
-    """The MTP (engine 'mtp') or the reference calculator (engine 'reference')."""
-    if engine == "mtp":
-        from ..calculator import MTPCalculator
-        return MTPCalculator(potential_file, species=list(elements))
-    from .reference import make_calculator
-    return make_calculator(reference["name"], reference.get("kwargs"))
-
-
-def start_structure(spec, phases):
-    from .displace import build_phase
-    return build_phase(spec["phase"], phases[spec["phase"]]).repeat(tuple(spec["supercell"]))
-
-
-def run_md(calc, spec, phases, out_trajectory, frames=50, log=print):
-    """MD of one validation scenario; `frames` snapshots (energy, forces) to the trajectory."""
-    from ase.io import write
-    from ase.md import velocitydistribution as vd
-
-    from ..active.md import make_integrator
-    from .scenarios import ENSEMBLES
-
-    atoms = start_structure(spec, phases)
-    rng = np.random.default_rng(spec["seed"])
-    vd.MaxwellBoltzmannDistribution(atoms, temperature_K=spec["temperature"], rng=rng)
-    vd.Stationary(atoms)
-    atoms.calc = calc
-    dyn = make_integrator(atoms, ENSEMBLES[spec["ensemble"]], spec["timestep"],
-                          spec["temperature"], rng)
-    interval = max(1, spec["steps"] // frames)
-    out = Path(out_trajectory)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-
-    def snapshot():
-        frame = atoms.copy()
-        frame.info.update(step=dyn.nsteps, temperature=atoms.get_temperature(),
-                          energy=atoms.get_potential_energy())
-        write(tmp, frame, format="extxyz", append=True)
-
-    dyn.attach(snapshot, interval=interval)
-    dyn.run(spec["steps"])
-    tmp.replace(out)
-    log(f"{spec['name']}: {spec['steps']} steps, {len(atoms)} atoms, final T "
-        f"{atoms.get_temperature():.0f} K")
+from mtplib.analysis.errors import error_metrics
+from mtplib.analysis.plots import parity_plots
+from mtplib.analysis.properties import elastic_constants, energy_volume
+from mtplib.analysis.structure import adf, compare_curves, rdf, resolve_cutoffs
+from mtplib.calculator import MTPCalculator
+from mtplib.io import read_dataset
+from mtplib.labeling import read_frames
+from mtplib.potential import MTPotential
+from mtplib.structures import build_phase
 
 
 def _figure(n, size=3.6):
@@ -93,23 +54,19 @@ def comparison_plot(x, curves, path, xlabel, ylabel):
     fig.savefig(path, dpi=110)
 
 
-def compare(mtp_trajectory, reference_trajectory, rdf_config, adf_config, elements, out_json,
+def compare(mtp_trajectory, reference_trajectory, rdf_settings, adf_settings, elements, out_json,
             out_rdf, out_adf, discard=0.2):
     """RDF and ADF of both trajectories, plotted together, with similarity numbers."""
-    from ase.io import read
-
-    from ..analysis.structure import adf, compare_curves, rdf, resolve_cutoffs
-
     def frames(path):
         images = read(path, index=":")
         return images[int(discard * len(images)):] or images
 
     mtp, ref = frames(mtp_trajectory), frames(reference_trajectory)
-    r, g_ref, _ = rdf(ref, rdf_config["r_max"], rdf_config["bins"], elements)
-    _, g_mtp, _ = rdf(mtp, rdf_config["r_max"], rdf_config["bins"], elements)
-    cutoffs = resolve_cutoffs(adf_config["cutoffs"], elements, r, g_ref)   # one set for both
-    theta, p_ref, _ = adf(ref, cutoffs, adf_config["bins"], elements)
-    _, p_mtp, _ = adf(mtp, cutoffs, adf_config["bins"], elements)
+    r, g_ref, _ = rdf(ref, rdf_settings["r_max"], rdf_settings["bins"], elements)
+    _, g_mtp, _ = rdf(mtp, rdf_settings["r_max"], rdf_settings["bins"], elements)
+    cutoffs = resolve_cutoffs(adf_settings["cutoffs"], elements, r, g_ref)   # one set for both
+    theta, p_ref, _ = adf(ref, cutoffs, adf_settings["bins"], elements)
+    _, p_mtp, _ = adf(mtp, cutoffs, adf_settings["bins"], elements)
     comparison_plot(r, {"MTP": g_mtp, "reference": g_ref}, out_rdf, "r (Å)", "g(r)")
     comparison_plot(theta, {"MTP": p_mtp, "reference": p_ref}, out_adf, "angle (degrees)",
                     "density (1/degree)")
@@ -123,71 +80,31 @@ def compare(mtp_trajectory, reference_trajectory, rdf_config, adf_config, elemen
     return result
 
 
-def energy_volume(unit, calcs, scales=np.linspace(0.94, 1.06, 9)):
-    """{name: (volumes per atom, energies per atom)} for isotropic scalings of `unit`."""
-    out = {}
-    for name, calc in calcs.items():
-        volumes, energies = [], []
-        for s in scales:
-            atoms = unit.copy()
-            atoms.set_cell(unit.cell.array * s, scale_atoms=True)
-            atoms.calc = calc
-            volumes.append(atoms.get_volume() / len(atoms))
-            energies.append(atoms.get_potential_energy() / len(atoms))
-        out[name] = (np.array(volumes), np.array(energies))
-    return out
-
-
-def elastic_constants(unit, calc, delta=0.005):
-    """Clamped-ion elastic constants C_ij (GPa, Voigt) by central differences of the stress."""
-    C = np.zeros((6, 6))
-    voigt = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-    for j, (a, b) in enumerate(voigt):
-        stresses = []
-        for sign in (1, -1):
-            eps = np.zeros((3, 3))
-            eps[a, b] = eps[b, a] = sign * delta / (1 if a == b else 2)
-            atoms = unit.copy()
-            atoms.set_cell(unit.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-            atoms.calc = calc
-            stresses.append(atoms.get_stress(voigt=True))
-        C[:, j] = (stresses[0] - stresses[1]) / (2 * delta) * EV_PER_A3_TO_GPA
-    return C
-
-
 def summarize(similarity_files, names, potential_file, train_file, reference, phases, elements,
-              fit_config, validation, out_summary, out_parity, out_ev, log=print):
+              fit_settings, validation, out_summary, out_parity, out_ev, log=print):
     """summary.json and the test-set parity plot of the final potential; the energy-volume
     curves (and elastic constants) of every phase when configured."""
-    from ..analysis.errors import error_metrics
-    from ..analysis.plots import parity_plots
-    from ..io import read_dataset
-    from ..potential import MTPotential
-    from .displace import build_phase
-    from .fitting import split
-
     pot = MTPotential.load(potential_file, species=list(elements))
     summary = {"potential": str(potential_file), "scenarios": {}}
     for name, path in zip(names, similarity_files):
-        data = json.loads(Path(path).read_text())
-        summary["scenarios"][name] = data
-    _, test = split(read_dataset(train_file), fit_config)
+        summary["scenarios"][name] = json.loads(Path(path).read_text())
+    _, test = fit_settings.split(read_frames(train_file))
     sets = {"test": (test, pot.evaluate_many(test))} if test else {}
-    if validation.get("valid_data"):
-        valid = read_dataset(validation["valid_data"], species=list(elements))
+    if validation.valid_data:
+        valid = read_dataset(validation.valid_data, species=list(elements))
         sets["valid"] = (valid, pot.evaluate_many(valid))
     summary["errors"] = {k: error_metrics(*v) for k, v in sets.items()}
     parity_plots(sets, out_parity)
-    calcs = {"MTP": calculator("mtp", potential_file, reference, elements),
-             "reference": calculator("reference", potential_file, reference, elements)}
-    names_ev = list(phases) if validation["energy_volume"] else []
+    calcs = {"MTP": MTPCalculator(potential_file, species=list(elements)),
+             "reference": reference.make_calculator()}
+    names_ev = list(phases) if validation.energy_volume else []
     fig, axes = _figure(max(1, len(names_ev)))
     summary["energy_volume"] = {}
     summary["elastic"] = {}
     for ax, phase in zip(axes, names_ev):
         unit = build_phase(phase, phases[phase])
         try:
-            curves = energy_volume(unit, calcs)
+            curves = {label: energy_volume(unit, calc) for label, calc in calcs.items()}
         except Exception as exc:       # a reference failure (SCF) must not lose the summary
             summary["energy_volume"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
             log(f"energy-volume of {phase} failed: {exc}")
@@ -208,7 +125,7 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
         axes[0].text(0.5, 0.5, "energy_volume: false", ha="center", transform=axes[0].transAxes)
     fig.tight_layout()
     fig.savefig(out_ev, dpi=110)
-    if validation["elastic"]:
+    if validation.elastic:
         for phase in phases:
             unit = build_phase(phase, phases[phase])
             try:

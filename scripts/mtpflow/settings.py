@@ -1,0 +1,369 @@
+"""Typed settings: the config, validated against config/schema.yaml (which holds every
+default), converted once into dataclasses that map themselves to library calls.
+
+Nothing here applies a default: a key the schema fills is read as it is. The cross-key checks
+that a JSON schema cannot express run in :func:`check_config`, before any job runs; each
+message names the key (and the file, for files the config names).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config mistake, reported as one line naming the key."""
+
+
+def build(cls, data):
+    """cls(**data) with the keys cls knows (the schema has already rejected unknown keys);
+    `data` may be a JSON string (the argument of an MPI job's script)."""
+    if isinstance(data, str):
+        data = json.loads(data)
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class MTPSettings:
+    level: int
+    radial_basis_size: int
+    min_dist: float
+    max_dist: float
+
+    def initial_potential(self, elements):
+        from mtplib.potential import MTPotential
+        return MTPotential.from_level(self.level, list(elements), self.min_dist, self.max_dist,
+                                      self.radial_basis_size)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    weights: dict
+    scaling: str
+    seeds: object
+    test_fraction: float
+    split_seed: int
+    metric: str
+    forces_cap: float | None
+    committee_size: int
+    max_iter: int
+    optimize_radial: bool
+    radial_optimizer: str
+    mpi_tasks: int
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else [int(s) for s in self.seeds]
+
+    def fit_kwargs(self, max_iter: int | None = None) -> dict:
+        """Keyword arguments of mtplib.training.fit; `max_iter` overrides fit.max_iter."""
+        w = self.weights
+        return dict(weights=(w["energy"], w["forces"], w["stress"]), scaling=self.scaling,
+                    max_iter=max_iter or self.max_iter, optimize_radial=self.optimize_radial,
+                    radial_optimizer=self.radial_optimizer, forces_cap=self.forces_cap)
+
+    def split(self, images):
+        """(train, test) of the stage-2 labels: the one fixed split of the workflow."""
+        from mtplib.training import train_test_split
+        return train_test_split(images, self.test_fraction, self.split_seed)
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    name: str
+    kwargs: dict
+    mpi_tasks: int
+    mpi_launcher: str
+    threads: int
+    chunk_size: int
+    retries: int
+    isolated_box: float
+    isolated_spin: bool
+
+    @property
+    def code(self):
+        from mtplib.labeling.registry import get_code
+        return get_code(self.name)
+
+    def calculator_factory(self, mpi_prefix: str = "", symbols=None):
+        from mtplib.labeling.registry import calculator_factory
+        return calculator_factory(self.name, self.kwargs, mpi_prefix, symbols=symbols)
+
+    def make_calculator(self, mpi_prefix: str = ""):
+        from mtplib.labeling.registry import make_calculator
+        return make_calculator(self.name, self.kwargs, mpi_prefix)
+
+
+@dataclass(frozen=True)
+class MDRun:
+    """One MD run of a scenario: one temperature and one start structure."""
+
+    name: str
+    scenario: str
+    start: dict
+    ensemble: str
+    temperature: float
+    pressure: float
+    steps: int
+    timestep: float
+    seed: int
+    interval: int
+    max_forces_check: float
+    supercell: tuple = ()
+
+    def start_structure(self, phases: dict, where: str):
+        """The starting structure: a phase supercell, an amorphous box or a file."""
+        from mtplib.structures import amorphous_box, build_phase
+        start = self.start
+        if "phase" in start:
+            atoms = build_phase(start["phase"], phases[start["phase"]])
+            return atoms.repeat(tuple(int(n) for n in start["supercell"]))
+        if "amorphous" in start:
+            am = start["amorphous"]
+            return amorphous_box(am["composition"], am["density"], am["n_atoms"], am["seed"],
+                                 am["min_distance"], where=f"{where}.start.amorphous")
+        from ase.io import read
+        path = Path(start["file"])
+        if not path.exists():
+            raise FileNotFoundError(f"config key '{where}.start.file': no such file {path}")
+        return read(path)
+
+
+def temperature_label(t: float) -> str:
+    return f"{t:g}K".replace(".", "p")
+
+
+def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
+    """Run name -> MDRun, one per temperature (and per phase of ``start.phases``), in config
+    order; e.g. ``cu3au_md_600K`` or ``md_Cu_300K``."""
+    runs: dict[str, MDRun] = {}
+    for sc in scenarios:
+        start = dict(sc["start"])
+        starts = [start]
+        if "phases" in start:
+            starts = [{**{k: v for k, v in start.items() if k != "phases"}, "phase": p}
+                      for p in start["phases"]]
+        for st in starts:
+            for t in sc["temperatures"]:
+                parts = [sc["name"]] + ([st["phase"]] if "phases" in start else [])
+                name = "_".join(parts + [temperature_label(t)])
+                if name in runs:
+                    raise ConfigError(f"config key 'active_learning.scenarios': run name {name!r} "
+                                      "occurs twice; give the scenarios distinct names")
+                runs[name] = MDRun(
+                    name=name, scenario=sc["name"], start=st, ensemble=sc["ensemble"],
+                    temperature=float(t), pressure=sc["pressure"], steps=sc["steps"],
+                    timestep=sc["timestep"], seed=sc["seed"], interval=sc["interval"],
+                    max_forces_check=sc["max_forces_check"])
+    return runs
+
+
+# The loop-level keys, which the per-iteration jobs are not given: changing them (e.g.
+# max_iterations, to continue a finished loop) must not rerun finished iterations.
+LOOP_KEYS = ("max_iterations", "final_max_iter", "scenarios")
+
+
+@dataclass(frozen=True)
+class ActiveLearningSettings:
+    gamma_select: float
+    gamma_break: float
+    max_select: int
+    selection_mode: str
+    committee_criterion: dict
+    refit: str
+    refit_max_iter: int | None
+    max_iterations: int | None = None     # None: in a per-iteration job (LOOP_KEYS)
+    final_max_iter: int | None = None
+    scenarios: list = field(default_factory=list)
+
+    def iteration_params(self) -> dict:
+        """The keys a per-iteration job is given (all but LOOP_KEYS), as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in LOOP_KEYS}
+
+    @property
+    def committee_enabled(self) -> bool:
+        """The committee criterion is on when enabled, or when it replaces gamma (only)."""
+        return bool(self.committee_criterion["enabled"] or self.committee_criterion["only"])
+
+    @property
+    def committee_only(self) -> bool:
+        return bool(self.committee_criterion["only"])
+
+    def runs(self) -> dict[str, MDRun]:
+        return expand_scenarios(self.scenarios)
+
+    def thresholds(self, run: MDRun):
+        """mtplib.active.Thresholds of one run."""
+        from mtplib.active import Thresholds
+        cc = self.committee_criterion
+        use_std = self.committee_enabled
+        return Thresholds(gamma_select=self.gamma_select, gamma_break=self.gamma_break,
+                          std_select=cc["threshold"] if use_std else None,
+                          std_break=cc["break_threshold"] if use_std else None,
+                          interval=run.interval, max_forces_check=run.max_forces_check)
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    name: str
+    phase: str
+    supercell: list
+    ensemble: str
+    temperature: float
+    steps: int
+    timestep: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    scenarios: list
+    rdf: dict
+    adf: dict
+    energy_volume: bool
+    elastic: bool
+    valid_data: str | None
+
+    def runs(self) -> dict[str, ValidationRun]:
+        return {v["name"]: build(ValidationRun, v) for v in self.scenarios}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole validated config as typed settings."""
+
+    elements: list
+    phases: dict
+    reference: ReferenceSettings
+    mtp: MTPSettings
+    fit: FitSettings
+    active_learning: ActiveLearningSettings
+    validation: ValidationSettings
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Settings":
+        """Settings of a config that the schema has validated (defaults filled); runs the
+        cross-key checks."""
+        check_config(config)
+        return cls(elements=list(config["elements"]), phases=config["phases"],
+                   reference=build(ReferenceSettings, config["reference"]),
+                   mtp=build(MTPSettings, config["mtp"]), fit=build(FitSettings, config["fit"]),
+                   active_learning=build(ActiveLearningSettings, config["active_learning"]),
+                   validation=build(ValidationSettings, config["validation"]))
+
+
+# ---- validation of the config ----------------------------------------------------------------
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Validate ``config`` in place against the schema (filling defaults), then the cross-key
+    checks. Returns ``config``."""
+    from snakemake.utils import validate
+
+    validate(config, str(schema_path))
+    check_config(config)
+    return config
+
+
+def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Read a YAML config file and validate it (defaults filled)."""
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    return validate_config(config, schema_path)
+
+
+def _phase_symbols(phase: dict) -> set[str] | None:
+    """The species of a bulk or crystal phase (None for a file phase: read at stage 1)."""
+    from ase.symbols import string2symbols
+    if "bulk" in phase:
+        return set(string2symbols(phase["bulk"]["name"]))
+    if "crystal" in phase:
+        return set(phase["crystal"]["symbols"])
+    return None
+
+
+def check_config(config: dict) -> None:
+    """Checks that a JSON schema cannot express; each message names the key."""
+    from ase.data import atomic_numbers
+
+    elements = config["elements"]
+    if len(set(elements)) != len(elements):
+        raise ConfigError(f"config key 'elements': duplicate symbols in {elements}")
+    unknown = [e for e in elements if e not in atomic_numbers]
+    if unknown:
+        raise ConfigError(f"config key 'elements': {unknown} are not chemical elements")
+    phases = config["phases"]
+    for name, phase in phases.items():
+        sources = [k for k in ("file", "bulk", "crystal") if k in phase]
+        if len(sources) != 1:
+            raise ConfigError(f"config key 'phases.{name}': give exactly one of file, bulk, "
+                              f"crystal (got {sources or 'none'})")
+        if "file" in phase and not Path(phase["file"]).is_file():
+            raise ConfigError(f"config key 'phases.{name}.file': no such file {phase['file']}")
+        try:
+            symbols = _phase_symbols(phase)
+        except (ValueError, KeyError) as err:
+            raise ConfigError(f"config key 'phases.{name}.bulk.name': not a chemical formula "
+                              f"({err})") from None
+        if symbols is not None and not symbols <= set(elements):
+            raise ConfigError(f"config key 'phases.{name}': species {sorted(symbols - set(elements))} "
+                              f"are not in config key 'elements' {elements}")
+    mtp = config["mtp"]
+    if not mtp["min_dist"] < mtp["max_dist"]:
+        raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "
+                          f"{mtp['max_dist']}: min_dist must be smaller than max_dist")
+    al = config["active_learning"]
+    if not al["gamma_select"] < al["gamma_break"]:
+        raise ConfigError(f"config keys 'active_learning.gamma_select' = {al['gamma_select']} and "
+                          f"'gamma_break' = {al['gamma_break']}: gamma_select must be smaller")
+    for k, scenario in enumerate(al["scenarios"]):
+        start = scenario["start"]
+        where = f"active_learning.scenarios[{scenario['name']}].start"
+        for phase in ([start["phase"]] if "phase" in start else []) + list(start.get("phases", [])):
+            if phase not in phases:
+                raise ConfigError(f"config key '{where}': unknown phase {phase!r}; known: "
+                                  f"{sorted(phases)}")
+        if "amorphous" in start:
+            extra = sorted(set(start["amorphous"]["composition"]) - set(elements))
+            if extra:
+                raise ConfigError(f"config key '{where}.amorphous.composition': species {extra} "
+                                  f"are not in config key 'elements' {elements}")
+        if "file" in start and not Path(start["file"]).is_file():
+            raise ConfigError(f"config key '{where}.file': no such file {start['file']}")
+    validation = config["validation"]
+    for scenario in validation["scenarios"]:
+        if scenario["phase"] not in phases:
+            raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}].phase': "
+                              f"unknown phase {scenario['phase']!r}; known: {sorted(phases)}")
+    if validation["valid_data"] and not Path(validation["valid_data"]).is_file():
+        raise ConfigError(f"config key 'validation.valid_data': no such file "
+                          f"{validation['valid_data']}")
+    from mtplib.labeling.registry import get_code
+    try:
+        get_code(config["reference"]["name"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+# ---- stage-2 chunks (known before stage 1 runs) -----------------------------------------------
+def n_structures(phase: dict) -> int:
+    """Number of displaced structures stage 1 writes for one phase."""
+    disp = phase["displacements"]
+    return len(disp["supercells"]) * disp["structures_per_supercell"]
+
+
+def n_chunks(phase: dict, chunk_size: int) -> int:
+    """Number of labelling chunks of one phase."""
+    return max(1, math.ceil(n_structures(phase) / chunk_size))
+
+
+def chunk_indices(n: int, chunk_size: int, chunk: int) -> range:
+    """Indices of chunk ``chunk`` when ``n`` structures are cut in ``chunk_size`` pieces."""
+    if not 0 <= chunk < max(1, math.ceil(n / chunk_size)):
+        raise IndexError(f"chunk {chunk} out of range for {n} structures / chunk_size {chunk_size}")
+    return range(chunk * chunk_size, min(n, (chunk + 1) * chunk_size))
