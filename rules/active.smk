@@ -85,7 +85,7 @@ rule al_label:
         launcher=python_launcher,
         command_prefix=command_prefix,
         python=PYTHON,
-        script=f"{SCRIPTS}/al_label.py",
+        script=f"{SCRIPTS}/label.py",
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),
@@ -95,7 +95,7 @@ rule al_label:
         REFERENCE_ENV
     shell:
         "export OMP_NUM_THREADS={threads}; "
-        "{params.launcher} {params.python:q} {params.script:q} --selected {input.selected:q}"
+        "{params.launcher} {params.python:q} {params.script:q} --structures {input.selected:q}"
         " --reference {params.reference:q} --mpi-prefix={params.command_prefix:q}"
         " --output {output.labelled:q} --failed {output.failed:q} > {log:q} 2>&1"
 

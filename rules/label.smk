@@ -21,7 +21,7 @@ rule label_chunk:
         launcher=python_launcher,
         command_prefix=command_prefix,
         python=PYTHON,
-        script=f"{SCRIPTS}/label_chunk.py",
+        script=f"{SCRIPTS}/label.py",
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),

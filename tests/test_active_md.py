@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from mtplib.active import ActiveSet, Committee, Thresholds, force_std, run_md, run_relax
+from mtplib.active import (ActiveSet, Committee, Criterion, Thresholds, force_std, run_md,
+                           run_relax)
 from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
 from mtplib.potential import MTPInputError
 
@@ -144,3 +145,42 @@ def test_cli_grade_select_md(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cu.als.npz: this active-set state was built for the potential" in err
     assert "other.mtp" in err
+
+
+class LargestForce(Criterion):
+    """A new criterion for the test: the largest atomic force (eV/Å), defined here only."""
+
+    name, label, unit = "largest_force", "largest force", " eV/Å"
+
+    def value(self, results, atoms):
+        return float(np.sqrt((results["forces"] ** 2).sum(axis=1)).max())
+
+
+def test_a_new_selection_criterion_is_one_class(setup, tmp_path):
+    """A Criterion subclass passed in Thresholds selects candidates and stops the run, with no
+    change to the MD driver; the selection stage ranks its candidates by its value."""
+    pot, _, _ = setup
+    cand = tmp_path / "cand.extxyz"
+    res = run_md(pot, start(), ensemble="nvt", temperature=3000, steps=400, timestep=2.0,
+                 thresholds=Thresholds(gamma_select=1e6, gamma_break=1e7, interval=1,
+                                       criteria=(LargestForce(select=1.0, break_=3.0),)),
+                 candidates=cand, seed=0, log=None)
+    assert res.reason == "extrapolation" and "largest force" in res.message, res.message
+    frames = ase.io.read(cand, ":")
+    assert frames and all(f.info["largest_force"] > 1.0 for f in frames)
+    assert frames[-1].info["largest_force"] >= 3.0 and "gamma" not in frames[-1].info
+    order = LargestForce(select=1.0).rank(frames)
+    values = [frames[k].info["largest_force"] for k in order]
+    assert values == sorted(values, reverse=True) and len(order) == len(frames)
+
+
+def test_the_md_driver_runs_any_calculator(tmp_path):
+    """Validation's reference MD goes through the same driver, with the reference calculator."""
+    from ase.calculators.emt import EMT
+    traj = tmp_path / "traj.extxyz"
+    res = run_md(None, start(), calculator=EMT(), ensemble="nvt", temperature=300, steps=20,
+                 timestep=2.0, trajectory=traj, trajectory_interval=5, seed=0, log=None)
+    assert res.reason == "finished" and res.steps == 20 and res.gradings == 0
+    frames = ase.io.read(traj, ":")
+    assert [f.info["step"] for f in frames] == [0, 5, 10, 15, 20]
+    assert all(f.info["temperature"] > 0 and np.isfinite(f.get_potential_energy()) for f in frames)

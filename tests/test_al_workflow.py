@@ -116,7 +116,7 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
     config = validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
                               "reference": {"name": "mtplib.labeling.testing:FailingEMT",
                                             "kwargs": {"every": 2}, "retries": 1}})
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "al_label.py"), "--selected",
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "label.py"), "--structures",
                     str(tmp_path / "selected.extxyz"), "--reference",
                     json.dumps(config["reference"]), "--output", str(tmp_path / "labelled.extxyz"),
                     "--failed", str(tmp_path / "failed.extxyz")], check=True, cwd=tmp_path)

@@ -181,7 +181,7 @@ def test_label_chunk_runs_under_mpiexec_n2(tmp_path):
     path, _ = _tiny(tmp_path, name="mtplib.labeling.testing:MPISizeEMT", mpi_tasks=2)
     proc = snakemake(tmp_path, path, "results/labels/Cu/chunk_0.extxyz", "-p")
     assert "mpiexec -n 2 " in proc.stdout + proc.stderr
-    assert "scripts/label_chunk.py" in proc.stdout + proc.stderr
+    assert "scripts/label.py" in proc.stdout + proc.stderr
     frames = read(tmp_path / "results" / "labels" / "Cu" / "chunk_0.extxyz", index=":")
     assert [a.info["index"] for a in frames] == [0, 1]  # rank 0 alone wrote: no duplicates
     for atoms in frames:
@@ -203,7 +203,7 @@ def test_kill_9_midway_then_resume_recomputes_nothing_finished(tmp_path):
             "elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
             "reference": {"name": "mtplib.labeling.testing:LoggingEMT", "chunk_size": 8,
                           "kwargs": {"log_file": str(calls), "delay": delay}, "retries": 0}})
-        return [sys.executable, str(ROOT / "scripts" / "label_chunk.py"), "--structures",
+        return [sys.executable, str(ROOT / "scripts" / "label.py"), "--structures",
                 str(structures), "--chunk", "0", "--reference",
                 json.dumps(reference["reference"]), "--output", str(output), "--failed", str(failed)]
 

@@ -19,6 +19,7 @@ import numpy as np
 from ase import units
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from .criteria import default_criteria
 from .grade import evaluate_with_gradients
 
 ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nvt_nh", "nhc", "npt")
@@ -82,7 +83,8 @@ class ActiveCalculator(Calculator):
 
 @dataclass
 class Thresholds:
-    """Selection and break thresholds for gamma (and the committee's force spread, eV/Å)."""
+    """Selection and break thresholds for gamma (and the committee's force spread, eV/Å),
+    more criteria (`mtplib.active.criteria`), and when to check."""
 
     gamma_select: float = 2.0
     gamma_break: float = 10.0
@@ -91,6 +93,11 @@ class Thresholds:
     interval: int = 1
     max_forces_check: float | None = None
     min_distance: float = 0.5
+    criteria: tuple = ()             # more Criterion objects, checked after gamma and spread
+
+    def all_criteria(self):
+        return default_criteria(self.gamma_select, self.gamma_break, self.std_select,
+                                self.std_break) + list(self.criteria)
 
 
 @dataclass
@@ -118,11 +125,19 @@ class Watcher:
         self.progress_interval = max(1, int(progress_interval))
         self.scenario = scenario
         self.log = log or (lambda *a, **k: None)
+        self.criteria = thresholds.all_criteria()
         self.n_candidates = 0
-        self.max_gamma = 0.0
-        self.max_std = 0.0
+        self.maxima = {c.name: 0.0 for c in self.criteria}
         self.history = []
         self.last_gamma = float("nan")
+
+    @property
+    def max_gamma(self):
+        return self.maxima["gamma"]
+
+    @property
+    def max_std(self):
+        return self.maxima["force_std"]
 
     def result(self, step, reason, message, log):
         """Say why the run stopped and return its RunResult."""
@@ -135,7 +150,7 @@ class Watcher:
     @property
     def grading(self):
         return (getattr(self.calc, "active_set", None) is not None
-                or getattr(self.calc, "committee", None) is not None)
+                or getattr(self.calc, "committee", None) is not None or bool(self.t.criteria))
 
     def _write(self, path, atoms, arrays=None, **info):
         out = atoms.copy()
@@ -164,31 +179,22 @@ class Watcher:
         stop = None
         if due and self.grading:
             res = calc.graded_results(atoms)
-            gamma = float(res.get("gamma", np.nan))
-            std = float(res.get("force_std", np.nan))
-            self.last_gamma = gamma
-            self.history.append((step, gamma))
-            if np.isfinite(gamma):
-                self.max_gamma = max(self.max_gamma, gamma)
-            if np.isfinite(std):
-                self.max_std = max(self.max_std, std)
-            select = (np.isfinite(gamma) and gamma > self.t.gamma_select) or \
-                     (self.t.std_select is not None and np.isfinite(std) and std > self.t.std_select)
-            if select and self.candidates is not None:
+            values = {c.name: c.value(res, atoms) for c in self.criteria}
+            self.last_gamma = values["gamma"]
+            self.history.append((step, values["gamma"]))
+            for name, v in values.items():
+                if np.isfinite(v):
+                    self.maxima[name] = max(self.maxima[name], v)
+            if any(c.selects(values[c.name]) for c in self.criteria) and self.candidates is not None:
                 info = dict(step=step, scenario=self.scenario)
-                if np.isfinite(gamma):
-                    info["gamma"] = gamma
-                if np.isfinite(std):
-                    info["force_std"] = std
+                info.update({name: v for name, v in values.items() if np.isfinite(v)})
                 arrays = {"gamma": res["gamma_atoms"]} if "gamma_atoms" in res else None
                 self._write(self.candidates, atoms, arrays=arrays, **info)
                 self.n_candidates += 1
-            if np.isfinite(gamma) and gamma >= self.t.gamma_break:
-                stop = ("extrapolation", f"step {step}: extrapolation grade {gamma:.4g} >= "
-                                         f"gamma_break = {self.t.gamma_break:g}")
-            elif self.t.std_break is not None and np.isfinite(std) and std >= self.t.std_break:
-                stop = ("extrapolation", f"step {step}: committee force spread {std:.4g} eV/Å >= "
-                                         f"{self.t.std_break:g} eV/Å")
+            for c in self.criteria:
+                if c.breaks(values[c.name]):
+                    stop = ("extrapolation", c.break_message(step, values[c.name]))
+                    break
         if self.grading:     # grade the next step's forces in the same pass when it is due
             calc.grade_next = (step + 1) % self.t.interval == 0
         if self.trajectory is not None and step % self.trajectory_interval == 0:

@@ -6,7 +6,7 @@ each a function here and a rule in ``rules/active.smk``:
 2. :func:`select`: every run's candidates, maxvol selection (``mtplib.active.select_add``) of
    at most ``max_select``, committee picks, and the previous iteration's failed labels for a
    retry (as MLIP-2 does).
-3. labelling: ``scripts/al_label.py`` (the stage-2 code, ``mtplib.labeling``).
+3. labelling: ``scripts/label.py`` (the stage-2 code, ``mtplib.labeling``).
 4. :func:`refit`: previous training set + new labels; warm-start fit or a seed scan, the new
    active set, errors on the stage-3 test set.
 5. :func:`decide`: ``iteration.json``, converged or not and why.
@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from mtplib.active import ActiveSet, Committee, run_md, select_add
+from mtplib.active.criteria import CommitteeSpread
 from mtplib.analysis.errors import write_errors_json
 from mtplib.analysis.plots import learning_curve_plot
 from mtplib.io import read_dataset
@@ -96,10 +97,7 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
         chosen = list(select_add(aset, pool, max_count=al.max_select,
                                  where=f"iteration {iteration} candidates").selected)
     if pool and al.committee_enabled:      # committee picks, largest spread first
-        threshold = al.committee_criterion["threshold"]
-        spread = [(-float(a.info.get("force_std", 0.0)), k) for k, a in enumerate(pool)
-                  if float(a.info.get("force_std", 0.0)) > threshold]
-        for _, k in sorted(spread):
+        for k in CommitteeSpread(al.committee_criterion["threshold"]).rank(pool):
             if len(chosen) >= al.max_select:
                 break
             if k not in chosen:

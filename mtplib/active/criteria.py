@@ -1,0 +1,68 @@
+"""Selection criteria of learning on the fly: one class per criterion, behind one interface.
+
+A criterion turns the results of a graded step into one number (its `name` is the key under
+which candidates record it), selects a configuration as a candidate above `select` and stops
+the run at `break_`. MD and relaxation (`Watcher`) ask every criterion of their
+`Thresholds`; the selection stage ranks a criterion's candidates with :meth:`Criterion.rank`.
+A new criterion is one subclass here (plus its thresholds in the workflow's schema).
+
+* :class:`ExtrapolationGrade`: the extrapolation grade gamma of the active set (D-optimality,
+  Novikov et al. 2021, eq. 13), computed in the same kernel pass as the forces.
+* :class:`CommitteeSpread`: the largest per-atom spread of forces across a committee (eV/Å).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Criterion:
+    """One selection criterion: `select` and `break_` thresholds (None: never)."""
+
+    name = "criterion"
+    unit = ""
+    label = "criterion"
+
+    def __init__(self, select: float | None = None, break_: float | None = None):
+        self.select = select
+        self.break_ = break_
+
+    def value(self, results: dict, atoms) -> float:
+        """The criterion's number for a graded step (nan when not available)."""
+        raise NotImplementedError
+
+    def selects(self, value: float) -> bool:
+        return self.select is not None and bool(np.isfinite(value)) and value > self.select
+
+    def breaks(self, value: float) -> bool:
+        return self.break_ is not None and bool(np.isfinite(value)) and value >= self.break_
+
+    def break_message(self, step: int, value: float) -> str:
+        return (f"step {step}: {self.label} {value:.4g}{self.unit} >= {self.break_:g}{self.unit}")
+
+    def rank(self, pool) -> list[int]:
+        """Indices of the candidates this criterion selects, most extreme first."""
+        scored = [(-float(a.info.get(self.name, np.nan)), k) for k, a in enumerate(pool)]
+        return [k for v, k in sorted(scored) if self.selects(-v)]
+
+
+class ExtrapolationGrade(Criterion):
+    name, label = "gamma", "extrapolation grade"
+
+    def value(self, results, atoms):
+        return float(results.get("gamma", np.nan))
+
+    def break_message(self, step, value):
+        return f"step {step}: extrapolation grade {value:.4g} >= gamma_break = {self.break_:g}"
+
+
+class CommitteeSpread(Criterion):
+    name, label, unit = "force_std", "committee force spread", " eV/Å"
+
+    def value(self, results, atoms):
+        return float(results.get("force_std", np.nan))
+
+
+def default_criteria(gamma_select, gamma_break, std_select=None, std_break=None):
+    """The criteria of MLIP-2's learning on the fly, and the committee's when its thresholds
+    are given."""
+    return [ExtrapolationGrade(gamma_select, gamma_break), CommitteeSpread(std_select, std_break)]
