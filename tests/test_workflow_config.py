@@ -134,3 +134,26 @@ def test_scenario_phase_must_exist():
     config["active_learning"]["scenarios"] = [{"name": "md", "start": {"phase": "Ag"}}]
     with pytest.raises(ValueError, match=r"active_learning\.scenarios\[md\]\.start\.phase.*'Ag'"):
         check_config(config)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["validation"]["scenarios"].append({"name": "v", "phase": "Ag"}),
+     r"'validation\.scenarios\[v\]\.phase': unknown phase 'Ag'"),
+    (lambda c: c["active_learning"]["scenarios"].append({"name": "md", "start": {"phases": ["Cu", "Ag"]}}),
+     r"'active_learning\.scenarios\[md\]\.start\.phases': unknown phase 'Ag'"),
+    (lambda c: c["active_learning"].update(gamma_select=12.0, gamma_break=10.0),
+     r"'active_learning\.gamma_select' = 12\.0 .*gamma_select must be smaller"),
+    (lambda c: c["mtp"].update(min_dist=5.5, max_dist=5.0),
+     r"'mtp\.min_dist' = 5\.5 .*min_dist must be smaller than max_dist"),
+    (lambda c: c["phases"].update(Ag={"bulk": {"name": "Ag"}}),
+     r"'phases\.Ag': species \['Ag'\] are not in config key 'elements'"),
+    (lambda c: c["validation"].update(valid_data="no/such/file.extxyz"),
+     r"'validation\.valid_data': no such file no/such/file\.extxyz"),
+])
+def test_cross_key_errors_name_the_key(change, message):
+    """Mistakes that the schema cannot see are found before any job runs (Settings)."""
+    from scripts.mtpflow.settings import ConfigError, Settings
+    config = validate_config(_base())
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_config(validate_config(config))

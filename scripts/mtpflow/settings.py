@@ -324,9 +324,10 @@ def check_config(config: dict) -> None:
     for k, scenario in enumerate(al["scenarios"]):
         start = scenario["start"]
         where = f"active_learning.scenarios[{scenario['name']}].start"
+        key = "phase" if "phase" in start else "phases"
         for phase in ([start["phase"]] if "phase" in start else []) + list(start.get("phases", [])):
             if phase not in phases:
-                raise ConfigError(f"config key '{where}': unknown phase {phase!r}; known: "
+                raise ConfigError(f"config key '{where}.{key}': unknown phase {phase!r}; known: "
                                   f"{sorted(phases)}")
         if "amorphous" in start:
             extra = sorted(set(start["amorphous"]["composition"]) - set(elements))
