@@ -28,9 +28,11 @@ rule al_md:
     input:
         unpack(al_previous),
         unpack(committee_file),
+        unpack(al_previous_last),
     output:
         candidates="results/al/iter_{i}/md/{scenario}.extxyz",
         summary="results/al/iter_{i}/md/{scenario}.json",
+        last="results/al/iter_{i}/md/{scenario}.last.extxyz",
     log:
         "logs/al/iter_{i}/md/{scenario}.log",
     benchmark:
@@ -144,7 +146,8 @@ checkpoint al_iteration:
     benchmark:
         "logs/benchmarks/al/iter_{i}/iteration.tsv",
     params:
-        gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
+        gamma_break=AL.gamma_break,
+        convergence=AL.convergence,
     conda:
         "../envs/mtp.yaml"
     script:

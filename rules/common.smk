@@ -98,6 +98,15 @@ def al_previous(wildcards):
             "train": f"{prev}/train.extxyz", "failed": f"{prev}/failed.extxyz"}
 
 
+def al_previous_last(wildcards):
+    """The previous iteration's last accepted state of this run, to continue from
+    (active_learning.continue_runs); nothing in iteration 0."""
+    i = int(wildcards.i)
+    if i == 0 or not AL.continue_runs:
+        return {}
+    return {"previous_last": f"{al_dir(i - 1)}/md/{wildcards.scenario}.last.extxyz"}
+
+
 def al_md_outputs(kind):
     """Every scenario's MD candidates ('extxyz') or summaries ('json') of iteration {i}."""
     return lambda wildcards: [f"{al_dir(wildcards.i)}/md/{s}.{kind}" for s in AL_RUNS]

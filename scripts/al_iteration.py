@@ -5,4 +5,5 @@ from mtpflow.logs import tee_log
 sm = snakemake  # noqa: F821
 with tee_log(sm.log[0]) as log:
     decide(list(sm.input.runs), sm.input.selection, sm.input.failed, sm.input.errors,
-           sm.params.gamma_break, int(sm.wildcards.i), sm.output.summary, log=log)
+           sm.params.gamma_break, int(sm.wildcards.i), sm.output.summary,
+           convergence=sm.params.convergence, log=log)

@@ -8,7 +8,8 @@ with tee_log(sm.log[0], terminal=False) as log:
     summary = explore(sm.input.potential, sm.input.state, build(MDRun, sm.params.run),
                       build(ActiveLearningSettings, sm.params.al), sm.params.phases,
                       sm.params.elements, int(sm.wildcards.i), sm.output.candidates,
-                      sm.output.summary, committee_file=getattr(sm.input, "committee", None),
-                      log=log)
+                      sm.output.summary, sm.output.last,
+                      previous_last=getattr(sm.input, "previous_last", None),
+                      committee_file=getattr(sm.input, "committee", None), log=log)
     log(f"{summary['scenario']}: {summary['steps']}/{summary['steps_requested']} steps, "
         f"{summary['reason']}, max gamma {summary['max_gamma']:.4g}")

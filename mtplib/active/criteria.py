@@ -46,7 +46,22 @@ class Criterion:
 
 
 class ExtrapolationGrade(Criterion):
+    """gamma > select: a candidate; gamma >= break_: stop. With `trust` (DP-GEN's upper trust
+    level), a configuration above it is not a candidate: so far outside the training data it
+    is often unphysical, and labelling it teaches the potential little."""
+
     name, label = "gamma", "extrapolation grade"
+
+    def __init__(self, select=None, break_=None, trust=None):
+        super().__init__(select, break_)
+        self.trust = trust
+
+    def selects(self, value):
+        return super().selects(value) and (self.trust is None or value <= self.trust)
+
+    def untrusted(self, value) -> bool:
+        """Above select but beyond the trust level: seen, not selected."""
+        return super().selects(value) and self.trust is not None and value > self.trust
 
     def value(self, results, atoms):
         return float(results.get("gamma", np.nan))
@@ -62,7 +77,8 @@ class CommitteeSpread(Criterion):
         return float(results.get("force_std", np.nan))
 
 
-def default_criteria(gamma_select, gamma_break, std_select=None, std_break=None):
-    """The criteria of MLIP-2's learning on the fly, and the committee's when its thresholds
-    are given."""
-    return [ExtrapolationGrade(gamma_select, gamma_break), CommitteeSpread(std_select, std_break)]
+def default_criteria(gamma_select, gamma_break, std_select=None, std_break=None, gamma_max=None):
+    """The criteria of MLIP-2's learning on the fly (with an optional upper trust level), and
+    the committee's when its thresholds are given."""
+    return [ExtrapolationGrade(gamma_select, gamma_break, gamma_max),
+            CommitteeSpread(std_select, std_break)]

@@ -93,11 +93,12 @@ class Thresholds:
     interval: int = 1
     max_forces_check: float | None = None
     min_distance: float = 0.5
+    gamma_max: float | None = None   # upper trust level: above it, not a candidate (None: off)
     criteria: tuple = ()             # more Criterion objects, checked after gamma and spread
 
     def all_criteria(self):
         return default_criteria(self.gamma_select, self.gamma_break, self.std_select,
-                                self.std_break) + list(self.criteria)
+                                self.std_break, self.gamma_max) + list(self.criteria)
 
 
 @dataclass
@@ -110,6 +111,11 @@ class RunResult:
     candidates: int = 0
     gradings: int = 0
     history: list = field(default_factory=list)   # (step, gamma or nan)
+    above_max: int = 0           # graded frames above gamma_max (seen, not candidates)
+    graded: int = 0              # graded steps
+    graded_below_select: int = 0  # graded steps that no criterion selected
+    last_selected_step: int = -1  # the last step with gamma (or another criterion) above select
+    last_accepted: object = None  # Atoms (with momenta) of the last graded step not selected
 
 
 class Watcher:
@@ -127,6 +133,11 @@ class Watcher:
         self.log = log or (lambda *a, **k: None)
         self.criteria = thresholds.all_criteria()
         self.n_candidates = 0
+        self.n_above_max = 0
+        self.graded = 0
+        self.graded_below_select = 0
+        self.last_selected_step = -1
+        self.last_accepted = None
         self.maxima = {c.name: 0.0 for c in self.criteria}
         self.history = []
         self.last_gamma = float("nan")
@@ -145,7 +156,11 @@ class Watcher:
             f"candidates, max gamma {self.max_gamma:.4g}")
         return RunResult(steps=step, reason=reason, message=message, max_gamma=self.max_gamma,
                          max_force_std=self.max_std, candidates=self.n_candidates,
-                         gradings=getattr(self.calc, "gradings", 0), history=self.history)
+                         gradings=getattr(self.calc, "gradings", 0), history=self.history,
+                         above_max=self.n_above_max, graded=self.graded,
+                         graded_below_select=self.graded_below_select,
+                         last_selected_step=self.last_selected_step,
+                         last_accepted=self.last_accepted)
 
     @property
     def grading(self):
@@ -185,7 +200,18 @@ class Watcher:
             for name, v in values.items():
                 if np.isfinite(v):
                     self.maxima[name] = max(self.maxima[name], v)
-            if any(c.selects(values[c.name]) for c in self.criteria) and self.candidates is not None:
+            self.graded += 1
+            selected = any(c.selects(values[c.name]) for c in self.criteria)
+            untrusted = any(getattr(c, "untrusted", lambda v: False)(values[c.name])
+                            for c in self.criteria)
+            self.n_above_max += untrusted
+            if selected or untrusted:
+                self.last_selected_step = step
+            else:
+                self.graded_below_select += 1
+                self.last_accepted = atoms.copy()      # positions, cell, momenta
+                self.last_accepted.calc = None
+            if selected and self.candidates is not None:
                 info = dict(step=step, scenario=self.scenario)
                 info.update({name: v for name, v in values.items() if np.isfinite(v)})
                 arrays = {"gamma": res["gamma_atoms"]} if "gamma_atoms" in res else None
@@ -242,14 +268,18 @@ def make_integrator(atoms, ensemble, timestep, temperature, rng, pressure=0.0, f
 def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None, ensemble="nvt",
            temperature=300.0, steps=1000, timestep=1.0, pressure=0.0, thresholds=None,
            candidates=None, trajectory=None, trajectory_interval=100, progress_interval=100,
-           seed=0, scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0, log=print):
+           seed=0, scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0,
+           thermalize=True, ramp_steps=0, ramp_start=None, log=print):
     """MD of `atoms` (modified in place), learning on the fly; returns a `RunResult`.
 
     The one MD driver of active learning and validation. With `potential` (and an active set
     and/or a committee) the configurations are graded and the run stops on extrapolation;
     with `calculator` (any ASE calculator, e.g. the reference; `potential` None) it is plain
     MD with the same integrators, blow-up checks and trajectory.
-    Velocities: Maxwell-Boltzmann at `temperature` from a seeded rng, zero total momentum.
+    Velocities: Maxwell-Boltzmann at `temperature` (or `ramp_start`) from a seeded rng, zero
+    total momentum; with `thermalize=False` the momenta `atoms` carries are kept (a run that
+    continues an earlier one). With `ramp_steps`, the thermostat's target goes linearly from
+    `ramp_start` (K) to `temperature` over the first `ramp_steps` steps (Langevin only).
     Every random choice (velocities, Langevin noise) comes from `seed`."""
     from ase.md import velocitydistribution as vd
 
@@ -261,11 +291,17 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
     if calculator is None:
         potential.types_of(atoms, where=scenario)        # unknown species: a clear error now
     rng = np.random.default_rng(seed)
-    if hasattr(vd, "thermalize_momenta"):          # ASE >= 3.28
-        vd.thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-    else:
-        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    vd.Stationary(atoms)
+    ramp = ramp_steps > 0 and ramp_start is not None
+    if ramp and ensemble.lower() not in ("nvt", "langevin", "nvt-langevin"):
+        raise ValueError(f"{scenario}: a temperature ramp needs the Langevin thermostat (nvt), "
+                         f"not {ensemble!r}")
+    if thermalize or not atoms.has("momenta"):
+        t0 = ramp_start if ramp else temperature
+        if hasattr(vd, "thermalize_momenta"):          # ASE >= 3.28
+            vd.thermalize_momenta(atoms, temperature_K=t0, rng=rng)
+        else:
+            vd.MaxwellBoltzmannDistribution(atoms, temperature_K=t0, rng=rng)
+        vd.Stationary(atoms)
     calc = calculator if calculator is not None else ActiveCalculator(potential, active_set,
                                                                        committee)
     atoms.calc = calc
@@ -273,13 +309,16 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
                       trajectory_interval, progress_interval)
     if watcher.grading:
         calc.grade_next = True              # step 0 is always checked
-    dyn = make_integrator(atoms, ensemble, timestep, temperature, rng, pressure, friction,
-                          tdamp, pdamp)
+    dyn = make_integrator(atoms, ensemble, timestep, ramp_start if ramp else temperature, rng,
+                          pressure, friction, tdamp, pdamp)
     reason, message = "finished", f"{steps} steps finished"
     step = 0
     try:
         for _ in dyn.irun(steps):
             step = dyn.nsteps
+            if ramp and step <= ramp_steps:        # the thermostat's target for the next step
+                dyn.set_temperature(temperature_K=ramp_start + (temperature - ramp_start)
+                                    * min(1.0, (step + 1) / ramp_steps))
             stop = watcher.check(atoms, step, extra=f"T {atoms.get_temperature():7.1f} K  ")
             if stop:
                 reason, message = stop

@@ -56,29 +56,43 @@ def committee_of(potential, committee_file, elements):
 
 # ---- 1. explore ---------------------------------------------------------------------------
 def explore(potential_file, state_file, run, al, phases, elements, iteration, out_candidates,
-            out_summary, committee_file=None, log=print):
-    """Learning-on-the-fly MD of one run (an MDRun); candidates to `out_candidates`, a record."""
+            out_summary, out_last, previous_last=None, committee_file=None, log=print):
+    """Learning-on-the-fly MD of one run (an MDRun); candidates to `out_candidates`, a record,
+    and the run's last accepted configuration (with velocities) to `out_last`. With
+    `previous_last` (the previous iteration's, when active_learning.continue_runs), the run
+    continues from there instead of its start structure."""
     pot = MTPotential.load(potential_file, species=list(elements))
     aset = None if al.committee_only else ActiveSet.load(state_file, pot)
     committee = committee_of(pot, committee_file, elements) if al.committee_enabled else None
     where = f"active_learning.scenarios[{run.scenario}]"
-    atoms = run.start_structure(phases, where=where)
+    previous = read_frames(previous_last) if previous_last else []
+    continued = bool(previous)
+    atoms = previous[-1] if continued else run.start_structure(phases, where=where)
     check_species(atoms, elements, f"config key '{where}'")
     out_candidates = Path(out_candidates)
     out_candidates.unlink(missing_ok=True)
     seed = int(run.seed) + 1000 * int(iteration)   # a fresh trajectory each iteration
     log(f"iteration {iteration}, {run.name}: {len(atoms)} atoms, {run.ensemble} at "
-        f"{run.temperature:g} K, {run.steps} steps of {run.timestep} fs")
+        f"{run.temperature:g} K, {run.steps} steps of {run.timestep} fs, "
+        + ("continued from the previous iteration's last accepted state" if continued
+           else "from the start structure"))
     result = run_md(pot, atoms, active_set=aset, committee=committee, ensemble=run.ensemble,
                     temperature=run.temperature, steps=run.steps, timestep=run.timestep,
                     pressure=run.pressure, thresholds=al.thresholds(run),
                     candidates=out_candidates, seed=seed, scenario=run.name,
-                    progress_interval=max(1, run.steps // 10), log=log)
+                    progress_interval=max(1, run.steps // 10), thermalize=not continued,
+                    ramp_steps=0 if continued else run.ramp_steps, ramp_start=run.ramp_start,
+                    log=log)
     out_candidates.touch()
+    write_frames_atomic(out_last, [result.last_accepted] if result.last_accepted is not None
+                        else [])
     summary = {"scenario": run.name, "iteration": int(iteration), "steps": int(result.steps),
                "steps_requested": int(run.steps), "reason": result.reason,
                "message": result.message, "max_gamma": float(result.max_gamma),
                "max_force_std": float(result.max_force_std), "candidates": int(result.candidates),
+               "above_gamma_max": int(result.above_max), "graded": int(result.graded),
+               "graded_below_select": int(result.graded_below_select),
+               "last_selected_step": int(result.last_selected_step), "continued": continued,
                "temperature": run.temperature, "seed": seed}
     Path(out_summary).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -177,21 +191,42 @@ def refit(previous_potential, previous_train, labelled, stage2_train, isolated_f
 
 
 # ---- 5. decide ----------------------------------------------------------------------------
+def unconverged_runs(runs, gamma_break, convergence):
+    """The runs that keep the loop going under the convergence criterion, with why."""
+    out = []
+    for r in runs:
+        if r["reason"] != "finished" or r["max_gamma"] >= gamma_break:
+            out.append((r, r["message"]))
+        elif convergence["criterion"] == "quiet_tail" and \
+                r["last_selected_step"] > r["steps"] - convergence["last_steps"]:
+            out.append((r, f"a candidate at step {r['last_selected_step']}, within the last "
+                           f"{convergence['last_steps']} steps"))
+        elif convergence["criterion"] == "accurate_ratio" and r["graded"] and \
+                r["graded_below_select"] / r["graded"] < convergence["accurate_ratio"]:
+            out.append((r, f"{r['graded_below_select']} of {r['graded']} graded frames below "
+                           f"gamma_select, under the accurate ratio {convergence['accurate_ratio']:g}"))
+    return out
+
+
 def decide(md_summaries, selection_file, failed_file, errors_file, gamma_break, iteration,
-           out_summary, log=print):
+           out_summary, convergence=None, log=print):
     """iteration.json: the record of the iteration and whether the loop has converged.
 
-    Converged when every run finished its steps without gamma >= gamma_break (nor a
-    committee break or a blow-up), or when the selection found nothing new."""
+    Converged when every run passes the convergence criterion (all_finished: it finished its
+    steps without gamma >= gamma_break, nor a committee break or a blow-up; quiet_tail and
+    accurate_ratio ask more, see the schema), or when the selection found nothing new."""
+    convergence = convergence or {"criterion": "all_finished"}
     runs = [json.loads(Path(p).read_text()) for p in md_summaries]
     selection = json.loads(Path(selection_file).read_text())
     errors = json.loads(Path(errors_file).read_text())
     failed = len(read_frames(failed_file))
-    stopped = [r for r in runs if r["reason"] != "finished" or r["max_gamma"] >= gamma_break]
-    if not stopped:
-        converged, reason = True, "all_finished"
+    going = unconverged_runs(runs, gamma_break, convergence)
+    stopped = [r for r, _ in going]
+    if not going:
+        converged, reason = True, convergence["criterion"]
         message = (f"all {len(runs)} MD runs finished their steps with gamma < gamma_break "
-                   f"= {gamma_break:g}")
+                   f"= {gamma_break:g}" + ("" if reason == "all_finished"
+                                            else f" and pass the {reason} criterion"))
     elif selection["nothing_new"] and selection["retried"] == 0:
         converged, reason = True, "nothing_new"
         message = (f"{len(stopped)} MD run(s) stopped early "
@@ -199,14 +234,16 @@ def decide(md_summaries, selection_file, failed_file, errors_file, gamma_break, 
                    f"{ILL_CONDITIONED_HINT}")
     else:
         converged, reason = False, "extrapolation"
-        message = (f"{len(stopped)} of {len(runs)} MD run(s) stopped early: "
-                   + "; ".join(f"{r['scenario']}: {r['message']}" for r in stopped))
+        message = (f"{len(stopped)} of {len(runs)} MD run(s) not converged: "
+                   + "; ".join(f"{r['scenario']}: {why}" for r, why in going))
     record = {
         "iteration": int(iteration), "converged": converged, "reason": reason,
         "message": message, "training_set_size": errors["training_set_size"],
         "labels_added": errors["labels_added"], "labels_failed": failed,
         "candidates": selection["candidates"], "selected": selection["selected"],
         "retried": selection["retried"], "refit": errors["refit"],
+        "labels_spent": errors["labels_added"] + failed,
+        "above_gamma_max": sum(r.get("above_gamma_max", 0) for r in runs),
         "steps_survived": {r["scenario"]: r["steps"] for r in runs},
         "steps_requested": {r["scenario"]: r["steps_requested"] for r in runs},
         "stop_reasons": {r["scenario"]: r["reason"] for r in runs},
@@ -234,7 +271,8 @@ def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(),
     rows = [json.loads(Path(p).read_text()) for p in summary_files]
     scenarios = list(dict.fromkeys(s for r in rows for s in r["steps_survived"]))
     columns = ["iteration", "converged", "reason", "training_set_size", "labels_added",
-               "labels_failed", "candidates", "selected", "max_gamma",
+               "labels_failed", "labels_spent", "candidates", "selected", "above_gamma_max",
+               "max_gamma",
                *[f"steps_{s}" for s in scenarios],
                "force_rmse_train", "force_rmse_test", "force_rmse_valid",
                "energy_rmse_train", "energy_rmse_test", "energy_rmse_valid"]

@@ -116,7 +116,8 @@ class MDRun:
     seed: int
     interval: int
     max_forces_check: float
-    supercell: tuple = ()
+    ramp_start: float | None
+    ramp_steps: int
 
     def start_structure(self, phases: dict, where: str):
         """The starting structure: a phase supercell, an amorphous box or a file."""
@@ -152,16 +153,21 @@ def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
                       for p in start["phases"]]
         for st in starts:
             for t in sc["temperatures"]:
-                parts = [sc["name"]] + ([st["phase"]] if "phases" in start else [])
-                name = "_".join(parts + [temperature_label(t)])
-                if name in runs:
-                    raise ConfigError(f"config key 'active_learning.scenarios': run name {name!r} "
-                                      "occurs twice; give the scenarios distinct names")
-                runs[name] = MDRun(
-                    name=name, scenario=sc["name"], start=st, ensemble=sc["ensemble"],
-                    temperature=float(t), pressure=sc["pressure"], steps=sc["steps"],
-                    timestep=sc["timestep"], seed=sc["seed"], interval=sc["interval"],
-                    max_forces_check=sc["max_forces_check"])
+                for k in range(sc["trajectories"]):
+                    parts = [sc["name"]] + ([st["phase"]] if "phases" in start else [])
+                    parts.append(temperature_label(t))
+                    if sc["trajectories"] > 1:
+                        parts.append(f"r{k}")
+                    name = "_".join(parts)
+                    if name in runs:
+                        raise ConfigError(f"config key 'active_learning.scenarios': run name "
+                                          f"{name!r} occurs twice; give the scenarios distinct names")
+                    runs[name] = MDRun(
+                        name=name, scenario=sc["name"], start=st, ensemble=sc["ensemble"],
+                        temperature=float(t), pressure=sc["pressure"], steps=sc["steps"],
+                        timestep=sc["timestep"], seed=sc["seed"] + k, interval=sc["interval"],
+                        max_forces_check=sc["max_forces_check"], ramp_start=sc["ramp_start"],
+                        ramp_steps=sc["ramp_steps"])
     return runs
 
 
@@ -179,6 +185,9 @@ class ActiveLearningSettings:
     committee_criterion: dict
     refit: str
     refit_max_iter: int | None
+    gamma_max: float | None
+    continue_runs: bool
+    convergence: dict
     max_iterations: int | None = None     # None: in a per-iteration job (LOOP_KEYS)
     final_max_iter: int | None = None
     scenarios: list = field(default_factory=list)
@@ -207,7 +216,8 @@ class ActiveLearningSettings:
         return Thresholds(gamma_select=self.gamma_select, gamma_break=self.gamma_break,
                           std_select=cc["threshold"] if use_std else None,
                           std_break=cc["break_threshold"] if use_std else None,
-                          interval=run.interval, max_forces_check=run.max_forces_check)
+                          interval=run.interval, max_forces_check=run.max_forces_check,
+                          gamma_max=self.gamma_max)
 
 
 @dataclass(frozen=True)
@@ -321,6 +331,9 @@ def check_config(config: dict) -> None:
     if not al["gamma_select"] < al["gamma_break"]:
         raise ConfigError(f"config keys 'active_learning.gamma_select' = {al['gamma_select']} and "
                           f"'gamma_break' = {al['gamma_break']}: gamma_select must be smaller")
+    if al["gamma_max"] is not None and not al["gamma_max"] > al["gamma_select"]:
+        raise ConfigError(f"config key 'active_learning.gamma_max' = {al['gamma_max']}: must be "
+                          f"larger than gamma_select = {al['gamma_select']}")
     for k, scenario in enumerate(al["scenarios"]):
         start = scenario["start"]
         where = f"active_learning.scenarios[{scenario['name']}].start"
@@ -336,6 +349,11 @@ def check_config(config: dict) -> None:
                                   f"are not in config key 'elements' {elements}")
         if "file" in start and not Path(start["file"]).is_file():
             raise ConfigError(f"config key '{where}.file': no such file {start['file']}")
+        if scenario["ramp_steps"] > 0 and scenario["ramp_start"] is not None \
+                and scenario["ensemble"] != "nvt":
+            raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
+                              f".ramp_steps': a temperature ramp needs ensemble nvt (Langevin), "
+                              f"not {scenario['ensemble']!r}")
     validation = config["validation"]
     for scenario in validation["scenarios"]:
         if scenario["phase"] not in phases:
