@@ -84,15 +84,25 @@ def composition_counts(composition: dict, n_atoms: int) -> dict[str, int]:
 
 def amorphous_box(composition: dict, density: float, n_atoms: int = 32, seed: int = 0,
                   min_distance: float = 1.8, max_attempts: int = 100000,
-                  where: str = "amorphous") -> Atoms:
+                  where: str = "amorphous", pair_min_distance: dict | None = None) -> Atoms:
     """A cubic periodic box of n_atoms at `density` (g/cm³), atoms placed at random
-    (seeded) no closer than `min_distance` (Å, minimum image)."""
+    (seeded) no closer than `min_distance` (Å, minimum image), or than
+    `pair_min_distance['A-B']` for a pair of species A, B (either order) where given."""
     counts = composition_counts(composition, n_atoms)
     symbols = [el for el, n in counts.items() for _ in range(n)]
     mass = sum(atomic_masses[atomic_numbers[s]] for s in symbols)
     length = (mass * AMU_PER_CM3_TO_G_PER_A3 / density) ** (1.0 / 3.0)
     rng = np.random.default_rng(seed)
     rng.shuffle(symbols)
+    species = sorted(set(symbols))
+    table = np.full((len(species), len(species)), float(min_distance))
+    for pair, value in (pair_min_distance or {}).items():
+        a, _, b = pair.partition("-")
+        if a not in species or b not in species:
+            raise ValueError(f"config key '{where}.pair_min_distance': {pair!r} is not a pair of "
+                             f"the box's species {species} ('A-B')")
+        table[species.index(a), species.index(b)] = table[species.index(b), species.index(a)] = value
+    kinds = np.array([species.index(s) for s in symbols])
     placed = np.zeros((0, 3))
     attempts = 0
     while len(placed) < len(symbols):
@@ -101,11 +111,12 @@ def amorphous_box(composition: dict, density: float, n_atoms: int = 32, seed: in
             raise ValueError(
                 f"config key '{where}': could not place {len(symbols)} atoms {min_distance} Å "
                 f"apart in a {length:.3f} Å box (density {density} g/cm³); lower the density, "
-                "min_distance or n_atoms")
+                "min_distance (pair_min_distance) or n_atoms")
         trial = rng.random(3) * length
         d = placed - trial
         d -= length * np.round(d / length)
-        if len(placed) == 0 or np.sqrt((d ** 2).sum(axis=1)).min() >= min_distance:
+        need = table[kinds[len(placed)], kinds[:len(placed)]]
+        if len(placed) == 0 or np.all(np.sqrt((d ** 2).sum(axis=1)) >= need):
             placed = np.vstack([placed, trial])
     return Atoms(symbols, positions=placed, cell=[length] * 3, pbc=True)
 

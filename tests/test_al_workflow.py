@@ -274,3 +274,20 @@ def test_al_lint_and_dry_run_default_config(tmp_path):
     for line in ("al_md                    3", "al_iteration             1",
                  "validate_md              2", "final_seed               2"):
         assert line in dry, dry
+
+
+def test_amorphous_box_with_pair_distances():
+    """Per-pair smallest distances (e.g. HfO2's Hf-Hf much longer than O-O) hold in the box."""
+    pairs = {"Hf-Hf": 2.8, "Hf-O": 1.85, "O-O": 2.2}
+    atoms = amorphous_box({"Hf": 1, "O": 2}, 9.0, n_atoms=96, seed=0, min_distance=1.8,
+                          pair_min_distance=pairs)
+    d = atoms.get_all_distances(mic=True)
+    symbols = np.array(atoms.get_chemical_symbols())
+    for pair, dmin in pairs.items():
+        a, b = pair.split("-")
+        block = d[np.ix_(symbols == a, symbols == b)]
+        block = block[block > 0]
+        assert block.min() >= dmin, pair
+    with pytest.raises(ValueError, match="'x.pair_min_distance': 'Hf-N' is not a pair"):
+        amorphous_box({"Hf": 1, "O": 2}, 9.0, n_atoms=12, pair_min_distance={"Hf-N": 2.0},
+                      where="x")

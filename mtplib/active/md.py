@@ -22,7 +22,8 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from .criteria import default_criteria
 from .grade import evaluate_with_gradients
 
-ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nvt_nh", "nhc", "npt")
+ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nvt_nh", "nhc", "npt",
+             "npt_cell")
 
 
 class ActiveCalculator(Calculator):
@@ -249,6 +250,13 @@ def make_integrator(atoms, ensemble, timestep, temperature, rng, pressure=0.0, f
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature,
                                   tdamp=tdamp * units.fs)
+    if ensemble == "npt_cell":      # MTK barostat on every cell degree of freedom (triclinic)
+        if not atoms.pbc.all():
+            raise ValueError("NPT needs a 3-D periodic cell")
+        from ase.md.nose_hoover_chain import MTKNPT
+        return MTKNPT(atoms, timestep=dt, temperature_K=temperature,
+                      pressure_au=pressure * units.GPa, tdamp=tdamp * units.fs,
+                      pdamp=pdamp * units.fs)
     if ensemble == "npt":
         if not atoms.pbc.all():
             raise ValueError("NPT needs a 3-D periodic cell")

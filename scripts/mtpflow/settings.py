@@ -129,7 +129,8 @@ class MDRun:
         if "amorphous" in start:
             am = start["amorphous"]
             return amorphous_box(am["composition"], am["density"], am["n_atoms"], am["seed"],
-                                 am["min_distance"], where=f"{where}.start.amorphous")
+                                 am["min_distance"], where=f"{where}.start.amorphous",
+                                 pair_min_distance=am["pair_min_distance"])
         from ase.io import read
         path = Path(start["file"])
         if not path.exists():
