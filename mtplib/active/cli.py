@@ -110,7 +110,8 @@ def cmd_md(args):
                     candidates=args.candidates, trajectory=args.trajectory,
                     trajectory_interval=args.trajectory_interval,
                     progress_interval=args.progress_interval, seed=args.seed,
-                    scenario=args.scenario or f"md:{args.structure}", log=_log)
+                    scenario=args.scenario or f"md:{args.structure}", log=_log,
+                    engine=args.engine)
     if args.out:
         atoms.calc = None
         ase.io.write(args.out, atoms, format="extxyz")
@@ -193,6 +194,9 @@ def add_parsers(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trajectory-interval", type=int, default=100)
     p.add_argument("--progress-interval", type=int, default=1000)
+    p.add_argument("--engine", default="ase", choices=["ase", "native"],
+                   help="native: the ASE integrator's arithmetic on arrays, the same trajectory "
+                        "without the per-step Atoms/calculator round trip (nve, nvt; no committee)")
     p.set_defaults(func=cmd_md)
 
     p = sub.add_parser("relax", help="learning-on-the-fly relaxation of positions and cell")

@@ -7,6 +7,11 @@ gamma >= gamma_break stops the run ("extrapolation"). The run also stops on a bl
 atoms closer than `min_distance` or a non-finite energy. On grading steps the energy,
 forces and gamma come from one pass of the kernels (`ActiveSet.evaluate`), bit-for-bit the
 forces of plain evaluation.
+
+`run_md(..., engine="native")` steps the same ASE integrator's arithmetic on arrays
+(`mtplib.md`) instead of through `Atoms` and the calculator: the same trajectory, grades,
+candidates and result, bit for bit, at a fraction of the per-step Python cost (NVE and
+Langevin NVT with the MTP, without a committee).
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from .grade import evaluate_with_gradients
 
 ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nvt_nh", "nhc", "npt",
              "npt_cell")
+ENGINES = ("ase", "native")
+NATIVE_ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin")
 
 
 class ActiveCalculator(Calculator):
@@ -142,6 +149,7 @@ class Watcher:
         self.maxima = {c.name: 0.0 for c in self.criteria}
         self.history = []
         self.last_gamma = float("nan")
+        self.sync_atoms = None     # array engines: brings `atoms` up to date before it is read
 
     @property
     def max_gamma(self):
@@ -168,7 +176,12 @@ class Watcher:
         return (getattr(self.calc, "active_set", None) is not None
                 or getattr(self.calc, "committee", None) is not None or bool(self.t.criteria))
 
+    def _current(self):
+        if self.sync_atoms is not None:
+            self.sync_atoms()
+
     def _write(self, path, atoms, arrays=None, **info):
+        self._current()
         out = atoms.copy()
         out.calc = None
         out.info.update(info)
@@ -195,6 +208,7 @@ class Watcher:
         stop = None
         if due and self.grading:
             res = calc.graded_results(atoms)
+            self._current()                      # criteria and last_accepted read the atoms
             values = {c.name: c.value(res, atoms) for c in self.criteria}
             self.last_gamma = values["gamma"]
             self.history.append((step, values["gamma"]))
@@ -225,9 +239,12 @@ class Watcher:
         if self.grading:     # grade the next step's forces in the same pass when it is due
             calc.grade_next = (step + 1) % self.t.interval == 0
         if self.trajectory is not None and step % self.trajectory_interval == 0:
+            self._current()
             self._write(self.trajectory, atoms, step=step, gamma=self.last_gamma,
                         temperature=atoms.get_temperature(), energy=energy)
         if step % self.progress_interval == 0 or stop:
+            if callable(extra):
+                extra = extra()
             self.log(f"{self.scenario}: step {step:7d}  gamma {self.last_gamma:9.4g}  {extra}"
                      f"E {energy:.5f} eV")
         return stop
@@ -277,7 +294,7 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
            temperature=300.0, steps=1000, timestep=1.0, pressure=0.0, thresholds=None,
            candidates=None, trajectory=None, trajectory_interval=100, progress_interval=100,
            seed=0, scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0,
-           thermalize=True, ramp_steps=0, ramp_start=None, log=print):
+           thermalize=True, ramp_steps=0, ramp_start=None, log=print, engine="ase"):
     """MD of `atoms` (modified in place), learning on the fly; returns a `RunResult`.
 
     The one MD driver of active learning and validation. With `potential` (and an active set
@@ -288,11 +305,25 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
     total momentum; with `thermalize=False` the momenta `atoms` carries are kept (a run that
     continues an earlier one). With `ramp_steps`, the thermostat's target goes linearly from
     `ramp_start` (K) to `temperature` over the first `ramp_steps` steps (Langevin only).
-    Every random choice (velocities, Langevin noise) comes from `seed`."""
+    Every random choice (velocities, Langevin noise) comes from `seed`.
+
+    `engine`: "ase" steps the ASE integrator through `Atoms` and the calculator; "native"
+    does the same integrator's arithmetic on arrays (`mtplib.md`), with the same trajectory,
+    grades, candidates and result, for the ensembles NATIVE_ENSEMBLES with the MTP and
+    without a committee. Either way `atoms` ends with the last positions and momenta and
+    an `ActiveCalculator` holding the last results (native: without stress)."""
     from ase.md import velocitydistribution as vd
 
     log = log or (lambda *a, **k: None)
     thresholds = thresholds or Thresholds()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown MD engine {engine!r}; use one of {ENGINES}")
+    if engine == "native" and (committee is not None or calculator is not None
+                               or ensemble.lower() not in NATIVE_ENSEMBLES):
+        raise ValueError(f"MD engine 'native' runs the ensembles {NATIVE_ENSEMBLES} with the MTP "
+                         f"and without a committee; use engine='ase' for ensemble {ensemble!r}"
+                         + (" with a committee" if committee is not None else "")
+                         + (" with another calculator" if calculator is not None else ""))
     if active_set is not None:
         potential = active_set.potential
         active_set.check_potential()
@@ -319,20 +350,116 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
         calc.grade_next = True              # step 0 is always checked
     dyn = make_integrator(atoms, ensemble, timestep, ramp_start if ramp else temperature, rng,
                           pressure, friction, tdamp, pdamp)
+    ramp_to = None
+    if ramp:
+        def ramp_to(step):                         # the thermostat's target for the next step
+            if step <= ramp_steps:
+                dyn.set_temperature(temperature_K=ramp_start + (temperature - ramp_start)
+                                    * min(1.0, (step + 1) / ramp_steps))
+    if engine == "native":
+        return _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log, ramp_to)
     reason, message = "finished", f"{steps} steps finished"
     step = 0
     try:
         for _ in dyn.irun(steps):
             step = dyn.nsteps
-            if ramp and step <= ramp_steps:        # the thermostat's target for the next step
-                dyn.set_temperature(temperature_K=ramp_start + (temperature - ramp_start)
-                                    * min(1.0, (step + 1) / ramp_steps))
-            stop = watcher.check(atoms, step, extra=f"T {atoms.get_temperature():7.1f} K  ")
+            if ramp_to is not None:
+                ramp_to(step)
+            stop = watcher.check(atoms, step,
+                                 extra=lambda: f"T {atoms.get_temperature():7.1f} K  ")
             if stop:
                 reason, message = stop
                 break
     except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
         reason, message = "blow-up", f"step {step}: {exc}"
+    return watcher.result(step, reason, message, log)
+
+
+class _ArrayCalculator:
+    """What `Watcher` reads of `ActiveCalculator` (results, grade_next, counters), for the
+    forces of `mtplib.md.ArrayForces` at the current positions."""
+
+    committee = None
+
+    def __init__(self, forces_of, active_set):
+        self.forces_of = forces_of
+        self.active_set = active_set
+        self.grade_next = False
+        self.results = {}
+        self.positions = None
+        self.evaluations = 0
+        self.gradings = 0
+
+    def forces(self, positions):
+        """ActiveCalculator.calculate on arrays: grades when grade_next is set."""
+        grading = self.grade_next and self.active_set is not None
+        self.results = self.forces_of(positions, grade=grading)
+        self.positions = positions
+        self.evaluations += 1
+        self.gradings += grading
+        return self.results["forces"]
+
+    def graded_results(self, atoms):
+        if "gamma" not in self.results and self.active_set is not None:
+            self.grade_next = True
+            self.forces(self.positions)
+        return self.results
+
+
+def _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log, ramp_to=None):
+    """run_md's loop with `mtplib.md`'s array integrator: ASE's `irun` (forces at step 0,
+    then step and check) on arrays; `atoms` is brought up to date before a frame is written
+    and at the end."""
+    from ..md import ArrayForces, array_integrator, kinetic_temperature
+
+    stepper = array_integrator(dyn)
+    array_calc = _ArrayCalculator(ArrayForces(potential, atoms, active_set), active_set)
+    array_calc.grade_next = calc.grade_next
+    watcher.calc = array_calc
+    masses = atoms.get_masses()
+    state = dict(positions=atoms.get_positions(), momenta=atoms.get_momenta())
+
+    def sync():
+        atoms.set_positions(state["positions"], apply_constraint=False)
+        atoms.set_momenta(state["momenta"], apply_constraint=False)
+
+    def extra():
+        return f"T {kinetic_temperature(state['momenta'], masses):7.1f} K  "
+
+    def forces_at(positions):          # as ASE: the new positions are set, then evaluated
+        state["positions"] = positions
+        return array_calc.forces(positions)
+
+    watcher.sync_atoms = sync
+    reason, message = "finished", f"{steps} steps finished"
+    step = 0
+    try:
+        forces = forces_at(state["positions"])
+        if ramp_to is not None:
+            ramp_to(0)
+        while True:
+            stop = watcher.check(atoms, step, extra=extra)
+            if stop:
+                reason, message = stop
+                break
+            if step >= steps:
+                break
+            positions, momenta, forces = stepper.step(state["positions"], state["momenta"],
+                                                      forces, forces_at)
+            state.update(positions=positions, momenta=momenta)
+            step += 1
+            if ramp_to is not None:
+                ramp_to(step)
+    except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
+        reason, message = "blow-up", f"step {step}: {exc}"
+    finally:
+        sync()
+    # as after an ASE run: the calculator holds the results of the last positions
+    calc.atoms = atoms.copy()
+    calc.results = dict(array_calc.results)
+    if "energy" in calc.results:
+        calc.results["free_energy"] = calc.results["energy"]
+    calc.evaluations, calc.gradings = array_calc.evaluations, array_calc.gradings
     return watcher.result(step, reason, message, log)
 
 
