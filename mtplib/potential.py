@@ -12,7 +12,7 @@ import numpy as np
 
 from .basis import basis_for_level
 from .io.mtp import read_mtp, write_mtp
-from .kernels.mtp import kernel_tables, mtp_batch, mtp_parallel, mtp_serial
+from .kernels.mtp import CHUNK, kernel_tables, mtp_batch, mtp_parallel, mtp_serial
 from .memory import keep_freed_memory
 from .neighbors import StructureError, neighbor_csr_batch, neighbor_csr_shortest
 
@@ -29,10 +29,12 @@ class MTPInputError(ValueError):
     """Bad input to the potential: unknown species, NaN coordinates, a degenerate cell."""
 
 
-def _default_blocks():
-    # many small blocks balance the threads best (measured: 64 blocks on 2 threads, 1.7x)
+def _default_blocks(n_atoms):
+    # many small blocks balance the threads best (measured: 64 blocks on 2 threads, 1.7x), but
+    # a block of fewer than CHUNK atoms runs the products on fewer vector lanes (slower)
     from numba import get_num_threads
-    return 32 * get_num_threads()
+    threads = get_num_threads()
+    return max(1, min(32 * threads, max(threads, n_atoms // CHUNK)))
 
 
 @dataclass
@@ -237,7 +239,7 @@ class MTPotential:
                 want_forces, want_params, per_atom, a["tables"])
         if n_blocks is None and len(types) < ATOMS_PER_THREAD * 2:
             return mtp_serial(*args)
-        return mtp_parallel(*args, n_blocks or _default_blocks())
+        return mtp_parallel(*args, n_blocks or _default_blocks(len(types)))
 
     def evaluate(self, atoms, where="structure", n_blocks=None):
         """Energy, forces, stress (ASE sign, eV/Å³; None without a 3-D periodic cell) and site energies."""
