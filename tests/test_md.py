@@ -7,7 +7,8 @@ from ase.md import velocitydistribution as vd
 
 from mtplib.active import ActiveSet, Thresholds, run_md
 from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
-from mtplib.md import ArrayForces, LangevinArrays, VerletArrays, array_integrator, kinetic_temperature
+from mtplib.md import (ArrayForces, LangevinArrays, VerletArrays, array_integrator,
+                       kinetic_temperature)
 
 
 @pytest.fixture(scope="module")
