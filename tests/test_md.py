@@ -34,28 +34,45 @@ def _run(pot, aset, engine, tmp_path, **kwargs):
     return atoms, res, cand.read_bytes() if cand.exists() else b"", traj.read_bytes(), lines
 
 
-@pytest.mark.parametrize("ensemble,mode,thresholds", [
-    ("nvt", "configuration", Thresholds(gamma_select=4.5, gamma_break=5.9)),      # stops
-    ("nve", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, interval=3)),
-    ("nvt", "neighborhood", Thresholds(gamma_select=3.0, gamma_break=1e9, interval=10))])
-def test_native_engine_is_ase_bit_for_bit(setup, tmp_path, ensemble, mode, thresholds):
+@pytest.mark.parametrize("ensemble,mode,thresholds,extra", [
+    ("nvt", "configuration", Thresholds(gamma_select=4.5, gamma_break=5.9), {}),      # stops
+    ("nve", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, interval=3), {}),
+    ("nvt", "neighborhood", Thresholds(gamma_select=3.0, gamma_break=1e9, interval=10), {}),
+    ("nvt", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, gamma_max=3.5),
+     dict(ramp_steps=20, ramp_start=100.0))])
+def test_native_engine_is_ase_bit_for_bit(setup, tmp_path, ensemble, mode, thresholds, extra):
     pot, aset_cfg, aset_nbh = setup
     aset = aset_cfg if mode == "configuration" else aset_nbh
     kwargs = dict(ensemble=ensemble, temperature=3000, steps=60, timestep=2.0, seed=4,
-                  thresholds=thresholds)
+                  thresholds=thresholds, **extra)
     a_atoms, a_res, a_cand, a_traj, a_log = _run(pot, aset, "ase", tmp_path, **kwargs)
     n_atoms, n_res, n_cand, n_traj, n_log = _run(pot, aset, "native", tmp_path, **kwargs)
     assert a_res.candidates >= 1 and a_res.steps > 5            # the comparison covers selection
     np.testing.assert_array_equal(n_atoms.positions, a_atoms.positions)
     np.testing.assert_array_equal(n_atoms.get_momenta(), a_atoms.get_momenta())
-    assert (n_res.steps, n_res.reason, n_res.message, n_res.candidates, n_res.gradings) == \
-        (a_res.steps, a_res.reason, a_res.message, a_res.candidates, a_res.gradings)
-    assert n_res.max_gamma == a_res.max_gamma
+    fields = ("steps", "reason", "message", "candidates", "gradings", "max_gamma", "above_max",
+              "graded", "graded_below_select", "last_selected_step")
+    assert [getattr(n_res, f) for f in fields] == [getattr(a_res, f) for f in fields]
     np.testing.assert_array_equal(np.array(n_res.history), np.array(a_res.history))
+    assert (a_res.last_accepted is None) == (n_res.last_accepted is None)
+    if a_res.last_accepted is not None:
+        np.testing.assert_array_equal(n_res.last_accepted.positions, a_res.last_accepted.positions)
+        np.testing.assert_array_equal(n_res.last_accepted.get_momenta(),
+                                      a_res.last_accepted.get_momenta())
     assert n_cand == a_cand and n_traj == a_traj
     assert n_log == a_log
     assert n_atoms.get_potential_energy() == a_atoms.get_potential_energy()
     np.testing.assert_array_equal(n_atoms.get_forces(), a_atoms.get_forces())
+    if "ramp_steps" in extra:
+        assert a_res.above_max >= 1                              # gamma_max is exercised
+        # a continued run (thermalize=False) from the final state, also bit for bit
+        again = {}
+        for engine, atoms in (("ase", a_atoms), ("native", n_atoms)):
+            res = run_md(pot, atoms, active_set=aset, engine=engine, log=None, thermalize=False,
+                         **dict(kwargs, steps=10, ramp_steps=0))
+            again[engine] = (res.steps, res.max_gamma, atoms.positions.copy())
+        assert again["ase"][:2] == again["native"][:2]
+        np.testing.assert_array_equal(again["ase"][2], again["native"][2])
 
 
 def test_native_engine_blow_up_and_no_grading(setup):
