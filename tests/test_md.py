@@ -94,6 +94,11 @@ def test_native_engine_refuses_what_it_does_not_run(setup):
     with pytest.raises(ValueError, match=r"engine 'native' runs the ensembles .* 'nvt-nhc'"):
         run_md(pot, start(), active_set=aset, ensemble="nvt-nhc", steps=2, log=None,
                engine="native")
+    from ase.constraints import FixAtoms
+    fixed = start()
+    fixed.set_constraint(FixAtoms(indices=[0]))
+    with pytest.raises(ValueError, match=r"engine 'native' .* with constraints"):
+        run_md(pot, fixed, ensemble="nve", steps=2, log=None, engine="native")
     with pytest.raises(ValueError, match=r"unknown MD engine 'lammps'"):
         run_md(pot, start(), steps=2, log=None, engine="lammps")
 

@@ -318,12 +318,13 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
     thresholds = thresholds or Thresholds()
     if engine not in ENGINES:
         raise ValueError(f"unknown MD engine {engine!r}; use one of {ENGINES}")
-    if engine == "native" and (committee is not None or calculator is not None
+    if engine == "native" and (committee is not None or calculator is not None or atoms.constraints
                                or ensemble.lower() not in NATIVE_ENSEMBLES):
-        raise ValueError(f"MD engine 'native' runs the ensembles {NATIVE_ENSEMBLES} with the MTP "
-                         f"and without a committee; use engine='ase' for ensemble {ensemble!r}"
-                         + (" with a committee" if committee is not None else "")
-                         + (" with another calculator" if calculator is not None else ""))
+        raise ValueError(f"MD engine 'native' runs the ensembles {NATIVE_ENSEMBLES} with the MTP, "
+                         f"without a committee or constraints; use engine='ase' for ensemble "
+                         f"{ensemble!r}" + (" with a committee" if committee is not None else "")
+                         + (" with another calculator" if calculator is not None else "")
+                         + (" with constraints" if atoms.constraints else ""))
     if active_set is not None:
         potential = active_set.potential
         active_set.check_potential()
