@@ -82,7 +82,7 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
                     candidates=out_candidates, seed=seed, scenario=run.name,
                     progress_interval=max(1, run.steps // 10), thermalize=not continued,
                     ramp_steps=0 if continued else run.ramp_steps, ramp_start=run.ramp_start,
-                    log=log)
+                    engine=al.engine(run), log=log)
     out_candidates.touch()
     write_frames_atomic(out_last, [result.last_accepted] if result.last_accepted is not None
                         else [])

@@ -187,6 +187,7 @@ class ActiveLearningSettings:
     refit: str
     refit_max_iter: int | None
     gamma_max: float | None
+    md_engine: str
     continue_runs: bool
     convergence: dict
     max_iterations: int | None = None     # None: in a per-iteration job (LOOP_KEYS)
@@ -208,6 +209,12 @@ class ActiveLearningSettings:
 
     def runs(self) -> dict[str, MDRun]:
         return expand_scenarios(self.scenarios)
+
+    def engine(self, run: MDRun) -> str:
+        """The MD engine of a run: md_engine where it can run it, else ase."""
+        from mtplib.active.md import NATIVE_ENSEMBLES
+        native = run.ensemble in NATIVE_ENSEMBLES and not self.committee_enabled
+        return "native" if self.md_engine == "native" and native else "ase"
 
     def thresholds(self, run: MDRun):
         """mtplib.active.Thresholds of one run."""
