@@ -5,7 +5,7 @@ from mtpflow.settings import ActiveLearningSettings, FitSettings, MTPSettings, b
 
 sm = snakemake  # noqa: F821
 with tee_log(sm.log[0], terminal=False) as log:
-    errors = refit(sm.input.potential, sm.input.train, sm.input.labelled, sm.input.stage2,
+    errors = refit(sm.input.potential, sm.input.train, sm.input.labelled, sm.input.test,
                    sm.input.isolated, sm.params.elements, build(MTPSettings, sm.params.mtp),
                    build(FitSettings, sm.params.fit), build(ActiveLearningSettings, sm.params.al),
                    int(sm.wildcards.i), sm.output.train, sm.output.potential, sm.output.state,

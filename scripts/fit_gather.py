@@ -18,7 +18,7 @@ with tee_log(sm.log[0]) as log:
                   sm.output.table, sm.output.best, sm.output.committee, log=log)
     shutil.copyfile(Path(rows[0]["potential"]).with_suffix(".json"), sm.output.errors)
     pot = MTPotential.load(sm.output.best, species=list(sm.params.elements))
-    train, test = fit_settings.split(read_frames(sm.input.train))
+    train, test = read_frames(sm.input.train), read_frames(sm.input.test)
     sets = {"train": (train, pot.evaluate_many(train))}
     if test:
         sets["test"] = (test, pot.evaluate_many(test))

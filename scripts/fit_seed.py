@@ -1,4 +1,5 @@
-"""Stages 3 and 4 (rules fit_seed, final_seed): fit one seed of the seed scan on the fixed split.
+"""Stages 3 and 4 (rules fit_seed, final_seed): fit one seed of the seed scan, errors on the
+held-out test set.
 
 Run as `[{mpi} -n K] python scripts/fit_seed.py ...` so that a fit can use MPI ranks."""
 import argparse
@@ -14,7 +15,9 @@ from mtplib.training import fit_seed
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True, help="labelled configurations (split here)")
+    p.add_argument("--train", required=True, help="labelled training configurations")
+    p.add_argument("--test", help="the held-out test configurations (never trained on); "
+                   "without it, --train is split by fit.test_fraction")
     p.add_argument("--isolated", help="isolated.json of stage 2")
     p.add_argument("--elements", required=True, help="comma-separated symbols")
     p.add_argument("--mtp", required=True, help="JSON of the config section 'mtp'")
@@ -25,7 +28,10 @@ def main():
     args = p.parse_args()
     fit_settings, mtp = build(FitSettings, args.fit), build(MTPSettings, args.mtp)
     elements = args.elements.split(",")
-    train, test = fit_settings.split(read_frames(args.train))
+    if args.test:
+        train, test = read_frames(args.train), read_frames(args.test)
+    else:
+        train, test = fit_settings.split(read_frames(args.train))
     print(f"seed {args.seed}: {len(train)} training and {len(test)} test configurations",
           flush=True)
     try:

@@ -8,7 +8,7 @@ each a function here and a rule in ``rules/active.smk``:
    retry (as MLIP-2 does).
 3. labelling: ``scripts/label.py`` (the stage-2 code, ``mtplib.labeling``).
 4. :func:`refit`: previous training set + new labels; warm-start fit or a seed scan, the new
-   active set, errors on the stage-3 test set.
+   active set, errors on the held-out test set of stage 2 (results/labels/test.extxyz).
 5. :func:`decide`: ``iteration.json``, converged or not and why.
 """
 from __future__ import annotations
@@ -132,14 +132,7 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
 
 
 # ---- 4. refit -----------------------------------------------------------------------------
-def fit_sets(all_frames, stage2_count, fit_settings):
-    """(fit set, test set): the stage-3 test split stays the test set in every iteration;
-    every labelled active-learning configuration is trained on."""
-    train0, test = fit_settings.split(all_frames[:stage2_count])
-    return train0 + list(all_frames[stage2_count:]), test
-
-
-def refit(previous_potential, previous_train, labelled, stage2_train, isolated_file, elements,
+def refit(previous_potential, previous_train, labelled, test_file, isolated_file, elements,
           mtp, fit_settings, al, iteration, out_train, out_potential, out_state, out_errors,
           valid_data=None, log=print):
     """Merge the new labels, refit (warm start or seed scan), rebuild the active set."""
@@ -147,7 +140,7 @@ def refit(previous_potential, previous_train, labelled, stage2_train, isolated_f
     new = read_frames(labelled)
     everything = previous + new
     write_frames_atomic(out_train, everything)
-    fit_set, test = fit_sets(everything, len(read_frames(stage2_train)), fit_settings)
+    fit_set, test = everything, read_frames(test_file)   # the held-out set of stage 2
     prev = MTPotential.load(previous_potential, species=list(elements))
     kwargs = dict(fit_settings.fit_kwargs(max_iter=al.refit_max_iter),
                   isolated_energies=isolated_energies(isolated_file), log=log)
