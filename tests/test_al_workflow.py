@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ import pytest
 import yaml
 
 from mtplib.structures import amorphous_box, composition_counts
-from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, select
+from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, record, select
+from scripts.mtpflow.logs import tee_log
 from scripts.mtpflow.settings import Settings, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +100,35 @@ def test_convergence_decision(tmp_path):
     assert ILL_CONDITIONED_HINT in rec["message"] and "ill-conditioned" in rec["message"]
     rec = _decide(tmp_path, [broke], selected=0, retried=1)    # a retry is still new work
     assert rec["converged"] is False
+
+
+def test_record_columns_carry_units_and_no_empty_valid_columns(tmp_path):
+    done = {"steps": 100, "reason": "finished", "max_gamma": 3.0}
+    _decide(tmp_path, [done, done], selected=2)
+    record([tmp_path / "iteration.json"], tmp_path / "record.csv", tmp_path / "curve.png",
+           log=lambda m: None)
+    header, row = (tmp_path / "record.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert "force_rmse_test_eV_per_A" in columns and "energy_rmse_test_meV_per_atom" in columns
+    assert not [c for c in columns if "valid" in c]
+    assert dict(zip(columns, row.split(",")))["force_rmse_test_eV_per_A"] == "0.1"
+
+
+def test_min_dist_warnings_are_summed_up_in_one_line(tmp_path, capsys):
+    log_file = tmp_path / "job.log"
+    with tee_log(log_file, terminal=False) as log:
+        log("md: 100 steps")
+        for d in (1.993, 1.95, 1.99):
+            warnings.warn(f"structure: atoms {d:.3f} Å apart, closer than min_dist = 2.0 Å, "
+                          "where the potential is not trained")
+        warnings.warn("another warning")
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "Warning" not in out[0]
+    assert out[0].startswith(f"{log_file}: 3 structure evaluation(s) had atoms closer than "
+                             "mtp.min_dist = 2 Å (smallest 1.950 Å)")
+    assert "`mtplib mindist`" in out[0]
+    lines = log_file.read_text().splitlines()
+    assert lines[0] == "md: 100 steps" and lines[2] == "python warning (1x): another warning"
 
 
 def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):

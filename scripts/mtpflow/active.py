@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mtplib.active import ActiveSet, Committee, run_md, select_add
 from mtplib.active.criteria import CommitteeSpread
-from mtplib.analysis.errors import write_errors_json
+from mtplib.analysis.errors import describe_metric, write_errors_json
 from mtplib.analysis.plots import learning_curve_plot
 from mtplib.io import read_dataset
 from mtplib.labeling import read_frames, write_frames_atomic
@@ -155,7 +155,8 @@ def refit(previous_potential, previous_train, labelled, test_file, isolated_file
         value, seed, pot = best_of_seeds(fit_set, mtp.initial_potential(elements),
                                          fit_settings.seed_list, fit_settings.metric,
                                          test_images=test, **kwargs)
-        log(f"iteration {iteration}: best seed {seed} ({fit_settings.metric} = {value:.5g})")
+        log(f"iteration {iteration}: best seed {seed} "
+            f"({describe_metric(fit_settings.metric, value)})")
     pot.save(out_potential)
     pot = MTPotential.load(out_potential, species=list(elements))   # exactly what the next MD reads
     ActiveSet.from_training(pot, everything, mode=al.selection_mode,
@@ -226,16 +227,18 @@ def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(),
     """record.csv (one row per iteration), the learning curve and the failure list."""
     rows = [json.loads(Path(p).read_text()) for p in summary_files]
     scenarios = list(dict.fromkeys(s for r in rows for s in r["steps_survived"]))
+    sets = [s for s in ("train", "test", "valid") if any(f"force_rmse_{s}" in r for r in rows)]
+    units = {"force": "eV_per_A", "energy": "meV_per_atom"}     # the units of errors.json
+    errors = {f"{q}_rmse_{s}_{units[q]}": f"{q}_rmse_{s}" for q in units for s in sets}
     columns = ["iteration", "converged", "reason", "training_set_size", "labels_added",
                "labels_failed", "candidates", "selected", "max_gamma",
-               *[f"steps_{s}" for s in scenarios],
-               "force_rmse_train", "force_rmse_test", "force_rmse_valid",
-               "energy_rmse_train", "energy_rmse_test", "energy_rmse_valid"]
+               *[f"steps_{s}" for s in scenarios], *errors]
     with open(out_csv, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, **{f"steps_{s}": n for s, n in r["steps_survived"].items()}})
+            writer.writerow({**r, **{f"steps_{s}": n for s, n in r["steps_survived"].items()},
+                             **{col: r.get(key) for col, key in errors.items()}})
     learning_curve_plot(rows, out_plot)
     if rows and rows[-1]["converged"]:
         status = f"converged at iteration {rows[-1]['iteration']} ({rows[-1]['reason']})"
