@@ -39,6 +39,17 @@ QUANTITIES = {
 }
 
 
+def metric_label(metric: str) -> str:
+    """'test.forces.rmse' -> 'test force RMSE (eV/Å)' (an axis label); other names as given."""
+    parts = metric.split(".")
+    if len(parts) != 3 or parts[1] not in QUANTITIES:
+        return metric
+    name, quantity, statistic = parts
+    label, unit, _ = QUANTITIES[quantity]
+    label = {"forces": "force", "energy/atom": "energy"}.get(label, label)
+    return f"{name} {label} {statistic.upper()} ({unit})"
+
+
 def describe_metric(metric: str, value: float) -> str:
     """'test.forces.rmse', 0.0326 -> 'test force RMSE = 0.0326 eV/Å' (a console line's
     words for a `set.quantity.statistic` metric)."""
