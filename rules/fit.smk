@@ -47,9 +47,9 @@ rule fit_seed:
         "../envs/mtp.yaml"
     shell:
         "{params.launcher} {params.python:q} {params.script:q} --train {input.train:q}"
-        " --test {input.test:q} --isolated {input.isolated:q} --elements {params.elements:q} --mtp {params.mtp:q}"
-        " --fit {params.fit:q} --seed {wildcards.seed} --potential {output.potential:q}"
-        " > {log:q} 2>&1"
+        " --test {input.test:q} --isolated {input.isolated:q} --elements {params.elements:q}"
+        " --mtp {params.mtp:q} --fit {params.fit:q} --seed {wildcards.seed}"
+        " --potential {output.potential:q} 2>&1 | tee {log:q} | awk '/^progress: /'"
 
 
 rule fit_gather:

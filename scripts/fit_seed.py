@@ -5,12 +5,15 @@ Run as `[{mpi} -n K] python scripts/fit_seed.py ...` so that a fit can use MPI r
 import argparse
 import json
 import sys
+import time
 
 from mtpflow.active import isolated_energies
 from mtpflow.settings import FitSettings, MTPSettings, build
 
 from mtplib.labeling import read_frames
 from mtplib.training import fit_seed
+
+PROGRESS_LINES = 5    # console lines per fit (every max_iter / 5 iterations)
 
 
 def main():
@@ -34,11 +37,25 @@ def main():
         train, test = fit_settings.split(read_frames(args.train))
     print(f"seed {args.seed}: {len(train)} training and {len(test)} test configurations",
           flush=True)
+    kwargs = fit_settings.fit_kwargs(max_iter=args.max_iter)
+    every = max(1, kwargs["max_iter"] // PROGRESS_LINES)
+    start = time.monotonic()
+
+    def log(msg):
+        """Every message to stdout (the job log); every `every`-th iteration also as a
+        'progress:' line, which the rule shows on the console."""
+        print(msg, flush=True)
+        words = msg.split()
+        if len(words) > 1 and words[0] == "iter" and words[1].isdigit() \
+                and int(words[1]) % every == 0:
+            print(f"progress: {args.potential}: iteration {words[1]} of at most "
+                  f"{kwargs['max_iter']}, {' '.join(words[2:])}, "
+                  f"{time.monotonic() - start:.0f} s", flush=True)
+
     try:
         fit_seed(train, mtp.initial_potential(elements), args.seed, args.potential,
                  test_images=test, isolated_energies=isolated_energies(args.isolated),
-                 log=lambda msg: print(msg, flush=True),
-                 **fit_settings.fit_kwargs(max_iter=args.max_iter))
+                 log=log, **kwargs)
     except ValueError as exc:
         print(f"fit seed {args.seed}: error: {exc}", file=sys.stderr)
         return 2

@@ -305,3 +305,16 @@ def test_al_lint_and_dry_run_default_config(tmp_path):
     for line in ("al_md                    3", "al_iteration             1",
                  "validate_md              2", "final_seed               2"):
         assert line in dry, dry
+
+
+def test_quiet_jobs_show_periodic_progress_lines(tmp_path, capsys):
+    from scripts.mtpflow.logs import every_nth
+    with tee_log(tmp_path / "md.log", terminal=False, progress=every_nth("step", 250)) as log:
+        for step in range(0, 1001, 100):
+            log(f"cu3au_300K: step {step:7d}  gamma 1.2")
+        log("iter   50  loss 1e-4")
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[4] for line in out] == ["0", "500", "1000"]
+    assert out[1] == f"progress: {tmp_path / 'md.log'}: cu3au_300K: step     500  gamma 1.2"
+    assert len((tmp_path / "md.log").read_text().splitlines()) == 12
+    assert every_nth("iter", 25)("iter   50  loss 1e-4")

@@ -34,15 +34,31 @@ def warning_summary(messages):
     return lines
 
 
+def every_nth(word, n):
+    """A `progress` predicate of :func:`tee_log`: messages whose first words are
+    '<word> <k>' ('iter 40', or 'scenario: step 500') with k a multiple of n."""
+    def predicate(msg):
+        words = msg.replace(":", " ").split()
+        for a, b in zip(words, words[1:]):
+            if a == word:
+                return b.isdigit() and int(b) % max(1, n) == 0
+        return False
+    return predicate
+
+
 @contextmanager
-def tee_log(path, terminal=True):
-    """A `log(msg)` function that appends `msg` to `path` and, if `terminal`, prints it.
+def tee_log(path, terminal=True, progress=None):
+    """A `log(msg)` function that appends `msg` to `path` and, if `terminal`, prints it; in a
+    quiet job (terminal=False), the messages for which `progress(msg)` is true are printed as
+    'progress: <log>: msg' lines (a long fit or MD is never silent on the console).
     Warnings go to `path`, summed up at the end (the min_dist summary also to the terminal)."""
     with open(path, "w") as log_file:
 
         def log(msg):
             if terminal:
                 print(msg, flush=True)
+            elif progress is not None and progress(msg):
+                print(f"progress: {path}: {msg}", flush=True)
             print(msg, file=log_file, flush=True)
 
         with warnings.catch_warnings(record=True) as caught:
