@@ -32,6 +32,12 @@ include: "rules/label.smk"
 include: "rules/fit.smk"
 include: "rules/active.smk"
 include: "rules/validate.smk"
+include: "rules/report.smk"
+
+
+# The report opens on the run's summary page once the workflow has produced it.
+SUMMARY_PAGE = Path("results/report/summary.rst")
+report: str(SUMMARY_PAGE.resolve()) if SUMMARY_PAGE.exists() else "report/workflow.rst"
 
 
 rule all:
@@ -43,6 +49,7 @@ rule all:
         rules.al_record.output,
         rules.final_gather.output,
         rules.validate_summary.output,
+        rules.report_summary.output,
     default_target: True
 
 
