@@ -271,7 +271,8 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     rows = (al / "record.csv").read_text().splitlines()
     assert len(rows) == n + 1 and rows[0].startswith("iteration,converged,reason,training_set_size")
     sizes = [s["training_set_size"] for s in summaries]
-    assert sizes[0] == 7 + summaries[0]["labels_added"] and sizes == sorted(sizes)
+    # 7 labelled in stage 2, 1 held out as the test set (never trained on)
+    assert sizes[0] == 6 + summaries[0]["labels_added"] and sizes == sorted(sizes)
     assert (al / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the final fit trains on the last iteration's data; validation compares RDFs
     from ase.io import read
@@ -318,3 +319,37 @@ def test_quiet_jobs_show_periodic_progress_lines(tmp_path, capsys):
     assert out[1] == f"progress: {tmp_path / 'md.log'}: cu3au_300K: step     500  gamma 1.2"
     assert len((tmp_path / "md.log").read_text().splitlines()) == 12
     assert every_nth("iter", 25)("iter   50  loss 1e-4")
+
+
+@pytest.mark.slow
+def test_console_has_no_python_warnings_and_ends_with_the_verdicts(tmp_path):
+    """The whole workflow on a tiny config: no 'Warning' line on the console, the verdict
+    table in the last lines, exit 0 although a verdict fails; fail_on_verdict makes it fatal.
+    The same held-out test set (1 of the 7 stage-2 labels) in every stage's errors."""
+    config_file = tiny_al_config(tmp_path)
+    config = yaml.safe_load(config_file.read_text())
+    config["active_learning"]["max_iterations"] = 1
+    config["validation"]["tolerances"] = {"rdf_difference": 1e-9}     # a verdict that fails
+    config_file.write_text(yaml.safe_dump(config))
+    out = snakemake(tmp_path, config_file, timeout=900)
+    assert [line for line in out.splitlines() if "Warning" in line] == []
+    tail = out[out.rindex("Validation verdicts"):]
+    assert "CuAu (cuau_v)  RDF integrated |difference|" in tail and "FAIL" in tail
+    failed_line = next(line for line in tail.splitlines() if "verdicts pass; FAILED:" in line)
+    assert "CuAu (cuau_v) RDF integrated |difference|" in failed_line, tail
+    res = tmp_path / "results"
+    summary = json.loads((res / "validation" / "summary.json").read_text())
+    assert summary["verdicts_failed"] >= 1
+    assert {v["quantity"] for v in summary["verdicts"]} >= {"E-V RMSE",
+                                                             "RDF integrated |difference|"}
+    n_test = summary["errors"]["test"]["forces"]["n_configs"]
+    for errors in ("fit/errors.json", "final/errors.json", "al/iter_000/errors.json"):
+        assert json.loads((res / errors).read_text())["test"]["forces"]["n_configs"] == n_test == 1
+    assert "Verdicts" in (res / "report" / "summary.rst").read_text()
+
+    config["validation"]["fail_on_verdict"] = True
+    config_file.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(_cmd(tmp_path, config_file), capture_output=True, text=True,
+                          env=_env(), timeout=600)
+    assert proc.returncode != 0
+    assert "validation.fail_on_verdict is true and" in proc.stderr
