@@ -17,6 +17,7 @@ import yaml
 from mtplib.structures import amorphous_box, composition_counts
 from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, record, select
 from scripts.mtpflow.logs import tee_log
+from test_report import check_report
 from scripts.mtpflow.settings import Settings, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,6 +347,8 @@ def test_console_has_no_python_warnings_and_ends_with_the_verdicts(tmp_path):
     for errors in ("fit/errors.json", "final/errors.json", "al/iter_000/errors.json"):
         assert json.loads((res / errors).read_text())["test"]["forces"]["n_configs"] == n_test == 1
     assert "Verdicts" in (res / "report" / "summary.rst").read_text()
+    dom = check_report(tmp_path, config_file, tmp_path / "report.html", env=_env())
+    assert dom is None or "FAIL" in dom
 
     config["validation"]["fail_on_verdict"] = True
     config_file.write_text(yaml.safe_dump(config))

@@ -121,9 +121,10 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
     if iterations:
         last = iterations[-1]
         status = (f"converged at iteration {last['iteration']} ({last['reason']})"
-                  if last["converged"] else f"not converged after {len(iterations)} iterations")
+                  if last["converged"] else
+                  f"not converged after {len(iterations)} iteration(s) (max_iterations)")
         labels_spent = sum(r["labels_added"] for r in iterations)
-        out += [f"{status}; {labels_spent} labels spent beyond stage 2, final training set "
+        out += [f"{status}; {labels_spent} label(s) spent beyond stage 2, final training set "
                 f"{last['training_set_size']} configurations.", ""]
         rows = [[r["iteration"], r["training_set_size"], r["labels_added"], r["labels_failed"],
                  ", ".join(f"{s} {n}/{r['steps_requested'][s]}"
