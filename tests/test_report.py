@@ -48,7 +48,8 @@ def test_summary_page_has_potential_verdicts_errors_and_record(tmp_path):
     assert "<strong>1 of 2 pass</strong>" in html and "<strong>FAIL</strong>" in html
     assert "E-V RMSE" in html and "3.2 meV/atom" in html
     assert "forces (eV/Å)" in html and "0.0326 / 0.02" in html
-    assert "cu_md_600K 1000/1000" in html and "converged at iteration 0" in html
+    assert "<td>cu_md_600K</td>" in html and "<td>1000/1000</td>" in html
+    assert "converged at iteration 0" in html
 
 
 def chromium_dom(html_file, screenshot=None):

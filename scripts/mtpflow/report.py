@@ -69,7 +69,10 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
     iterations = [json.loads(Path(p).read_text()) for p in iteration_files]
     ref = config["reference"]
     mtp = config["mtp"]
-    out = []
+    # Snakemake's landing view centres its content vertically, which hides the top of a page
+    # taller than the window: align it to the top while this page is shown.
+    out = [".. raw:: html", "", "   <style>div.items-center.justify-center.h-screen"
+           "{align-items:flex-start !important}</style>", ""]
     title = f"MTP for {', '.join(elements)}: summary"
     out += [title, "=" * len(title), ""]
     out += [f"**Material**: {', '.join(elements)}; phases "
@@ -127,14 +130,17 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
         out += [f"{status}; {labels_spent} label(s) spent beyond stage 2, final training set "
                 f"{last['training_set_size']} configurations.", ""]
         rows = [[r["iteration"], r["training_set_size"], r["labels_added"], r["labels_failed"],
-                 ", ".join(f"{s} {n}/{r['steps_requested'][s]}"
-                           for s, n in r["steps_survived"].items()),
                  _number(r["max_gamma"]), _number(r.get("force_rmse_test"))]
                 for r in iterations]
-        out += [list_table("Iterations (steps survived / requested per MD run; max γ: "
-                           "extrapolation grade)",
+        out += [list_table("Iterations (max γ: the largest extrapolation grade of the MD runs)",
                            ["iteration", "training set", "labels added", "labels failed",
-                            "steps survived", "max γ", "test force RMSE (eV/Å)"], rows), ""]
+                            "max γ", "test force RMSE (eV/Å)"], rows), ""]
+        runs = list(dict.fromkeys(s for r in iterations for s in r["steps_survived"]))
+        rows = [[run, *[f"{r['steps_survived'].get(run, '-')}/{r['steps_requested'].get(run, '-')}"
+                        for r in iterations]] for run in runs]
+        out += [list_table("MD steps survived / requested, per run and iteration",
+                           ["MD run", *[f"iteration {r['iteration']}" for r in iterations]],
+                           rows), ""]
     else:
         out += ["No active-learning iterations (active_learning.max_iterations = 0).", ""]
 
