@@ -31,8 +31,11 @@ PLOTS = [
 ]
 
 
+NONE = "n/a"    # a lone '-' in an rst table cell would be a bullet list
+
+
 def _number(v, fmt=".4g"):
-    return "-" if v is None else format(v, fmt)
+    return NONE if v is None else format(v, fmt)
 
 
 def list_table(title, header, rows):
@@ -80,7 +83,7 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
     out += [f"**Reference**: ``{ref['name']}``"
             + (f" with {_escape(json.dumps(ref['kwargs']))}" if ref.get("kwargs") else "")
             + f"; {labels['labelled']} structures labelled in stage 2 ({labels['failed']} "
-            f"failed), of which {labels.get('test', '-')} are the held-out test set "
+            f"failed), of which {labels.get('test', NONE)} are the held-out test set "
             "(results/labels/test.extxyz, never trained on).", ""]
     out += [f"**Potential** (results/final/potential.mtp): level {mtp['level']}, species "
             f"{', '.join(pot.species or elements)}, radial basis {pot.radial_basis_size} "
@@ -96,9 +99,9 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
         out += [f"**{len(verdicts) - n_fail} of {len(verdicts)} pass**"
                 + (f"; **{n_fail} FAIL**." if n_fail else "."), ""]
         rows = [[_escape(v["phase"]), _escape(v["quantity"]),
-                 f"{_number(v['value'])} {v['unit']}" if v["value"] is not None else "-",
+                 f"{_number(v['value'])} {v['unit']}" if v["value"] is not None else NONE,
                  f"{_number(v['reference'])} {v['unit']}" if v["reference"] is not None
-                 else "-", _escape(v["tolerance"]),
+                 else NONE, _escape(v["tolerance"]),
                  ("PASS" if v["pass"] else "**FAIL**")
                  + (f" ({_escape(v['note'])})" if v.get("note") else "")]
                 for v in verdicts]
@@ -112,7 +115,7 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
         e = errors.get(name)
         if not e:
             continue
-        n = e.get("forces", {}).get("n_configs", "-")
+        n = e.get("forces", {}).get("n_configs", NONE)
         rows.append([name + (" (held-out)" if name == "test" else ""), n,
                      *[f"{_number(e.get(q, {}).get('rmse'))} / {_number(e.get(q, {}).get('mae'))}"
                        for q in ("energy_per_atom", "forces", "stress")]])
@@ -136,8 +139,9 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
                            ["iteration", "training set", "labels added", "labels failed",
                             "max γ", "test force RMSE (eV/Å)"], rows), ""]
         runs = list(dict.fromkeys(s for r in iterations for s in r["steps_survived"]))
-        rows = [[run, *[f"{r['steps_survived'].get(run, '-')}/{r['steps_requested'].get(run, '-')}"
-                        for r in iterations]] for run in runs]
+        rows = [[run, *[f"{r['steps_survived'][run]}/{r['steps_requested'][run]}"
+                        if run in r["steps_survived"] else NONE for r in iterations]]
+                for run in runs]
         out += [list_table("MD steps survived / requested, per run and iteration",
                            ["MD run", *[f"iteration {r['iteration']}" for r in iterations]],
                            rows), ""]
