@@ -4,6 +4,10 @@
 #   snakemake --cores all --configfile config/examples/X.yaml   # another material
 #
 # Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
+import json
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 from scripts.mtpflow.settings import Settings
@@ -28,6 +32,12 @@ include: "rules/label.smk"
 include: "rules/fit.smk"
 include: "rules/active.smk"
 include: "rules/validate.smk"
+include: "rules/report.smk"
+
+
+# The report opens on the run's summary page once the workflow has produced it.
+SUMMARY_PAGE = Path("results/report/summary.rst")
+report: str(SUMMARY_PAGE.resolve()) if SUMMARY_PAGE.exists() else "report/workflow.rst"
 
 
 rule all:
@@ -39,4 +49,19 @@ rule all:
         rules.al_record.output,
         rules.final_gather.output,
         rules.validate_summary.output,
+        rules.report_summary.output,
     default_target: True
+
+
+# The workflow's last console lines: the validation verdicts (written by validate_summary).
+# Failing verdicts are listed and the run ends with exit 0, unless validation.fail_on_verdict.
+onsuccess:
+    verdicts = Path("results/validation/verdicts.txt")
+    if verdicts.exists():
+        print(f"\nValidation verdicts ({verdicts}):\n{verdicts.read_text()}", flush=True)
+        failed = json.loads(Path("results/validation/summary.json").read_text()).get(
+            "verdicts_failed", 0)
+        if failed and SETTINGS.validation.fail_on_verdict:
+            print(f"validation.fail_on_verdict is true and {failed} verdict(s) failed",
+                  file=sys.stderr, flush=True)
+            sys.exit(1)

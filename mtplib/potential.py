@@ -122,6 +122,25 @@ class MTPotential:
         return (self.species_count ** 2 * self.radial_funcs_count * self.radial_basis_size
                 + self.species_count + self.alpha_scalar_moments)
 
+    def __str__(self):
+        """A one-paragraph summary (the arrays are in `repr`)."""
+        levels = [0] * self.alpha_moments_count      # level of a basic moment: 2 + 4 mu + nu
+        for n, (mu, a, b, c) in enumerate(self.alpha_index_basic):
+            levels[n] = 2 + 4 * int(mu) + int(a + b + c)
+        for i, j, _, k in self.alpha_index_times:     # of a contraction: the sum of its factors
+            levels[int(k)] = levels[int(i)] + levels[int(j)]
+        level = max((levels[int(k)] for k in self.alpha_moment_mapping), default=0)
+        species = ", ".join(self.species) if self.species else f"{self.species_count} species"
+        state = "trained" if self.is_trained else "untrained"
+        return (f"{state} MTP of level {level} for {species}: {self.parameter_count} parameters "
+                f"({self.species_count ** 2 * self.radial_funcs_count * self.radial_basis_size}"
+                f" radial, {self.species_count} species, {self.alpha_scalar_moments} moment "
+                f"coefficients), {self.alpha_scalar_moments} basis functions from "
+                f"{self.alpha_moments_count} moments, {self.radial_funcs_count} radial functions "
+                f"of {self.radial_basis_size} Chebyshev polynomials on min_dist = "
+                f"{self.min_dist:g} Å to cutoff max_dist = {self.max_dist:g} Å (from "
+                f"{self.source})")
+
     def __setattr__(self, name, value):
         # any change of parameters invalidates the cached kernel arrays
         if name != "_arrays":

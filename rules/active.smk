@@ -106,7 +106,7 @@ rule al_refit:
     input:
         unpack(al_previous),
         labelled="results/al/iter_{i}/labelled.extxyz",
-        stage2="results/labels/train.extxyz",
+        test="results/labels/test.extxyz",
         isolated="results/labels/isolated.json",
     output:
         train="results/al/iter_{i}/train.extxyz",
@@ -179,6 +179,7 @@ rule al_record:
 rule final_seed:
     input:
         train=al_final_train,
+        test="results/labels/test.extxyz",
         isolated="results/labels/isolated.json",
     output:
         potential="results/final/seeds/seed_{seed}.mtp",
@@ -203,9 +204,9 @@ rule final_seed:
         "../envs/mtp.yaml"
     shell:
         "{params.launcher} {params.python:q} {params.script:q} --train {input.train:q}"
-        " --isolated {input.isolated:q} --elements {params.elements:q} --mtp {params.mtp:q}"
-        " --fit {params.fit:q} --max-iter {params.max_iter} --seed {wildcards.seed}"
-        " --potential {output.potential:q} > {log:q} 2>&1"
+        " --test {input.test:q} --isolated {input.isolated:q} --elements {params.elements:q}"
+        " --mtp {params.mtp:q} --fit {params.fit:q} --max-iter {params.max_iter} --seed {wildcards.seed}"
+        " --potential {output.potential:q} 2>&1 | tee {log:q} | awk '/^progress: /'"
 
 
 rule final_gather:
@@ -213,6 +214,7 @@ rule final_gather:
         potentials=expand("results/final/seeds/seed_{seed}.mtp", seed=SEEDS),
         errors=expand("results/final/seeds/seed_{seed}.json", seed=SEEDS),
         train=al_final_train,
+        test="results/labels/test.extxyz",
     output:
         table=report("results/final/seeds.csv", caption="../report/final_seeds.rst",
                      category="Final potential"),

@@ -22,6 +22,7 @@ rule compile_kernels:
 rule fit_seed:
     input:
         train="results/labels/train.extxyz",
+        test="results/labels/test.extxyz",
         isolated="results/labels/isolated.json",
         kernels=rules.compile_kernels.output.record,
     output:
@@ -46,9 +47,9 @@ rule fit_seed:
         "../envs/mtp.yaml"
     shell:
         "{params.launcher} {params.python:q} {params.script:q} --train {input.train:q}"
-        " --isolated {input.isolated:q} --elements {params.elements:q} --mtp {params.mtp:q}"
-        " --fit {params.fit:q} --seed {wildcards.seed} --potential {output.potential:q}"
-        " > {log:q} 2>&1"
+        " --test {input.test:q} --isolated {input.isolated:q} --elements {params.elements:q}"
+        " --mtp {params.mtp:q} --fit {params.fit:q} --seed {wildcards.seed}"
+        " --potential {output.potential:q} 2>&1 | tee {log:q} | awk '/^progress: /'"
 
 
 rule fit_gather:
@@ -56,6 +57,7 @@ rule fit_gather:
         potentials=expand("results/fit/seeds/seed_{seed}.mtp", seed=SEEDS),
         errors=expand("results/fit/seeds/seed_{seed}.json", seed=SEEDS),
         train="results/labels/train.extxyz",
+        test="results/labels/test.extxyz",
     output:
         table=report("results/fit/seeds.csv", caption="../report/seeds.rst", category="Fitting"),
         best="results/fit/best.mtp",

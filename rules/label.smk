@@ -76,6 +76,7 @@ rule merge_labels:
         failed=chunk_files("failed"),
     output:
         train="results/labels/train.extxyz",
+        test="results/labels/test.extxyz",
         failed="results/labels/failed.extxyz",
         summary=report(
             "results/labels/summary.json",
@@ -86,6 +87,8 @@ rule merge_labels:
         "logs/label/merge.log",
     benchmark:
         "logs/benchmarks/label/merge.tsv",
+    params:
+        fit=config["fit"],
     conda:
         "../envs/mtp.yaml"
     script:

@@ -1,13 +1,15 @@
 """Stage 4 (rule al_refit): merged training set, refit potential, its active set and errors."""
 from mtpflow.active import refit
-from mtpflow.logs import tee_log
+from mtpflow.logs import every_nth, tee_log
 from mtpflow.settings import ActiveLearningSettings, FitSettings, MTPSettings, build
 
 sm = snakemake  # noqa: F821
-with tee_log(sm.log[0], terminal=False) as log:
-    errors = refit(sm.input.potential, sm.input.train, sm.input.labelled, sm.input.stage2,
+al, fit_settings = build(ActiveLearningSettings, sm.params.al), build(FitSettings, sm.params.fit)
+with tee_log(sm.log[0], terminal=False,
+             progress=every_nth("iter", (al.refit_max_iter or fit_settings.max_iter) // 4)) as log:
+    errors = refit(sm.input.potential, sm.input.train, sm.input.labelled, sm.input.test,
                    sm.input.isolated, sm.params.elements, build(MTPSettings, sm.params.mtp),
-                   build(FitSettings, sm.params.fit), build(ActiveLearningSettings, sm.params.al),
+                   fit_settings, al,
                    int(sm.wildcards.i), sm.output.train, sm.output.potential, sm.output.state,
                    sm.output.errors, valid_data=sm.params.valid_data, log=log)
     log(f"training set {errors['training_set_size']} (+{errors['labels_added']}), "

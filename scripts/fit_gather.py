@@ -6,6 +6,7 @@ from pathlib import Path
 from mtpflow.logs import tee_log
 from mtpflow.settings import FitSettings, build
 
+from mtplib.analysis.errors import describe_metric
 from mtplib.analysis.plots import parity_plots, seed_error_plot
 from mtplib.labeling import read_frames
 from mtplib.potential import MTPotential
@@ -15,10 +16,13 @@ sm = snakemake  # noqa: F821
 fit_settings = build(FitSettings, sm.params.fit)
 with tee_log(sm.log[0]) as log:
     rows = gather(sm.input.potentials, fit_settings.metric, fit_settings.committee_size,
-                  sm.output.table, sm.output.best, sm.output.committee, log=log)
+                  sm.output.table, sm.output.best, sm.output.committee, log=None)
+    best = describe_metric(fit_settings.metric, rows[0][fit_settings.metric])
+    log(f"best seed {rows[0]['seed']} ({best} on {sm.input.test}) of {len(rows)}; "
+        f"committee in {sm.output.committee}")
     shutil.copyfile(Path(rows[0]["potential"]).with_suffix(".json"), sm.output.errors)
     pot = MTPotential.load(sm.output.best, species=list(sm.params.elements))
-    train, test = fit_settings.split(read_frames(sm.input.train))
+    train, test = read_frames(sm.input.train), read_frames(sm.input.test)
     sets = {"train": (train, pot.evaluate_many(train))}
     if test:
         sets["test"] = (test, pot.evaluate_many(test))

@@ -2,7 +2,7 @@
 through the one MD driver (mtplib.active.run_md)."""
 from pathlib import Path
 
-from mtpflow.logs import tee_log
+from mtpflow.logs import every_nth, tee_log
 from mtpflow.settings import ReferenceSettings, ValidationRun, build
 
 from mtplib.active import run_md
@@ -13,7 +13,8 @@ FRAMES = 50     # snapshots written per trajectory
 
 sm = snakemake  # noqa: F821
 run = build(ValidationRun, sm.params.run)
-with tee_log(sm.log[0], terminal=False) as log:
+with tee_log(sm.log[0], terminal=False,
+             progress=every_nth("step", max(1, run.steps // 4))) as log:
     if sm.wildcards.engine == "mtp":
         calc = MTPCalculator(sm.input.potential, species=list(sm.params.elements))
     else:

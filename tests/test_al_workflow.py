@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ import pytest
 import yaml
 
 from mtplib.structures import amorphous_box, composition_counts
-from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, select
+from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, record, select
+from scripts.mtpflow.logs import tee_log
+from test_report import check_report
 from scripts.mtpflow.settings import Settings, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +101,35 @@ def test_convergence_decision(tmp_path):
     assert ILL_CONDITIONED_HINT in rec["message"] and "ill-conditioned" in rec["message"]
     rec = _decide(tmp_path, [broke], selected=0, retried=1)    # a retry is still new work
     assert rec["converged"] is False
+
+
+def test_record_columns_carry_units_and_no_empty_valid_columns(tmp_path):
+    done = {"steps": 100, "reason": "finished", "max_gamma": 3.0}
+    _decide(tmp_path, [done, done], selected=2)
+    record([tmp_path / "iteration.json"], tmp_path / "record.csv", tmp_path / "curve.png",
+           log=lambda m: None)
+    header, row = (tmp_path / "record.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert "force_rmse_test_eV_per_A" in columns and "energy_rmse_test_meV_per_atom" in columns
+    assert not [c for c in columns if "valid" in c]
+    assert dict(zip(columns, row.split(",")))["force_rmse_test_eV_per_A"] == "0.1"
+
+
+def test_min_dist_warnings_are_summed_up_in_one_line(tmp_path, capsys):
+    log_file = tmp_path / "job.log"
+    with tee_log(log_file, terminal=False) as log:
+        log("md: 100 steps")
+        for d in (1.993, 1.95, 1.99):
+            warnings.warn(f"structure: atoms {d:.3f} Å apart, closer than min_dist = 2.0 Å, "
+                          "where the potential is not trained")
+        warnings.warn("another warning")
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "Warning" not in out[0]
+    assert out[0].startswith(f"{log_file}: 3 structure evaluation(s) had atoms closer than "
+                             "mtp.min_dist = 2 Å (smallest 1.950 Å)")
+    assert "`mtplib mindist`" in out[0]
+    lines = log_file.read_text().splitlines()
+    assert lines[0] == "md: 100 steps" and lines[2] == "python warning (1x): another warning"
 
 
 def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
@@ -240,7 +272,8 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     rows = (al / "record.csv").read_text().splitlines()
     assert len(rows) == n + 1 and rows[0].startswith("iteration,converged,reason,training_set_size")
     sizes = [s["training_set_size"] for s in summaries]
-    assert sizes[0] == 7 + summaries[0]["labels_added"] and sizes == sorted(sizes)
+    # 7 labelled in stage 2, 1 held out as the test set (never trained on)
+    assert sizes[0] == 6 + summaries[0]["labels_added"] and sizes == sorted(sizes)
     assert (al / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the final fit trains on the last iteration's data; validation compares RDFs
     from ase.io import read
@@ -291,3 +324,52 @@ def test_amorphous_box_with_pair_distances():
     with pytest.raises(ValueError, match="'x.pair_min_distance': 'Hf-N' is not a pair"):
         amorphous_box({"Hf": 1, "O": 2}, 9.0, n_atoms=12, pair_min_distance={"Hf-N": 2.0},
                       where="x")
+
+
+def test_quiet_jobs_show_periodic_progress_lines(tmp_path, capsys):
+    from scripts.mtpflow.logs import every_nth
+    with tee_log(tmp_path / "md.log", terminal=False, progress=every_nth("step", 250)) as log:
+        for step in range(0, 1001, 100):
+            log(f"cu3au_300K: step {step:7d}  gamma 1.2")
+        log("iter   50  loss 1e-4")
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[4] for line in out] == ["0", "500", "1000"]
+    assert out[1] == f"progress: {tmp_path / 'md.log'}: cu3au_300K: step     500  gamma 1.2"
+    assert len((tmp_path / "md.log").read_text().splitlines()) == 12
+    assert every_nth("iter", 25)("iter   50  loss 1e-4")
+
+
+@pytest.mark.slow
+def test_console_has_no_python_warnings_and_ends_with_the_verdicts(tmp_path):
+    """The whole workflow on a tiny config: no 'Warning' line on the console, the verdict
+    table in the last lines, exit 0 although a verdict fails; fail_on_verdict makes it fatal.
+    The same held-out test set (1 of the 7 stage-2 labels) in every stage's errors."""
+    config_file = tiny_al_config(tmp_path)
+    config = yaml.safe_load(config_file.read_text())
+    config["active_learning"]["max_iterations"] = 1
+    config["validation"]["tolerances"] = {"rdf_difference": 1e-9}     # a verdict that fails
+    config_file.write_text(yaml.safe_dump(config))
+    out = snakemake(tmp_path, config_file, timeout=900)
+    assert [line for line in out.splitlines() if "Warning" in line] == []
+    tail = out[out.rindex("Validation verdicts"):]
+    assert "CuAu (cuau_v)  RDF integrated |difference|" in tail and "FAIL" in tail
+    failed_line = next(line for line in tail.splitlines() if "verdicts pass; FAILED:" in line)
+    assert "CuAu (cuau_v) RDF integrated |difference|" in failed_line, tail
+    res = tmp_path / "results"
+    summary = json.loads((res / "validation" / "summary.json").read_text())
+    assert summary["verdicts_failed"] >= 1
+    assert {v["quantity"] for v in summary["verdicts"]} >= {"E-V RMSE",
+                                                             "RDF integrated |difference|"}
+    n_test = summary["errors"]["test"]["forces"]["n_configs"]
+    for errors in ("fit/errors.json", "final/errors.json", "al/iter_000/errors.json"):
+        assert json.loads((res / errors).read_text())["test"]["forces"]["n_configs"] == n_test == 1
+    assert "Verdicts" in (res / "report" / "summary.rst").read_text()
+    dom = check_report(tmp_path, config_file, tmp_path / "report.html", env=_env())
+    assert dom is None or "FAIL" in dom
+
+    config["validation"]["fail_on_verdict"] = True
+    config_file.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(_cmd(tmp_path, config_file), capture_output=True, text=True,
+                          env=_env(), timeout=600)
+    assert proc.returncode != 0
+    assert "validation.fail_on_verdict is true and" in proc.stderr

@@ -18,7 +18,7 @@ from ase.io import read, write
 from mtplib.labeling.frames import read_complete_frames
 from mtplib.labeling.label import partial_path
 from mtplib.structures import displace
-from scripts.mtpflow.settings import FitSettings, build, validate_config
+from scripts.mtpflow.settings import validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "examples" / "cuau_tiny.yaml"
@@ -102,7 +102,9 @@ def test_tiny_end_to_end(tmp_path):
     assert [a.info["index"] for a in chunk1] == [2]
     assert (res / "labels" / "Cu" / "chunk_1.failed.extxyz").read_text() == ""
     train = read(res / "labels" / "train.extxyz", index=":")
-    assert len(train) == 7
+    held_out = read(res / "labels" / "test.extxyz", index=":")
+    assert (len(train), len(held_out)) == (6, 1)     # the one held-out test set (0.2 of 7)
+    train = train + held_out
     assert sorted((a.info["phase"], a.info["index"]) for a in train) == sorted(
         [("Cu", i) for i in range(3)] + [("CuAu", i) for i in range(4)])
     for labelled in train:
@@ -114,6 +116,7 @@ def test_tiny_end_to_end(tmp_path):
     assert (res / "labels" / "failed.extxyz").read_text() == ""
     summary = json.loads((res / "labels" / "summary.json").read_text())
     assert (summary["labelled"], summary["failed"], summary["retried"]) == (7, 0, 0)
+    assert (summary["train"], summary["test"]) == (6, 1)
     assert summary["labelled_per_phase"] == {"Cu": 3, "CuAu": 4}
     isolated = json.loads((res / "labels" / "isolated.json").read_text())
     assert set(isolated["energies"]) == {"Cu", "Au"} and isolated["box"] == 12.0
@@ -133,8 +136,7 @@ def test_tiny_end_to_end(tmp_path):
     best = MTPotential.load(fit / "best.mtp")
     assert best.species == ["Cu", "Au"] and best.is_trained
     seed_json = json.loads((fit / "seeds" / f"seed_{rows[0]['seed']}.json").read_text())
-    config = yaml.safe_load(TINY.read_text())
-    train_part, test_part = build(FitSettings, validate_config(config)["fit"]).split(train)
+    test_part = held_out
     from mtplib.analysis.errors import error_metrics
     again_errors = error_metrics(test_part, best.evaluate_many(test_part))
     assert again_errors["forces"]["rmse"] == pytest.approx(seed_json["test"]["forces"]["rmse"], rel=1e-9)
@@ -171,7 +173,9 @@ def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
     failed = read(labels / "failed.extxyz", index=":")
     assert [a.info["index"] for a in failed] == [0, 4]
     assert all(a.info["label_attempts"] == 2 for a in failed)
-    assert [a.info["index"] for a in read(labels / "train.extxyz", index=":")] == [1, 2, 3, 5, 6, 7]
+    kept = read(labels / "train.extxyz", index=":") + read(labels / "test.extxyz", index=":")
+    assert sorted(a.info["index"] for a in kept) == [1, 2, 3, 5, 6, 7]
+    assert len(read(labels / "test.extxyz", index=":")) == 1       # round(0.2 * 6)
     assert "6 labelled, 2 failed, 2 retried" in proc.stdout + proc.stderr
 
 

@@ -37,20 +37,32 @@ def _common(p):
     p.add_argument("data", nargs="+", help="training data files (extxyz, .cfg, ...)")
     p.add_argument("--level", type=int, help="start from an untrained potential of this level")
     p.add_argument("--species", nargs="+", help="element of each MLIP type (default: from the data)")
-    p.add_argument("--min-dist", type=float, default=2.0)
-    p.add_argument("--max-dist", type=float, default=5.0)
-    p.add_argument("--radial-basis-size", type=int, default=8)
+    p.add_argument("--min-dist", type=float, default=2.0,
+                   help="inner radius of the radial basis (Å; default %(default)s): set it just "
+                        "below the data's shortest distance, see `mtplib mindist`")
+    p.add_argument("--max-dist", type=float, default=5.0,
+                   help="cutoff radius (Å; default %(default)s)")
+    p.add_argument("--radial-basis-size", type=int, default=8,
+                   help="number of Chebyshev radial basis functions (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial radial coefficients")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
-    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="fraction of the data held out as the test set (default %(default)s)")
     p.add_argument("--weights", nargs=3, type=float, default=list(DEFAULT_WEIGHTS),
                    metavar=("E", "F", "S"), help="energy, force, stress weights (eq. 7)")
     p.add_argument("--scaling", default="vibrations",
-                   choices=["vibrations", "structures", "molecules"])
-    p.add_argument("--max-iter", type=int, default=300)
+                   choices=["vibrations", "structures", "molecules"],
+                   help="weights of a configuration's terms by its number of atoms N (eq. 7):"
+                        " vibrations divides energy and stress by N, structures energy and "
+                        "stress by N^2 and forces by N, molecules nothing (default "
+                        "%(default)s)")
+    p.add_argument("--max-iter", type=int, default=300,
+                   help="iteration cap of the radial-coefficient optimiser (default %(default)s)")
     p.add_argument("--fast", action="store_true",
                    help="no radial optimisation: random radial coefficients + one linear solve")
-    p.add_argument("--energy-only-radial", action="store_true")
+    p.add_argument("--energy-only-radial", action="store_true",
+                   help="optimise the radial coefficients on the energy term only; the final "
+                        "linear solve uses all weights")
     p.add_argument("--radial-fraction", type=float, default=1.0,
                    help="optimise the radial coefficients on this seeded fraction of the "
                         "training configurations, then solve the linear ones on all")
@@ -69,8 +81,9 @@ def add_parsers(subparsers):
     p.set_defaults(func=train_command)
     s = subparsers.add_parser("scan", help="fit several seeds; keep the best as a committee")
     _common(s)
-    s.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
-    s.add_argument("--out-dir", required=True)
+    s.add_argument("--seeds", nargs="+", type=int, default=list(range(10)),
+                   help="seeds of the initial radial coefficients (default 0 ... 9)")
+    s.add_argument("--out-dir", required=True, help="folder of the seeds' .mtp/.json files")
     s.add_argument("--metric", default="test.forces.rmse",
                    help="set.quantity.statistic to rank seeds by (default test.forces.rmse)")
     s.add_argument("--committee", type=int, default=5, help="committee size")

@@ -8,7 +8,7 @@ each a function here and a rule in ``rules/active.smk``:
    retry (as MLIP-2 does).
 3. labelling: ``scripts/label.py`` (the stage-2 code, ``mtplib.labeling``).
 4. :func:`refit`: previous training set + new labels; warm-start fit or a seed scan, the new
-   active set, errors on the stage-3 test set.
+   active set, errors on the held-out test set of stage 2 (results/labels/test.extxyz).
 5. :func:`decide`: ``iteration.json``, converged or not and why.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mtplib.active import ActiveSet, Committee, run_md, select_add
 from mtplib.active.criteria import CommitteeSpread
-from mtplib.analysis.errors import write_errors_json
+from mtplib.analysis.errors import describe_metric, write_errors_json
 from mtplib.analysis.plots import learning_curve_plot
 from mtplib.io import read_dataset
 from mtplib.labeling import read_frames, write_frames_atomic
@@ -146,14 +146,7 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
 
 
 # ---- 4. refit -----------------------------------------------------------------------------
-def fit_sets(all_frames, stage2_count, fit_settings):
-    """(fit set, test set): the stage-3 test split stays the test set in every iteration;
-    every labelled active-learning configuration is trained on."""
-    train0, test = fit_settings.split(all_frames[:stage2_count])
-    return train0 + list(all_frames[stage2_count:]), test
-
-
-def refit(previous_potential, previous_train, labelled, stage2_train, isolated_file, elements,
+def refit(previous_potential, previous_train, labelled, test_file, isolated_file, elements,
           mtp, fit_settings, al, iteration, out_train, out_potential, out_state, out_errors,
           valid_data=None, log=print):
     """Merge the new labels, refit (warm start or seed scan), rebuild the active set."""
@@ -161,7 +154,7 @@ def refit(previous_potential, previous_train, labelled, stage2_train, isolated_f
     new = read_frames(labelled)
     everything = previous + new
     write_frames_atomic(out_train, everything)
-    fit_set, test = fit_sets(everything, len(read_frames(stage2_train)), fit_settings)
+    fit_set, test = everything, read_frames(test_file)   # the held-out set of stage 2
     prev = MTPotential.load(previous_potential, species=list(elements))
     kwargs = dict(fit_settings.fit_kwargs(max_iter=al.refit_max_iter),
                   isolated_energies=isolated_energies(isolated_file), log=log)
@@ -176,7 +169,8 @@ def refit(previous_potential, previous_train, labelled, stage2_train, isolated_f
         value, seed, pot = best_of_seeds(fit_set, mtp.initial_potential(elements),
                                          fit_settings.seed_list, fit_settings.metric,
                                          test_images=test, **kwargs)
-        log(f"iteration {iteration}: best seed {seed} ({fit_settings.metric} = {value:.5g})")
+        log(f"iteration {iteration}: best seed {seed} "
+            f"({describe_metric(fit_settings.metric, value)})")
     pot.save(out_potential)
     pot = MTPotential.load(out_potential, species=list(elements))   # exactly what the next MD reads
     ActiveSet.from_training(pot, everything, mode=al.selection_mode,
@@ -270,17 +264,18 @@ def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(),
     """record.csv (one row per iteration), the learning curve and the failure list."""
     rows = [json.loads(Path(p).read_text()) for p in summary_files]
     scenarios = list(dict.fromkeys(s for r in rows for s in r["steps_survived"]))
+    sets = [s for s in ("train", "test", "valid") if any(f"force_rmse_{s}" in r for r in rows)]
+    units = {"force": "eV_per_A", "energy": "meV_per_atom"}     # the units of errors.json
+    errors = {f"{q}_rmse_{s}_{units[q]}": f"{q}_rmse_{s}" for q in units for s in sets}
     columns = ["iteration", "converged", "reason", "training_set_size", "labels_added",
                "labels_failed", "labels_spent", "candidates", "selected", "above_gamma_max",
-               "max_gamma",
-               *[f"steps_{s}" for s in scenarios],
-               "force_rmse_train", "force_rmse_test", "force_rmse_valid",
-               "energy_rmse_train", "energy_rmse_test", "energy_rmse_valid"]
+               "max_gamma", *[f"steps_{s}" for s in scenarios], *errors]
     with open(out_csv, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, **{f"steps_{s}": n for s, n in r["steps_survived"].items()}})
+            writer.writerow({**r, **{f"steps_{s}": n for s, n in r["steps_survived"].items()},
+                             **{col: r.get(key) for col, key in errors.items()}})
     learning_curve_plot(rows, out_plot)
     if rows and rows[-1]["converged"]:
         status = f"converged at iteration {rows[-1]['iteration']} ({rows[-1]['reason']})"

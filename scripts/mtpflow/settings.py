@@ -248,6 +248,9 @@ class ValidationSettings:
     energy_volume: bool
     elastic: bool
     valid_data: str | None
+    md_force_frames: int
+    fail_on_verdict: bool
+    tolerances: dict
 
     def runs(self) -> dict[str, ValidationRun]:
         return {v["name"]: build(ValidationRun, v) for v in self.scenarios}

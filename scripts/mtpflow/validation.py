@@ -3,8 +3,10 @@
 * :func:`compare`: partial RDFs and ADFs of the MTP and reference trajectories (first
   `discard` fraction dropped as equilibration), plotted on the same axes, with similarity
   numbers.
-* :func:`summarize`: ``summary.json`` (every scenario's similarity, test-set errors of the
-  final potential, energy-volume and elastic comparisons when configured), parity plots.
+* :func:`summarize`: ``summary.json`` (every scenario's similarity, held-out test-set errors
+  of the final potential, energy-volume and elastic comparisons when configured, the force
+  RMSE on frames of the MTP's own MD, and the pass/fail ``verdicts`` of
+  ``mtplib.analysis.verdicts`` against ``validation.tolerances``), ``verdicts.txt``, plots.
 """
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ from mtplib.analysis.errors import error_metrics
 from mtplib.analysis.plots import parity_plots
 from mtplib.analysis.properties import elastic_constants, energy_volume
 from mtplib.analysis.structure import adf, compare_curves, rdf, resolve_cutoffs
+from mtplib.analysis.verdicts import (count_failures, elastic_verdict, failed_verdict,
+                                      format_verdicts, limit_verdict)
 from mtplib.calculator import MTPCalculator
 from mtplib.io import read_dataset
-from mtplib.labeling import read_frames
+from mtplib.labeling import compute_labels, read_frames
 from mtplib.potential import MTPotential
 from mtplib.structures import build_phase
 
@@ -80,23 +84,46 @@ def compare(mtp_trajectory, reference_trajectory, rdf_settings, adf_settings, el
     return result
 
 
-def summarize(similarity_files, names, potential_file, train_file, reference, phases, elements,
-              fit_settings, validation, out_summary, out_parity, out_ev, log=print):
-    """summary.json and the test-set parity plot of the final potential; the energy-volume
-    curves (and elastic constants) of every phase when configured."""
+def own_md_force_rmse(trajectory, pot, reference_calc, n_frames, log=print):
+    """Force RMSE (eV/Å) of the MTP against the reference on `n_frames` evenly spaced frames of
+    the MTP's own validation trajectory (after the equilibration fifth); (rmse, frames, failed)."""
+    images = read(trajectory, index=":")
+    images = images[int(0.2 * len(images)):] or images
+    picks = np.unique(np.linspace(0, len(images) - 1, min(n_frames, len(images))).astype(int))
+    labelled, failed = [], 0
+    for k in picks:
+        try:
+            labelled.append(compute_labels(images[int(k)], reference_calc))
+        except Exception as exc:       # a reference failure is recorded, not fatal
+            failed += 1
+            log(f"{trajectory} frame {int(k)}: the reference failed: {type(exc).__name__}: {exc}")
+    if not labelled:
+        return None, 0, failed
+    return error_metrics(labelled, pot.evaluate_many(labelled))["forces"]["rmse"], len(labelled), failed
+
+
+def summarize(similarity_files, names, runs, mtp_trajectories, potential_file, test_file,
+              reference, phases, elements, validation, out_summary, out_parity, out_ev,
+              out_verdicts, log=print):
+    """summary.json with the verdicts table, verdicts.txt, the held-out test set's parity plot
+    of the final potential; the energy-volume curves (and elastic constants) of every phase
+    when configured."""
+    tol = validation.tolerances
     pot = MTPotential.load(potential_file, species=list(elements))
-    summary = {"potential": str(potential_file), "scenarios": {}}
+    summary = {"potential": str(potential_file), "test_set": str(test_file), "scenarios": {}}
+    verdicts = []
     for name, path in zip(names, similarity_files):
         summary["scenarios"][name] = json.loads(Path(path).read_text())
-    _, test = fit_settings.split(read_frames(train_file))
+    test = read_frames(test_file)
     sets = {"test": (test, pot.evaluate_many(test))} if test else {}
     if validation.valid_data:
         valid = read_dataset(validation.valid_data, species=list(elements))
         sets["valid"] = (valid, pot.evaluate_many(valid))
     summary["errors"] = {k: error_metrics(*v) for k, v in sets.items()}
     parity_plots(sets, out_parity)
+    reference_calc = reference.make_calculator()
     calcs = {"MTP": MTPCalculator(potential_file, species=list(elements)),
-             "reference": reference.make_calculator()}
+             "reference": reference_calc}
     names_ev = list(phases) if validation.energy_volume else []
     fig, axes = _figure(max(1, len(names_ev)))
     summary["energy_volume"] = {}
@@ -107,6 +134,7 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
             curves = {label: energy_volume(unit, calc) for label, calc in calcs.items()}
         except Exception as exc:       # a reference failure (SCF) must not lose the summary
             summary["energy_volume"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
+            verdicts.append(failed_verdict(phase, "E-V RMSE", f"{type(exc).__name__}"))
             log(f"energy-volume of {phase} failed: {exc}")
             continue
         entry = {}
@@ -117,6 +145,8 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
         entry["energy_rmse_meV_per_atom"] = float(1000 * np.sqrt(np.mean(
             (curves["MTP"][1] - curves["reference"][1]) ** 2)))
         summary["energy_volume"][phase] = entry
+        verdicts.append(limit_verdict(phase, "E-V RMSE", entry["energy_rmse_meV_per_atom"],
+                                      tol["energy_volume_rmse"], "meV/atom"))
         ax.set_title(phase)
         ax.set_xlabel("volume (Å³/atom)")
         ax.set_ylabel("energy (eV/atom)")
@@ -132,13 +162,42 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
                 c = {k: elastic_constants(unit, calc) for k, calc in calcs.items()}
             except Exception as exc:
                 summary["elastic"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
+                verdicts.append(failed_verdict(phase, "elastic C_ij", type(exc).__name__))
                 log(f"elastic constants of {phase} failed: {exc}")
                 continue
             summary["elastic"][phase] = {
                 "C_mtp_GPa": np.round(c["MTP"], 2).tolist(),
                 "C_reference_GPa": np.round(c["reference"], 2).tolist(),
                 "max_abs_difference_GPa": float(np.abs(c["MTP"] - c["reference"]).max())}
+            verdicts.append(elastic_verdict(phase, c["MTP"], c["reference"],
+                                            tol["elastic_relative"], tol["elastic_absolute"]))
+    test_rmse = summary["errors"].get("test", {}).get("forces", {}).get("rmse")
+    for name, trajectory in zip(names, mtp_trajectories):
+        phase = f"{runs[name]['phase']} ({name})"
+        data = summary["scenarios"][name]
+        verdicts.append(limit_verdict(phase, "RDF integrated |difference|",
+                                      data["rdf_integrated_absolute_difference"],
+                                      tol["rdf_difference"], "Å"))
+        if validation.md_force_frames:
+            rmse, n, n_failed = own_md_force_rmse(trajectory, pot, reference_calc,
+                                                  validation.md_force_frames, log=log)
+            data["own_md_force_rmse"] = {"rmse": rmse, "frames": n, "failed": n_failed}
+            quantity = f"force RMSE, own MD ({n} frames)"
+            if rmse is None:
+                verdicts.append(failed_verdict(phase, quantity, "reference failed"))
+            elif test_rmse is None:
+                verdicts.append(failed_verdict(phase, quantity, "no test set"))
+            else:
+                factor = tol["md_force_rmse_factor"]
+                verdicts.append(limit_verdict(
+                    phase, quantity, rmse, factor * test_rmse, "eV/Å", reference=test_rmse,
+                    tolerance=f"≤ {factor:g} × test RMSE = {factor * test_rmse:.4g} eV/Å"))
+    summary["verdicts"] = verdicts
+    summary["verdicts_failed"] = count_failures(verdicts)
     Path(out_summary).write_text(json.dumps(summary, indent=2) + "\n")
+    table = format_verdicts(verdicts)
+    Path(out_verdicts).write_text(table)
     for name, data in summary["scenarios"].items():
         log(f"{name}: RDF integrated |difference| {data['rdf_integrated_absolute_difference']:.4f} Å")
+    log("validation verdicts (results/validation/verdicts.txt):\n" + table.rstrip())
     return summary
