@@ -50,17 +50,15 @@ def _predictions(pot, images):
 
 
 def cmd_evaluate(args):
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from .io import read_dataset, write_dataset
+    from .io import read_frames, write_frames
     species = _species(args)
     pot = _load_potential(args.potential, species)
-    images = read_dataset(args.data, species=species or pot.species)
-    for atoms, res in zip(images, _predictions(pot, images)):
-        atoms.calc = SinglePointCalculator(atoms, energy=res["energy"], forces=res["forces"],
-                                           stress=res["stress"], energies=res["energies"])
-    write_dataset(args.out, images, species=species or pot.species)
-    print(f"{args.out}: {len(images)} configurations evaluated with {args.potential}")
+    species = species or pot.species
+    frames = read_frames(args.data, species=species)
+    # all configurations in joined arrays, one batched kernel pass per group of structures
+    energy, forces, stress, energies = pot.evaluate_frames(frames, where=str(args.data))
+    write_frames(args.out, frames.with_results(energy, forces, stress, energies), species=species)
+    print(f"{args.out}: {len(frames)} configurations evaluated with {args.potential}")
 
 
 def cmd_errors(args):
