@@ -214,3 +214,38 @@ def test_cli_evaluate_bad_species_is_one_line(tmp_path, capsys):
                  str(tmp_path / "out.extxyz"), "--species", "Ag", "Pd"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "in.extxyz[1]: species ['Cu'] not in the potential" in err[0]
+
+
+def test_cli_verb_table_matches_the_sub_command_modules():
+    """`build_parser` skips SUBCOMMAND_MODULES for a core verb: the table must list every
+    verb each module adds, and no core verb may be among them."""
+    import argparse
+    import importlib
+
+    from mtplib.cli import CORE_VERBS, SUBCOMMAND_MODULES, build_parser
+    for module, verbs in SUBCOMMAND_MODULES.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).add_parsers(sub)
+        assert tuple(sub.choices) == verbs
+    full = build_parser()._subparsers._group_actions[0].choices
+    core = build_parser("evaluate")._subparsers._group_actions[0].choices
+    assert tuple(core) == CORE_VERBS
+    assert set(full) == set(CORE_VERBS).union(*SUBCOMMAND_MODULES.values())
+
+
+def test_evaluate_imports_no_training_scipy_optimize_or_ase_io(tmp_path):
+    """Start-up of `mtplib evaluate` on .cfg/extxyz: none of the slow imports it does not need."""
+    import subprocess
+    import sys
+    pot = random_potential(6, SPECIES, seed=2)
+    pot.save(tmp_path / "pot.mtp")
+    write_cfg(tmp_path / "in.cfg", _dataset(), species=SPECIES)
+    code = ("import sys; from mtplib.cli import main; "
+            "main(['evaluate', sys.argv[1], sys.argv[2], sys.argv[3]]); "
+            "print(' '.join(m for m in ('mtplib.training', 'scipy.optimize', 'ase.io', "
+            "'matplotlib', 'snakemake') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pot.mtp"),
+                          str(tmp_path / "in.cfg"), str(tmp_path / "out.extxyz")],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[-1] == ""
+    assert (tmp_path / "out.extxyz").exists()
