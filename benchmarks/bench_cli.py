@@ -108,11 +108,12 @@ def make_data(work, cu_dir, pot):
 
 
 def startup_split(env, cwd, pot, one, repeats):
-    """Median wall and CPU of (import of mtplib.cli, first evaluation of one cell = cache load)."""
+    """Median wall and CPU of (import of mtplib.cli, first evaluation of one cell = cache load),
+    through read_dataset and evaluate_many (in every version)."""
     code = ("import time; t=time.perf_counter(); c=time.process_time(); import mtplib.cli; "
-            "from mtplib.io import read_frames; from mtplib.potential import MTPotential; "
+            "from mtplib.io import read_dataset; from mtplib.potential import MTPotential; "
             "t1=time.perf_counter(); c1=time.process_time(); "
-            f"p=MTPotential.load({str(pot)!r}); p.evaluate_frames(read_frames({str(one)!r}, p.species)); "
+            f"p=MTPotential.load({str(pot)!r}); p.evaluate_many(read_dataset({str(one)!r}, p.species)); "
             "print(t1-t, c1-c, time.perf_counter()-t1, time.process_time()-c1)")
     rows = []
     for _ in range(repeats + 1):
