@@ -239,7 +239,7 @@ def test_evaluate_imports_no_training_scipy_optimize_or_ase_io(tmp_path):
     import sys
     pot = random_potential(6, SPECIES, seed=2)
     pot.save(tmp_path / "pot.mtp")
-    write_cfg(tmp_path / "in.cfg", _dataset(), species=SPECIES)
+    write_cfg(tmp_path / "in.cfg", _dataset(info=False), species=SPECIES)   # (Features: ASE)
     code = ("import sys; from mtplib.cli import main; "
             "main(['evaluate', sys.argv[1], sys.argv[2], sys.argv[3]]); "
             "print(' '.join(m for m in ('mtplib.training', 'scipy.optimize', 'ase.io', "
