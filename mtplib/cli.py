@@ -50,17 +50,15 @@ def _predictions(pot, images):
 
 
 def cmd_evaluate(args):
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from .io import read_dataset, write_dataset
+    from .io import read_frames, write_frames
     species = _species(args)
     pot = _load_potential(args.potential, species)
-    images = read_dataset(args.data, species=species or pot.species)
-    for atoms, res in zip(images, _predictions(pot, images)):
-        atoms.calc = SinglePointCalculator(atoms, energy=res["energy"], forces=res["forces"],
-                                           stress=res["stress"], energies=res["energies"])
-    write_dataset(args.out, images, species=species or pot.species)
-    print(f"{args.out}: {len(images)} configurations evaluated with {args.potential}")
+    species = species or pot.species
+    frames = read_frames(args.data, species=species)
+    # all configurations in joined arrays, one batched kernel pass per group of structures
+    energy, forces, stress, energies = pot.evaluate_frames(frames, where=str(args.data))
+    write_frames(args.out, frames.with_results(energy, forces, stress, energies), species=species)
+    print(f"{args.out}: {len(frames)} configurations evaluated with {args.potential}")
 
 
 def cmd_errors(args):
@@ -89,7 +87,9 @@ def cmd_mindist(args):
     print(f"{args.data}: minimal interatomic distance {dist:.6f} Å (configuration {index})")
 
 
-def build_parser():
+def build_parser(command=None):
+    """The argument parser; for a core verb (`command` in CORE_VERBS) without the
+    sub-commands of SUBCOMMAND_MODULES, whose modules are slow to import."""
     parser = argparse.ArgumentParser(prog="mtplib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -127,7 +127,9 @@ def build_parser():
     p.add_argument("--species", nargs="+")
     p.set_defaults(func=cmd_mindist)
 
-    for module in ("mtplib.training.cli", "mtplib.active.cli"):
+    if command in CORE_VERBS:
+        return parser                 # (the other modules import scipy, ASE's calculators, ...)
+    for module in SUBCOMMAND_MODULES:
         try:
             mod = __import__(module, fromlist=["add_parsers"])
         except ImportError:
@@ -136,10 +138,17 @@ def build_parser():
     return parser
 
 
+CORE_VERBS = ("init", "evaluate", "errors", "convert", "mindist")
+# the verbs each module's add_parsers adds: a core verb's parser imports none of them
+SUBCOMMAND_MODULES = {"mtplib.training.cli": ("train", "scan"),
+                      "mtplib.active.cli": ("grade", "select", "md", "relax")}
+
+
 def main(argv=None):
     from .io.mtp import MTPFormatError
     from .potential import MTPInputError
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     warnings.simplefilter("once")
     np.set_printoptions(precision=6, suppress=True)
     try:

@@ -324,22 +324,13 @@ class MTPotential:
 
     def _evaluate_batch(self, images, where, index0):
         """`evaluate_many` of one group; images[n] is structure index0 + n of `where`."""
-        a = self.kernel_arrays()
         types = self._types_many(images, where, index0)
         structures = [(atoms.positions, atoms.cell.array, atoms.pbc) for atoms in images]
         if not all(np.isfinite(positions).all() for positions, _, _ in structures):
             for n, atoms in enumerate(images):
                 _check_finite(atoms, f"{where}[{index0 + n}]")
-        try:
-            atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(structures, self.max_dist)
-        except StructureError as exc:
-            raise MTPInputError(f"{where}[{index0 + exc.index}]: {exc.reason}") from exc
-        for n in np.flatnonzero(shortest < self.min_dist):
-            self._warn_closer_than_min_dist(shortest[n], f"{where}[{index0 + n}]", stacklevel=4)
-        site_energy, forces, virial = mtp_batch(
-            types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
-            a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"], a["mapping"],
-            a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"], atom_start)
+        atom_start, site_energy, forces, virial = self._evaluate_joined(types, structures, where,
+                                                                        index0)
         stresses = _stresses(virial, [cell for _, cell, _ in structures],
                              [pbc for _, _, pbc in structures])
         results = []
@@ -348,6 +339,104 @@ class MTPotential:
             results.append(dict(energy=float(site_energy[a0:a1].sum()), forces=forces[a0:a1],
                                 stress=stresses[c], energies=site_energy[a0:a1]))
         return results
+
+    def _evaluate_joined(self, types, structures, where, index0):
+        """(atom_start, site energies, forces, virials (n, 3, 3)) of (positions, cell, pbc)
+        structures in one neighbour list and one `mtp_batch` call; types joined."""
+        a = self.kernel_arrays()
+        try:
+            atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(structures, self.max_dist)
+        except StructureError as exc:
+            raise MTPInputError(f"{where}[{index0 + exc.index}]: {exc.reason}") from exc
+        for n in np.flatnonzero(shortest < self.min_dist):
+            self._warn_closer_than_min_dist(shortest[n], f"{where}[{index0 + n}]", stacklevel=5)
+        site_energy, forces, virial = mtp_batch(
+            types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
+            a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"], a["mapping"],
+            a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"], atom_start)
+        return atom_start, site_energy, forces, virial
+
+    def evaluate_frames(self, frames, where="data"):
+        """Energies (n,), forces (N, 3), stresses (n, 6; NaN rows without a 3-D periodic
+        cell) and site energies (N,) of `mtplib.io.frames.Frames`, as joined arrays: the
+        arithmetic of `evaluate_many` (the same numbers bit for bit) without an `Atoms` or a
+        dict per structure. Structures go in groups of about BATCH_ATOMS atoms; with several
+        numba threads a structure of 2 * ATOMS_PER_THREAD atoms per thread or more goes
+        alone through `evaluate`'s parallel kernel (its stress then equal to round-off)."""
+        from numba import get_num_threads
+        self.kernel_arrays()
+        types = self._frame_types(frames, where)
+        positions = frames.positions
+        if not np.isfinite(positions).all():
+            bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
+            c = int(np.searchsorted(frames.atom_start, bad, side="right") - 1)
+            raise MTPInputError(f"{where}[{c}]: non-finite coordinates "
+                                f"(atom {bad - frames.atom_start[c]})")
+        n, start = len(frames), frames.atom_start
+        site_energy = np.empty(len(types))
+        forces = np.empty((len(types), 3))
+        virial = np.zeros((n, 3, 3))
+        structures = frames.structures()
+        big = 2 * ATOMS_PER_THREAD * get_num_threads() if get_num_threads() > 1 else np.inf
+        first = 0
+        while first < n:
+            if start[first + 1] - start[first] >= big:
+                a0, a1 = start[first], start[first + 1]
+                offsets, nbr, vec, shortest = self._checked_neighbors_of(
+                    *structures[first], f"{where}[{first}]")
+                e, f, v, _ = self.run_kernel(types[a0:a1], offsets, nbr, vec, True, False, False)
+                site_energy[a0:a1], forces[a0:a1], virial[first] = e, f, v
+                first += 1
+                continue
+            last = first + 1
+            while (last < n and start[last + 1] - start[first] <= BATCH_ATOMS
+                   and start[last + 1] - start[last] < big):
+                last += 1
+            a0, a1 = start[first], start[last]
+            _, e, f, v = self._evaluate_joined(types[a0:a1], structures[first:last], where, first)
+            site_energy[a0:a1], forces[a0:a1], virial[first:last] = e, f, v
+            first = last
+        stress = _stress_rows(virial, frames.cells, frames.pbc)
+        # numpy's pairwise sum per structure, as `evaluate` sums (reduceat adds in sequence)
+        energy = np.array([site_energy[start[c]:start[c + 1]].sum() for c in range(n)])
+        return energy, forces, stress, site_energy
+
+    def _checked_neighbors_of(self, positions, cell, pbc, where):
+        try:
+            offsets, nbr, vec, shortest = neighbor_csr_shortest(positions, cell, pbc, self.max_dist)
+        except ValueError as exc:
+            raise MTPInputError(f"{where}: {exc}") from exc
+        self._warn_closer_than_min_dist(shortest, where, stacklevel=5)
+        return offsets, nbr, vec, shortest
+
+    def _frame_types(self, frames, where):
+        """MLIP types of every atom of Frames: its own `types` (a `.cfg`), checked against the
+        species count, else the atomic numbers through the species table."""
+        if frames.types is not None:
+            types = np.asarray(frames.types, dtype=np.int64)
+            if len(types) and (types.min() < 0 or types.max() >= self.species_count):
+                bad = int(np.flatnonzero((types < 0) | (types >= self.species_count))[0])
+                c = int(np.searchsorted(frames.atom_start, bad, side="right") - 1)
+                raise MTPInputError(f"{where}[{c}]: MLIP type {int(types[bad])} out of range for "
+                                    f"{self.species_count} species in {self.source}")
+            return types
+        numbers = np.asarray(frames.numbers, dtype=np.int64)
+        if self.species:
+            types = self._types_from_table(numbers) if len(numbers) else numbers
+            if types is not None:
+                return types
+            table = self._type_table()
+            known = set(np.flatnonzero(table >= 0)) if table is not None else set()
+            bad = int(np.flatnonzero([z not in known for z in numbers])[0])
+            c = int(np.searchsorted(frames.atom_start, bad, side="right") - 1)
+            from ase.data import chemical_symbols
+            name = chemical_symbols[numbers[bad]] if 0 <= numbers[bad] < len(chemical_symbols) else numbers[bad]
+            raise MTPInputError(f"{where}[{c}]: species ['{name}'] not in the potential "
+                                f"{self.source} (species {self.species})")
+        if self.species_count == 1 and len(set(numbers.tolist())) <= 1:
+            return np.zeros(len(numbers), dtype=np.int64)
+        raise MTPInputError(f"{where}: the potential {self.source} does not name its species; "
+                            "give them (e.g. --species Cu Au, or MTPotential.load(..., species=[...]))")
 
     def _types_many(self, images, where, index0):
         """`types_of` of every atom of every structure, joined: one table look-up when the
@@ -381,17 +470,24 @@ def _stress(virial, atoms):
     return stress / abs(volume)
 
 
-def _stresses(virials, cells, pbcs):
+def _stress_rows(virials, cells, pbcs):
     """`_stress` of many structures at once (the same arithmetic, elementwise): virials
-    (n, 3, 3), their cells and pbc."""
+    (n, 3, 3), cells (n, 3, 3), pbc (n, 3); an (n, 6) array, NaN rows where not 3-D periodic."""
     v = np.asarray(virials)
     cell = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
     (ax, ay, az), (bx, by, bz), (cx, cy, cz) = np.moveaxis(cell, (1, 2), (0, 1))
     volume = ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)
     stress = np.stack([v[:, 0, 0], v[:, 1, 1], v[:, 2, 2], 0.5 * (v[:, 1, 2] + v[:, 2, 1]),
                        0.5 * (v[:, 0, 2] + v[:, 2, 0]), 0.5 * (v[:, 0, 1] + v[:, 1, 0])], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):     # cells without volume: None
+    with np.errstate(divide="ignore", invalid="ignore"):     # cells without volume: NaN
         stress /= np.abs(volume)[:, None]
+    stress[~np.all(np.asarray(pbcs, dtype=bool).reshape(-1, 3), axis=1)] = np.nan
+    return stress
+
+
+def _stresses(virials, cells, pbcs):
+    """`_stress_rows` as a list: None where not 3-D periodic."""
+    stress = _stress_rows(virials, cells, pbcs)
     return [stress[c] if np.all(pbc) else None for c, pbc in enumerate(pbcs)]
 
 

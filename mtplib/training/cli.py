@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from .data import TrainingDataError, image_labels, train_test_split
-from .optimize import DEFAULT_WEIGHTS, RADIAL_OPTIMIZERS, fit
+from .optimize import (DEFAULT_MAX_ITER, DEFAULT_TOL, DEFAULT_WEIGHTS, RADIAL_OPTIMIZERS,
+                       STOP_WINDOW, fit)
 from .parallel import Reducer
 
 
@@ -56,8 +57,15 @@ def _common(p):
                         " vibrations divides energy and stress by N, structures energy and "
                         "stress by N^2 and forces by N, molecules nothing (default "
                         "%(default)s)")
-    p.add_argument("--max-iter", type=int, default=300,
-                   help="iteration cap of the radial-coefficient optimiser (default %(default)s)")
+    p.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER,
+                   help="cap on the optimiser iterations (default %(default)s); the fit "
+                        "normally ends earlier, by --tol")
+    p.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                   help="stop when the loss fell by less than this fraction of itself over the "
+                        "last --stop-window iterations (default %(default)s: past the knee of "
+                        "the loss curve); e.g. 1e-7 runs to --max-iter")
+    p.add_argument("--stop-window", type=int, default=STOP_WINDOW,
+                   help="iterations over which --tol is measured (default %(default)s)")
     p.add_argument("--fast", action="store_true",
                    help="no radial optimisation: random radial coefficients + one linear solve")
     p.add_argument("--energy-only-radial", action="store_true",
@@ -111,7 +119,11 @@ def _setup(args):
                                      args.radial_basis_size)
     train, test = train_test_split(images, args.test_fraction, args.split_seed)
     valid = _read_images(args.valid, args.species) if args.valid else []
+    if args.tol < 0 or args.stop_window < 1:
+        raise TrainingDataError(f"--tol must be >= 0 and --stop-window >= 1, got {args.tol} "
+                                f"and {args.stop_window}")
     kwargs = dict(weights=tuple(args.weights), scaling=args.scaling, max_iter=args.max_iter,
+                  tol=args.tol, stop_window=args.stop_window,
                   optimize_radial=not args.fast, energy_only_radial=args.energy_only_radial,
                   forces_cap=args.forces_cap, labels=image_labels(train),
                   radial_fraction=args.radial_fraction, radial_optimizer=args.radial_optimizer)
