@@ -54,6 +54,8 @@ class FitSettings:
     forces_cap: float | None
     committee_size: int
     max_iter: int
+    tol: float
+    stop_window: int
     optimize_radial: bool
     radial_optimizer: str
     mpi_tasks: int
@@ -66,7 +68,8 @@ class FitSettings:
         """Keyword arguments of mtplib.training.fit; `max_iter` overrides fit.max_iter."""
         w = self.weights
         return dict(weights=(w["energy"], w["forces"], w["stress"]), scaling=self.scaling,
-                    max_iter=max_iter or self.max_iter, optimize_radial=self.optimize_radial,
+                    max_iter=max_iter or self.max_iter, tol=self.tol,
+                    stop_window=self.stop_window, optimize_radial=self.optimize_radial,
                     radial_optimizer=self.radial_optimizer, forces_cap=self.forces_cap)
 
     def split(self, images):
