@@ -8,9 +8,9 @@ DIR holds `train.extxyz` (200 cells) and `test.extxyz` (1000 cells) from
 from the training cells with the SAME potential file and grade the test cells. Prints each
 code's min / median / max grade and count of cells with gamma > 1, the Spearman rank
 correlation of the two grade vectors, the share of cells on the same side of gamma = 1,
-and the composition of mtplib's active set. Without --potential a level-16 potential
-(min_dist 2, max_dist 5, radial basis size 8) is trained by `mtplib train --max-iter 10`
-into the work folder. Without `mlp` (not on PATH and no --mlp) only mtplib's column.
+and the composition of both active sets (grades saved to WORK/grades.npz). Without
+--potential a level-16 potential (min_dist 2, max_dist 5, radial basis size 8) is trained by
+`mtplib train --max-iter 10` into the work folder. Without `mlp` (not on PATH and no --mlp) only mtplib's column.
 Set PYTHONPATH to the checkout whose mtplib is measured; it is printed.
 """
 import argparse
@@ -64,7 +64,7 @@ def mtplib_grades(pot_path, train, test):
         t_grade = time.perf_counter() - t - t_build
     cells = len(aset.member_configurations)
     return gamma, dict(build_s=t_build, grade_s=t_grade, cells=cells, virtual=aset.n_virtual,
-                       size=aset.size)
+                       size=aset.size, slots=aset.members[:, 0])
 
 
 def mlp_grades(mlp, pot_path, data, work):
@@ -84,6 +84,32 @@ def mlp_grades(mlp, pot_path, data, work):
     gamma = np.array([float(g) for g in re.findall(r"^\s*Feature\s+MV_grade\s+(\S+)",
                                                    out.read_text(), re.M)])
     return gamma, dict(calc_grade_s=elapsed)
+
+
+def mlp_active_set(als, train, size):
+    """Training-cell index of each of the `size` slots of MLIP-2's ALS file (-1: virtual).
+
+    The file (`MaxvolSelection::Save`): the potential, '^', 4 weights, '#', A and A^-1
+    (binary), then 'slot configuration-number' lines and the configurations (a virtual
+    slot's is empty, Size 0), matched here to the training cells by their positions."""
+    data = als.read_bytes()
+    start = data.index(b"\n#", data.index(b"\n^")) + 2 + 2 * size * size * 8
+    lines = data[start:].decode().split("\n")
+    numbers = [int(line.split()[1]) for line in lines[1:size + 1]]
+    blocks = "\n".join(lines[size + 1:]).split("BEGIN_CFG")[1:]
+    cells = []
+    for block in blocks:
+        rows = block.split("\n")
+        n_atoms = int(rows[rows.index(next(r for r in rows if r.strip() == "Size")) + 1])
+        if n_atoms == 0:
+            cells.append(-1)
+            continue
+        k = next(i for i, r in enumerate(rows) if "AtomData:" in r)
+        pos = np.array([r.split()[2:5] for r in rows[k + 1:k + 1 + n_atoms]], dtype=float)
+        match = [c for c, atoms in enumerate(train)
+                 if len(atoms) == n_atoms and np.allclose(atoms.positions, pos, atol=1e-8)]
+        cells.append(match[0] if match else -2)
+    return np.array([cells[k] for k in numbers])
 
 
 def summary(name, gamma):
@@ -127,9 +153,15 @@ def main():
         sys.exit(f"{work / 'test_graded_mlp.cfg'}: {len(theirs)} MV_grade features for "
                  f"{len(ours)} test cells")
     print(summary("MLIP-2", theirs) + f"  (calc-grade {minfo['calc_grade_s']:.1f} s)")
+    slots = mlp_active_set(work / "state_mlp.als", train, info["size"])
+    real = set(slots[slots >= 0].tolist())
+    print(f"MLIP-2 active set: {len(real)} training cells, {(slots == -1).sum()} virtual rows; "
+          f"{len(real & set(info['slots'].tolist()))} cells in common with mtplib's; "
+          f"slot by slot identical: {bool(np.array_equal(slots, info['slots']))}")
     rho = scipy.stats.spearmanr(ours, theirs).statistic
     same_side = np.mean((ours > 1) == (theirs > 1))
     rel = np.abs(ours - theirs) / np.maximum(theirs, 1e-12)
+    np.savez(work / "grades.npz", mtplib=ours, mlip2=theirs)
     print(f"Spearman {rho:.5f}   same side of gamma = 1: {100 * same_side:.1f} %   "
           f"gamma > 1 counts: mtplib {(ours > 1).sum()}, MLIP-2 {(theirs > 1).sum()} "
           f"(difference {(ours > 1).sum() - (theirs > 1).sum():+d})   "

@@ -15,9 +15,9 @@ The start is MLIP-2's (`MaxVol::Reset`, `MaxvolSelection::Select`): A = eps I in
 columns, every row of B a candidate. Each swap puts the row of largest |C_ij| into slot j,
 and the row it replaces (a virtual eps e_j, or an earlier pick) takes that row's place among
 the candidates, as `cblas_dswap` does in `MaxVol::SwapRows`; ties go to the first entry in
-row-major order (`cblas_idamax`). Rows of B that are rank-deficient (the MTP's Jacobian has
-exact column dependencies from the homogeneity of the basis functions in the radial
-coefficients, and singular values that fall to about eps) leave "virtual" rows eps e_k in A;
+row-major order (`cblas_idamax`). A rank-deficient B (the MTP's Jacobian has exact column
+dependencies from the homogeneity of the basis functions in the radial coefficients, and
+singular values that fall to about eps) leaves "virtual" rows eps e_k in A;
 a real row replaces one only where its coefficient on it exceeds 1 + tol. Which rows remain
 then depends on eps measured in B's raw columns, so the columns are not rescaled: a rescaled
 start (eps e_k in unit-max columns) keeps other virtual rows and other training rows, and
