@@ -184,3 +184,36 @@ def test_the_md_driver_runs_any_calculator(tmp_path):
     frames = ase.io.read(traj, ":")
     assert [f.info["step"] for f in frames] == [0, 5, 10, 15, 20]
     assert all(f.info["temperature"] > 0 and np.isfinite(f.get_potential_energy()) for f in frames)
+
+
+def test_cli_state_goes_beside_the_output_never_beside_the_potential(setup, tmp_path, capsys):
+    from mtplib.cli import main
+    pot, train, _ = setup
+    pot_dir, data_dir, out_dir = (tmp_path / d for d in ("pot", "data", "out"))
+    for d in (pot_dir, data_dir, out_dir):
+        d.mkdir()
+    pot.save(pot_dir / "cu.mtp")
+    t, p = str(data_dir / "train.extxyz"), str(data_dir / "pool.extxyz")
+    ase.io.write(t, train)
+    ase.io.write(p, emt_cells(3, seed=5, rattle=0.2, strain=0.08))
+    ase.io.write(data_dir / "start.extxyz", start())
+    inputs = {d: sorted(f.name for f in d.iterdir()) for d in (pot_dir, data_dir)}
+    assert main(["grade", str(pot_dir / "cu.mtp"), t, p, str(out_dir / "graded.extxyz"),
+                 "--species", "Cu"]) == 0
+    assert sorted(f.name for f in out_dir.iterdir()) == ["cu.als.npz", "graded.extxyz"]
+    assert "cu.als.npz: active set of" in capsys.readouterr().err
+    # --state puts it where the user says
+    assert main(["grade", str(pot_dir / "cu.mtp"), t, p, str(out_dir / "g2.extxyz"),
+                 "--state", str(tmp_path / "mine.npz"), "--species", "Cu"]) == 0
+    assert (tmp_path / "mine.npz").exists()
+    # select and md: beside OUT and beside --candidates
+    sel_dir, md_dir = tmp_path / "sel", tmp_path / "md"
+    sel_dir.mkdir(), md_dir.mkdir()
+    assert main(["select", str(pot_dir / "cu.mtp"), t, p, str(sel_dir / "sel.extxyz"),
+                 "--species", "Cu"]) == 0
+    assert (sel_dir / "cu.als.npz").exists()
+    assert main(["md", str(pot_dir / "cu.mtp"), str(data_dir / "start.extxyz"), "--train", t,
+                 "--species", "Cu", "--steps", "5", "--candidates",
+                 str(md_dir / "cand.extxyz")]) == 0
+    assert (md_dir / "cu.als.npz").exists()
+    assert {d: sorted(f.name for f in d.iterdir()) for d in (pot_dir, data_dir)} == inputs

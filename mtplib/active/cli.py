@@ -6,7 +6,9 @@
         --select 2 --break 10 --candidates OUT [--train TRAIN] [--seed 0] [--species ...]
     mtplib relax POT STRUCTURE --select 2 --break 10 --candidates OUT [--fmax 0.01] [--out F]
 
-The active set lives in POT.als.npz beside POT (or --state); it is built from TRAIN when absent.
+The active-set state is the file --state, by default POT.als.npz (POT's name) in the folder of
+the output (OUT, or --candidates for md and relax), never beside an input; it is built from
+TRAIN when absent.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ def _potential(args):
     return MTPotential.load(args.potential, species=species)
 
 
-def _active_set(args, pot):
+def _active_set(args, pot, output):
+    """The active set from --state, default POT.als.npz in the folder of `output`."""
     from .grade import ActiveSetError, check_mode, load_or_build, state_path_for
-    state = args.state or state_path_for(args.potential)
+    state = args.state or state_path_for(args.potential, beside=output)
     mode = check_mode(args.mode) if getattr(args, "mode", None) else None
-    aset = load_or_build(pot, args.potential, state, getattr(args, "train", None),
+    aset = load_or_build(pot, state, getattr(args, "train", None),
                          mode=mode or "configuration", log=_log)
     if mode is not None and aset.mode != mode:
         raise ActiveSetError(f"{state}: active set in {aset.mode} mode, but --mode {mode} asked; "
@@ -39,7 +42,7 @@ def _active_set(args, pot):
 def cmd_grade(args):
     from ..io import read_dataset, write_dataset
     pot = _potential(args)
-    aset = _active_set(args, pot)
+    aset = _active_set(args, pot, args.out)
     images = read_dataset(args.data, species=pot.species)
     gamma = aset.grade_many(images, where=str(args.data))
     for atoms in images:
@@ -53,7 +56,7 @@ def cmd_select(args):
     from ..io import read_dataset, write_dataset
     from .select import select_add
     pot = _potential(args)
-    aset = _active_set(args, pot)
+    aset = _active_set(args, pot, args.out)
     pool = read_dataset(args.candidates, species=pot.species)
     sel = select_add(aset, pool, max_count=args.max, threshold=args.threshold,
                      where=str(args.candidates))
@@ -93,7 +96,7 @@ def _committee(args, pot):
 
 def _grading(args, pot):
     """Active set unless --no-gamma; a committee with --committee."""
-    aset = None if args.no_gamma else _active_set(args, pot)
+    aset = None if args.no_gamma else _active_set(args, pot, args.candidates)
     return aset, _committee(args, pot)
 
 
@@ -140,7 +143,8 @@ def cmd_relax(args):
 
 def _common(p, structure=False):
     p.add_argument("potential", help="the .mtp potential")
-    p.add_argument("--state", help="active-set state file (default: POT.als.npz beside POT)")
+    p.add_argument("--state", help="active-set state file, built from TRAIN when absent "
+                                   "(default: POT.als.npz in the output's folder)")
     p.add_argument("--mode", choices=["configuration", "neighborhood", "neighbourhood"],
                    help="active-set mode when building it (default configuration)")
     p.add_argument("--species", nargs="+", help="element of each MLIP type")
