@@ -5,7 +5,7 @@
     mtplib errors POT DATA [--json F]     (eqs. 8-10: energy/atom, force components, stress)
     mtplib convert IN OUT                 (cfg <-> extxyz)
     mtplib mindist DATA
-    mtplib train ... | scan ... | grade ... | select ... | md ... | relax ...
+    mtplib train ... | scan ... | grade ... | select ... | sparsify ... | md ... | relax ...
 """
 from __future__ import annotations
 
