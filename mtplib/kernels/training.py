@@ -83,8 +83,7 @@ def basis_dependencies(times, mapping, n_basic, n_moments):
 @njit(cache=True)
 def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                   max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments,
-                  deps,
-                  with_forces, site_rows, X, row0):
+                  deps, with_forces, site_rows, X, row0):
     """site_rows[i - first, s] = B_s(i) for the atoms first..last-1 of one configuration; with
     forces, g = dB_s(i)/d(vec_p) of each pair p = (i, j) goes straight into the design rows
     X[row0:] of the configuration: F_i += g, F_j -= g, W += vec_p (x) g (see `_config_rows`).
@@ -222,9 +221,8 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
 
 @njit(cache=True)
 def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
-                 repulsive,
-                 basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps, with_forces, X,
-                 row0):
+                 repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
+                 with_forces, X, row0):
     """Design rows of the configuration of atoms a0..a1-1 into X[row0:]: energy, forces
     F = -dE/dr (atom-major), virial W = sum_p vec_p (x) dE/dvec_p (3x3 row-major)."""
     n_atoms = a1 - a0
@@ -232,9 +230,8 @@ def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_d
     n_basis = mapping.shape[0]
     site_rows = np.zeros((n_atoms, n_basis))
     _design_block(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
-                  repulsive,
-                  basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps, with_forces,
-                  site_rows, X, row0)
+                  repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
+                  with_forces, site_rows, X, row0)
     for i in range(n_atoms):                       # energy row, eq. 2
         X[row0, types[a0 + i]] += 1.0
         for s in range(n_basis):
@@ -267,8 +264,7 @@ def linear_design(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, ma
 @njit(cache=True, parallel=True)
 def batch_design(cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, scaling,
                  min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
-                 n_moments,
-                 with_forces):
+                 n_moments, with_forces):
     """`linear_design` of configurations c (atoms cfg_atoms[c]..cfg_atoms[c+1]-1 of a batch
     in one CSR list) stacked at rows row_start[c]; parallel over configurations."""
     X = np.zeros((row_start[-1], radial_coeffs.shape[0] + mapping.shape[0]))
@@ -276,23 +272,21 @@ def batch_design(cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, 
     for c in prange(cfg_atoms.shape[0] - 1):
         _config_rows(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec, radial_coeffs,
                      scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
-                     mapping,
-                     n_moments, deps, with_forces, X, row_start[c])
+                     mapping, n_moments, deps, with_forces, X, row_start[c])
     return X
 
 
 @njit(cache=True)
 def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                    max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
-                   species_coeffs,
-                   moment_coeffs, n_moments):
+                   species_coeffs, moment_coeffs, n_moments):
     """Energies (n_cfg,), forces (n_atoms, 3) and virials (n_cfg, 3, 3) of a batch: the
     evaluation kernel `mtp_batch`, one structure per configuration."""
     tables = kernel_tables(ang_abc, basic_mu, radial_coeffs.shape[2], times)
     site, forces, virial = mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                                      max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
-                                     mapping,
-                                     species_coeffs, moment_coeffs, n_moments, tables, cfg_atoms)
+                                     mapping, species_coeffs, moment_coeffs, n_moments, tables,
+                                     cfg_atoms)
     n_cfg = cfg_atoms.shape[0] - 1
     energy = np.zeros(n_cfg)
     for c in range(n_cfg):
@@ -429,8 +423,7 @@ def radial_gradient(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, 
 @njit(cache=True, parallel=True)
 def batch_radial_gradient(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling,
                           min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
-                          mapping,
-                          moment_coeffs, n_moments, alpha, tangent):
+                          mapping, moment_coeffs, n_moments, alpha, tangent):
     """Sum over the configurations of a batch of `radial_gradient` (alpha per configuration,
     tangents per pair); per-configuration results added in order (reproducible)."""
     n_cfg = cfg_atoms.shape[0] - 1
@@ -439,9 +432,8 @@ def batch_radial_gradient(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, sc
     for c in prange(n_cfg):
         _radial_grad_block(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec,
                            radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
-                           basic_ang,
-                           ang_abc, times, mapping, moment_coeffs, n_moments, alpha[c], tangent,
-                           partial[c])
+                           basic_ang, ang_abc, times, mapping, moment_coeffs, n_moments,
+                           alpha[c], tangent, partial[c])
     grad = np.zeros((S, S, n_mu, rb))
     for c in range(n_cfg):
         grad += partial[c]
