@@ -5,7 +5,7 @@
 
 The training set is `--frames` consecutive frames (every `--every` steps) of one 800 K
 Langevin trajectory of a 32-atom Cu/Au fcc cell; the test set, 100 frames of two other
-trajectories (800 K and 1100 K, other seeds). A potential fitted on the whole set gives the
+trajectories of the same cell (800 K and 1100 K, other seeds). A potential fitted on the whole set gives the
 active set; `sparsify` keeps the configurations it needs (every dropped one then has
 gamma <= 1.001 on the kept ones), in each active-set mode of --modes. The potential is refitted on the kept configurations
 (same initial potential and seed), and, as a control, on a random subset of the same size.
@@ -29,9 +29,11 @@ from mtplib.training import fit
 
 
 def trajectory(count, every, temperature, seed):
-    rng = np.random.default_rng(seed)
+    """Frames of one trajectory of the same Cu/Au cell (one composition: species energies
+    are only determined up to it); `seed` gives the velocities and the Langevin noise."""
     atoms = bulk("Cu", "fcc", a=3.70, cubic=True).repeat((2, 2, 2))
-    atoms.symbols = rng.choice(["Cu", "Au"], size=len(atoms), p=[0.6, 0.4])
+    atoms.symbols = np.random.default_rng(0).choice(["Cu", "Au"], size=len(atoms), p=[0.6, 0.4])
+    rng = np.random.default_rng(seed)
     atoms.calc = EMT()
     vd.thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     dyn = Langevin(atoms, 2 * units.fs, temperature_K=temperature, friction=0.01 / units.fs,
