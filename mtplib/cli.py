@@ -5,7 +5,7 @@
     mtplib errors POT DATA [--json F]     (eqs. 8-10: energy/atom, force components, stress)
     mtplib convert IN OUT                 (cfg <-> extxyz)
     mtplib mindist DATA
-    mtplib train ... | scan ... | grade ... | select ... | md ... | relax ...
+    mtplib train ... | scan ... | grade ... | select ... | sparsify ... | md ... | relax ...
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _load_potential(path, species=None):
 def cmd_init(args):
     from .potential import MTPotential
     pot = MTPotential.from_level(args.level, args.species, args.min_dist, args.max_dist,
-                                 args.radial_basis_size)
+                                 args.radial_basis_size, args.radial_basis_type)
     pot.save(args.out)
     print(f"{args.out}: untrained level-{args.level} MTP for {' '.join(args.species)}: "
           f"{pot.alpha_scalar_moments} basis functions, {pot.radial_funcs_count} radial functions, "
@@ -100,6 +100,9 @@ def build_parser(command=None):
     p.add_argument("--min-dist", type=float, default=2.0)
     p.add_argument("--max-dist", type=float, default=5.0)
     p.add_argument("--radial-basis-size", type=int, default=8)
+    p.add_argument("--radial-basis-type", default="RBChebyshev",
+                   choices=["RBChebyshev", "RBChebyshev_repuls"],
+                   help="RBChebyshev_repuls: MLIP-2's repulsive core below --min-dist")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("evaluate", help="energies, forces, stresses of a dataset (calc-efs)")

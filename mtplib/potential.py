@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .basis import basis_for_level
-from .io.mtp import read_mtp, write_mtp
-from .kernels.mtp import CHUNK, kernel_tables, mtp_batch, mtp_parallel, mtp_serial
+from .io.mtp import RADIAL_BASIS_TYPES, read_mtp, write_mtp
+from .kernels.mtp import (CHUNK, kernel_tables, mtp_batch, mtp_parallel, mtp_serial,
+                          repulsion_terms)
 from .memory import keep_freed_memory
 from .neighbors import StructureError, neighbor_csr_batch, neighbor_csr_shortest
 
@@ -57,15 +58,18 @@ class MTPotential:
     species: list[str] | None = None            # element of each MLIP type, when known
     potential_name: str = "MTP1m"
     potential_tag: str = ""
+    radial_basis_type: str = "RBChebyshev"      # or "RBChebyshev_repuls" (RADIAL_BASIS_TYPES)
     source: str = "<memory>"
     _arrays: dict = field(default=None, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------
     @classmethod
-    def from_level(cls, level, species, min_dist=2.0, max_dist=5.0, radial_basis_size=8):
+    def from_level(cls, level, species, min_dist=2.0, max_dist=5.0, radial_basis_size=8,
+                   radial_basis_type="RBChebyshev"):
         """An untrained potential of `level` (MLIP-2's basis sizes) for a species list.
 
-        `species` is a list of element symbols or a species count."""
+        `species` is a list of element symbols or a species count; `radial_basis_type` one of
+        RADIAL_BASIS_TYPES ("RBChebyshev_repuls": MLIP-2's repulsive core below min_dist)."""
         basic, times, mapping, n_moments = basis_for_level(level)
         names = None if isinstance(species, int) else list(species)
         count = species if isinstance(species, int) else len(names)
@@ -75,11 +79,15 @@ class MTPotential:
             raise MTPInputError(f"need 0 <= min_dist < max_dist, got {min_dist} and {max_dist}")
         if radial_basis_size < 2:
             raise MTPInputError(f"radial_basis_size must be at least 2, got {radial_basis_size}")
+        if radial_basis_type not in RADIAL_BASIS_TYPES:
+            raise MTPInputError(f"unknown radial_basis_type {radial_basis_type!r}; use one of "
+                                f"{RADIAL_BASIS_TYPES}")
         return cls(species_count=count, min_dist=float(min_dist), max_dist=float(max_dist),
                    radial_basis_size=int(radial_basis_size),
                    radial_funcs_count=int(basic[:, 0].max()) + 1, alpha_index_basic=basic,
                    alpha_index_times=times, alpha_moment_mapping=mapping,
-                   alpha_moments_count=n_moments, species=names)
+                   alpha_moments_count=n_moments, species=names,
+                   radial_basis_type=radial_basis_type)
 
     @classmethod
     def load(cls, path, species=None):
@@ -103,9 +111,14 @@ class MTPotential:
             "species_count", "min_dist", "max_dist", "radial_basis_size", "radial_funcs_count",
             "alpha_index_basic", "alpha_index_times", "alpha_moment_mapping",
             "alpha_moments_count", "scaling", "radial_coeffs", "species_coeffs", "moment_coeffs",
-            "species", "potential_name", "potential_tag", "source")}
+            "species", "potential_name", "potential_tag", "radial_basis_type", "source")}
         return {k: (v.copy() if isinstance(v, np.ndarray) else (list(v) if isinstance(v, list) else v))
                 for k, v in out.items()}
+
+    @property
+    def repulsive(self):
+        """True for MLIP-2's RBChebyshev_repuls: a repulsive core below min_dist."""
+        return self.radial_basis_type == "RBChebyshev_repuls"
 
     # ---- sizes -------------------------------------------------------------------
     @property
@@ -154,12 +167,15 @@ class MTPotential:
             if not self.is_trained:
                 raise MTPInputError(f"{self.source}: the potential is untrained (no radial, species or "
                                     "moment coefficients); train it before evaluating")
+            if self.radial_basis_type not in RADIAL_BASIS_TYPES:
+                raise MTPInputError(f"{self.source}: unknown radial_basis_type "
+                                    f"{self.radial_basis_type!r}; use one of {RADIAL_BASIS_TYPES}")
             layout = canonical_layout(self.alpha_index_basic, self.alpha_index_times,
                                       self.alpha_moment_mapping, self.alpha_moments_count, self.source)
             object.__setattr__(self, "_arrays", dict(
                 radial_coeffs=np.ascontiguousarray(self.radial_coeffs, dtype=np.float64),
                 scaling=float(self.scaling), min_dist=float(self.min_dist),
-                max_dist=float(self.max_dist),
+                max_dist=float(self.max_dist), repulsive=self.repulsive,
                 species_coeffs=np.ascontiguousarray(self.species_coeffs, dtype=np.float64),
                 moment_coeffs=np.ascontiguousarray(self.moment_coeffs, dtype=np.float64),
                 tables=kernel_tables(layout["ang_abc"], layout["basic_mu"],
@@ -240,7 +256,8 @@ class MTPotential:
         return offsets, nbr, vec, shortest
 
     def _warn_closer_than_min_dist(self, shortest, where, stacklevel):
-        if shortest < self.min_dist:
+        # with RBChebyshev_repuls the repulsive core is the designed behaviour there: no warning
+        if shortest < self.min_dist and not self.repulsive:
             warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
                           f"{self.min_dist} Å, where the potential is not trained",
                           stacklevel=stacklevel)
@@ -249,16 +266,23 @@ class MTPotential:
         """(site energies, forces, virial, dE/dtheta rows) from the one serial or parallel kernel.
 
         Small cells run on one thread; rows are per atom, or summed (per block of atoms when
-        parallel: sum them) -- see `mtplib.kernels.mtp.mtp_serial`.
+        parallel: sum them) -- see `mtplib.kernels.mtp.mtp_serial`. With RBChebyshev_repuls the
+        repulsive core of the pairs closer than min_dist is added (`repulsion_terms`).
         """
         a = self.kernel_arrays()
         args = (types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
-                a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
-                a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"],
+                a["max_dist"], a["repulsive"], a["basic_mu"], a["basic_ang"], a["ang_abc"],
+                a["times"], a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"],
                 want_forces, want_params, per_atom, a["tables"])
         if n_blocks is None and len(types) < ATOMS_PER_THREAD * 2:
-            return mtp_serial(*args)
-        return mtp_parallel(*args, n_blocks or _default_blocks(len(types)))
+            out = mtp_serial(*args)
+        else:
+            out = mtp_parallel(*args, n_blocks or _default_blocks(len(types)))
+        if a["repulsive"]:
+            site_energy, forces, virial, _ = out
+            repulsion_terms(np.array([0, len(types)], dtype=np.int64), offsets, nbr, vec,
+                            a["min_dist"], site_energy, forces, virial[None])
+        return out
 
     def evaluate(self, atoms, where="structure", n_blocks=None):
         """Energy, forces, stress (ASE sign, eV/Å³; None without a 3-D periodic cell) and site energies."""
@@ -352,8 +376,12 @@ class MTPotential:
             self._warn_closer_than_min_dist(shortest[n], f"{where}[{index0 + n}]", stacklevel=5)
         site_energy, forces, virial = mtp_batch(
             types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
-            a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"], a["mapping"],
-            a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"], atom_start)
+            a["max_dist"], a["repulsive"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
+            a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"],
+            atom_start)
+        if a["repulsive"]:
+            repulsion_terms(atom_start, offsets, nbr, vec, a["min_dist"], site_energy, forces,
+                            virial)
         return atom_start, site_energy, forces, virial
 
     def evaluate_frames(self, frames, where="data"):

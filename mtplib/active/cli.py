@@ -2,6 +2,7 @@
 
     mtplib grade POT TRAIN DATA OUT [--state FILE] [--mode configuration|neighborhood]
     mtplib select POT TRAIN CANDIDATES OUT [--max N] [--threshold 1.001]
+    mtplib sparsify POT TRAIN OUT [--mode configuration] [--threshold 1.001]
     mtplib md POT STRUCTURE --ensemble nvt --temperature 3000 --steps 20000 --timestep 1 \\
         --select 2 --break 10 --candidates OUT [--train TRAIN] [--seed 0] [--species ...]
     mtplib relax POT STRUCTURE --select 2 --break 10 --candidates OUT [--fmax 0.01] [--out F]
@@ -67,6 +68,24 @@ def cmd_select(args):
     write_dataset(args.out, chosen, species=pot.species)
     print(f"{args.out}: {len(chosen)} of {len(pool)} candidates selected "
           f"(max gamma {sel.gamma.max() if len(pool) else 0:.4g}, {sel.swaps} swaps)")
+
+
+def cmd_sparsify(args):
+    from ..io import read_dataset, write_dataset
+    from .grade import check_mode
+    from .sparsify import sparsify
+    pot = _potential(args)
+    images = read_dataset(args.train, species=pot.species)
+    if not images:
+        raise ValueError(f"{args.train}: no configurations")
+    sparse = sparsify(pot, images, mode=check_mode(args.mode), threshold=args.threshold,
+                      where=str(args.train))
+    write_dataset(args.out, [images[k] for k in sparse.kept], species=pot.species)
+    dropped = sparse.dropped(len(images))
+    worst = sparse.gamma[dropped].max() if dropped else 0.0
+    print(f"{args.out}: kept {len(sparse.kept)} of {len(images)} configurations of {args.train} "
+          f"(max gamma of the {len(dropped)} dropped w.r.t. the kept: {worst:.4g}; "
+          f"{sparse.rounds} maxvol rounds)")
 
 
 def _structure(args, pot):
@@ -188,6 +207,19 @@ def add_parsers(sub):
     p.add_argument("--threshold", type=float, default=1.001,
                    help="a row enters when |b A^-1| exceeds this (default 1.001)")
     p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("sparsify", help="keep the training configurations the active set "
+                       "needs (select-add on the training set itself)")
+    p.add_argument("potential", help="the .mtp potential")
+    p.add_argument("train", help="training set to sparsify")
+    p.add_argument("out", help="the kept configurations, with their labels")
+    p.add_argument("--mode", default="configuration",
+                   choices=["configuration", "neighborhood", "neighbourhood"],
+                   help="active-set mode (default configuration)")
+    p.add_argument("--threshold", type=float, default=1.001,
+                   help="every dropped configuration has gamma <= this w.r.t. the kept ones")
+    p.add_argument("--species", nargs="+", help="element of each MLIP type")
+    p.set_defaults(func=cmd_sparsify)
 
     p = sub.add_parser("md", help="learning-on-the-fly molecular dynamics")
     _common(p, structure=True)

@@ -44,6 +44,8 @@ def potential_fingerprint(potential):
     for name in ("species_count", "min_dist", "max_dist", "radial_basis_size", "radial_funcs_count",
                  "alpha_moments_count", "scaling"):
         h.update(f"{name}={float(getattr(potential, name))!r};".encode())
+    if potential.repulsive:         # the plain basis keeps the fingerprints it always had
+        h.update(b"radial_basis_type=RBChebyshev_repuls;")
     for name in ("alpha_index_basic", "alpha_index_times", "alpha_moment_mapping"):
         h.update(np.ascontiguousarray(getattr(potential, name), dtype=np.int64).tobytes())
     h.update(np.ascontiguousarray(potential.get_parameters(), dtype=np.float64).tobytes())

@@ -45,6 +45,10 @@ def _common(p):
                    help="cutoff radius (Å; default %(default)s)")
     p.add_argument("--radial-basis-size", type=int, default=8,
                    help="number of Chebyshev radial basis functions (default %(default)s)")
+    p.add_argument("--radial-basis-type", default="RBChebyshev",
+                   choices=["RBChebyshev", "RBChebyshev_repuls"],
+                   help="RBChebyshev_repuls: MLIP-2's repulsive core below --min-dist (default "
+                        "%(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial radial coefficients")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
     p.add_argument("--test-fraction", type=float, default=0.2,
@@ -116,7 +120,7 @@ def _setup(args):
     else:
         species = args.species or sorted({s for a in images for s in a.get_chemical_symbols()})
         pot = MTPotential.from_level(args.level, species, args.min_dist, args.max_dist,
-                                     args.radial_basis_size)
+                                     args.radial_basis_size, args.radial_basis_type)
     train, test = train_test_split(images, args.test_fraction, args.split_seed)
     valid = _read_images(args.valid, args.species) if args.valid else []
     if args.tol < 0 or args.stop_window < 1:

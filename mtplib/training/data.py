@@ -19,6 +19,7 @@ import numpy as np
 from ..neighbors import StructureError, neighbor_csr_batch
 from ..potential import MTPInputError
 from ..potential import _check_finite as check_finite
+from ..kernels.mtp import repulsion_terms
 
 SCALINGS = {
     "vibrations": (1, 0, 1),    # powers of 1/N for energy, forces, stress
@@ -135,8 +136,26 @@ def neighbor_lists(images, potential, labels):
         first = last
 
 
+def _without_repulsion(potential, offsets, nbr, vec, energy, forces, virial):
+    """Targets less the fixed repulsive core of RBChebyshev_repuls (no parameters of its
+    own), so that every training path fits the MTP part to what the core leaves."""
+    n_atoms = len(offsets) - 1
+    site = np.zeros(n_atoms)
+    rep_forces = np.zeros((n_atoms, 3))
+    rep_virial = np.zeros((1, 3, 3))
+    if not repulsion_terms(np.array([0, n_atoms], dtype=np.int64), offsets, nbr, vec,
+                           float(potential.min_dist), site, rep_forces, rep_virial):
+        return energy, forces, virial
+    return (None if energy is None else energy - float(site.sum()),
+            None if forces is None else forces - rep_forces,
+            None if virial is None else virial - rep_virial[0])
+
+
 def prepare(images, potential, weights=(1.0, 0.01, 0.001), scaling="vibrations", labels=None):
-    """TrainingConfig for every image, with the checks of section 'Data' of the trainer."""
+    """TrainingConfig for every image, with the checks of section 'Data' of the trainer.
+
+    With RBChebyshev_repuls the targets are those less the repulsive core
+    (`_without_repulsion`)."""
     labels = labels or image_labels(images)
     if not len(images):
         raise TrainingDataError("the training set is empty")
@@ -166,11 +185,16 @@ def prepare(images, potential, weights=(1.0, 0.01, 0.001), scaling="vibrations",
             virial = None
             if stress is not None and periodic:
                 virial = _stress_3x3(stress) * atoms.get_volume()
+            if forces is not None:
+                forces = np.asarray(forces, dtype=np.float64).reshape(-1, 3)
+            if potential.repulsive:
+                energy, forces, virial = _without_repulsion(potential, offsets, nbr, vec, energy,
+                                                            forces, virial)
             out.append(TrainingConfig(
                 label=label, types=types, offsets=offsets, nbr=nbr,
-                vec=np.ascontiguousarray(vec, dtype=np.float64),
+                vec=vec,
                 energy=float(energy) if energy is not None else 0.0,
-                forces=None if forces is None else np.asarray(forces, dtype=np.float64).reshape(-1, 3),
+                forces=forces,
                 virial=virial,
                 w_energy=we if energy is not None else 0.0,
                 w_forces=wf if forces is not None else 0.0,
