@@ -36,11 +36,12 @@ class MTPSettings:
     radial_basis_size: int
     min_dist: float
     max_dist: float
+    radial_basis_type: str
 
     def initial_potential(self, elements):
         from mtplib.potential import MTPotential
         return MTPotential.from_level(self.level, list(elements), self.min_dist, self.max_dist,
-                                      self.radial_basis_size)
+                                      self.radial_basis_size, self.radial_basis_type)
 
 
 @dataclass(frozen=True)
