@@ -80,8 +80,25 @@ def test_trajectories_per_scenario_get_their_own_seeds():
         "scenarios": [{"name": "md", "start": {"phase": "Cu"}, "temperatures": [300, 900],
                        "trajectories": 3, "seed": 7}]}})
     runs = Settings.from_config(config).active_learning.runs()
-    assert list(runs) == [f"md_{t}K_r{k}" for t in (300, 900) for k in range(3)]
-    assert [runs[f"md_300K_r{k}"].seed for k in range(3)] == [7, 8, 9]
+    assert list(runs) == [f"md_{t}K_s{s}" for t in (300, 900) for s in (7, 8, 9)]
+    assert [runs[f"md_300K_s{s}"].seed for s in (7, 8, 9)] == [7, 8, 9]
+
+
+def test_scenario_grids_expand_to_one_run_per_combination():
+    """Two scenarios, each a 3 x 3 grid of temperatures and lattice scalings (the MLIP
+    paper's solid and liquid grids); gamma_select = gamma_break is allowed for them."""
+    phases = {"Cu": {"bulk": {"name": "Cu", "cubic": True}}}
+    grid = {"temperatures": [700, 900, 1100], "lattice_scalings": [0.98, 1.0, 1.02]}
+    config = validate_config({"elements": ["Cu"], "phases": phases, "active_learning": {
+        "gamma_select": 5.0, "gamma_break": 5.0, "scenarios": [
+            {"name": "solid", "start": {"phase": "Cu"}, **grid},
+            {"name": "liquid", "start": {"amorphous": {"composition": {"Cu": 1}, "density": 8.0}},
+             **grid}]}})
+    runs = Settings.from_config(config).active_learning.runs()
+    assert len(runs) == 18 and "solid_900K_x1p02" in runs and "liquid_700K_x0p98" in runs
+    run = runs["solid_900K_x1p02"]
+    atoms = run.start_structure(config["phases"], "x")
+    assert atoms.cell.lengths()[0] == pytest.approx(2 * 3.61 * 1.02, rel=1e-3)
 
 
 def _summaries(tmp_path, runs):

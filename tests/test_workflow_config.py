@@ -142,7 +142,7 @@ def test_scenario_phase_must_exist():
     (lambda c: c["active_learning"]["scenarios"].append({"name": "md", "start": {"phases": ["Cu", "Ag"]}}),
      r"'active_learning\.scenarios\[md\]\.start\.phases': unknown phase 'Ag'"),
     (lambda c: c["active_learning"].update(gamma_select=12.0, gamma_break=10.0),
-     r"'active_learning\.gamma_select' = 12\.0 .*gamma_select must be smaller"),
+     r"'active_learning\.gamma_select' = 12\.0 .*gamma_select must not be larger"),
     (lambda c: c["mtp"].update(min_dist=5.5, max_dist=5.0),
      r"'mtp\.min_dist' = 5\.5 .*min_dist must be smaller than max_dist"),
     (lambda c: c["phases"].update(Ag={"bulk": {"name": "Ag"}}),

@@ -114,6 +114,7 @@ class MDRun:
     start: dict
     ensemble: str
     temperature: float
+    scaling: float              # of the start cell (positions scaled with it)
     pressure: float
     steps: int
     timestep: float
@@ -124,7 +125,13 @@ class MDRun:
     ramp_steps: int
 
     def start_structure(self, phases: dict, where: str):
-        """The starting structure: a phase supercell, an amorphous box or a file."""
+        """The starting structure (a phase supercell, an amorphous box or a file), its cell
+        scaled by `scaling`."""
+        from mtplib.active.grid import scaled_start
+        atoms = self._start(phases, where)
+        return atoms if self.scaling == 1.0 else scaled_start(atoms, self.scaling)
+
+    def _start(self, phases: dict, where: str):
         from mtplib.structures import amorphous_box, build_phase
         start = self.start
         if "phase" in start:
@@ -142,13 +149,11 @@ class MDRun:
         return read(path)
 
 
-def temperature_label(t: float) -> str:
-    return f"{t:g}K".replace(".", "p")
-
-
 def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
-    """Run name -> MDRun, one per temperature (and per phase of ``start.phases``), in config
-    order; e.g. ``cu3au_md_600K`` or ``md_Cu_300K``."""
+    """Run name -> MDRun, one per start phase (``start.phases``) x temperature x lattice
+    scaling x trajectory (seeds seed, seed+1, ...), in config order, named by
+    ``mtplib.active.grid.expand_grid`` (e.g. ``cu3au_md_600K``, ``md_Cu_300K_x1p02_s1``)."""
+    from mtplib.active.grid import expand_grid
     runs: dict[str, MDRun] = {}
     for sc in scenarios:
         start = dict(sc["start"])
@@ -157,22 +162,23 @@ def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
             starts = [{**{k: v for k, v in start.items() if k != "phases"}, "phase": p}
                       for p in start["phases"]]
         for st in starts:
-            for t in sc["temperatures"]:
-                for k in range(sc["trajectories"]):
-                    parts = [sc["name"]] + ([st["phase"]] if "phases" in start else [])
-                    parts.append(temperature_label(t))
-                    if sc["trajectories"] > 1:
-                        parts.append(f"r{k}")
-                    name = "_".join(parts)
-                    if name in runs:
-                        raise ConfigError(f"config key 'active_learning.scenarios': run name "
-                                          f"{name!r} occurs twice; give the scenarios distinct names")
-                    runs[name] = MDRun(
-                        name=name, scenario=sc["name"], start=st, ensemble=sc["ensemble"],
-                        temperature=float(t), pressure=sc["pressure"], steps=sc["steps"],
-                        timestep=sc["timestep"], seed=sc["seed"] + k, interval=sc["interval"],
-                        max_forces_check=sc["max_forces_check"], ramp_start=sc["ramp_start"],
-                        ramp_steps=sc["ramp_steps"])
+            prefix = "_".join([sc["name"]] + ([st["phase"]] if "phases" in start else []))
+            seeds = [sc["seed"] + k for k in range(sc["trajectories"])]
+            try:
+                points = expand_grid(prefix, sc["temperatures"], sc["lattice_scalings"], seeds)
+            except ValueError as err:
+                raise ConfigError(f"config key 'active_learning.scenarios[{sc['name']}]': "
+                                  f"{err}") from None
+            for p in points:
+                if p.name in runs:
+                    raise ConfigError(f"config key 'active_learning.scenarios': run name "
+                                      f"{p.name!r} occurs twice; give the scenarios distinct names")
+                runs[p.name] = MDRun(
+                    name=p.name, scenario=sc["name"], start=st, ensemble=sc["ensemble"],
+                    temperature=p.temperature, scaling=p.scaling, pressure=sc["pressure"],
+                    steps=sc["steps"], timestep=sc["timestep"], seed=p.seed,
+                    interval=sc["interval"], max_forces_check=sc["max_forces_check"],
+                    ramp_start=sc["ramp_start"], ramp_steps=sc["ramp_steps"])
     return runs
 
 
@@ -343,9 +349,10 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "
                           f"{mtp['max_dist']}: min_dist must be smaller than max_dist")
     al = config["active_learning"]
-    if not al["gamma_select"] < al["gamma_break"]:
+    if not al["gamma_select"] <= al["gamma_break"]:
         raise ConfigError(f"config keys 'active_learning.gamma_select' = {al['gamma_select']} and "
-                          f"'gamma_break' = {al['gamma_break']}: gamma_select must be smaller")
+                          f"'gamma_break' = {al['gamma_break']}: gamma_select must not be larger "
+                          "(equal: each run contributes at most one configuration)")
     if al["gamma_max"] is not None and not al["gamma_max"] > al["gamma_select"]:
         raise ConfigError(f"config key 'active_learning.gamma_max' = {al['gamma_max']}: must be "
                           f"larger than gamma_select = {al['gamma_select']}")
