@@ -67,6 +67,7 @@ def test_every_key_has_description_and_default():
 def test_every_object_forbids_unknown_keys():
     schema = _load(SCHEMA_PATH)
     free_form = {"config.phases", "config.reference.kwargs", "config.active_learning.scenarios[].start.amorphous.composition",
+                 "config.active_learning.scenarios[].start.amorphous.pair_min_distance",
                  "config.validation.adf.cutoffs"}
     for path, sub, _ in _walk(schema, "config", schema["$defs"]):
         if "$ref" in sub:
