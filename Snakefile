@@ -4,9 +4,11 @@
 #   snakemake --cores all --configfile config/examples/X.yaml   # another material
 #
 # Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
-from snakemake.utils import min_version, validate
+import sys
 
-from scripts.mtpflow.settings import Settings
+from snakemake.utils import min_version
+
+from scripts.mtpflow.settings import ConfigError, Settings, validate_config
 
 min_version("9.0")
 
@@ -18,8 +20,15 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
-SETTINGS = Settings.from_config(config)   # cross-key checks; the typed settings of the rules
+# The schema (defaults filled) and the cross-key checks, which read the files the config names;
+# a mistake is one line naming the key and the config file, and no job runs.
+try:
+    SETTINGS = Settings.from_config(validate_config(config), checked=True)
+except ConfigError as err:
+    files = ", ".join(str(f) for f in workflow.configfiles) or "config/config.yaml"
+    sys.exit(f"config error ({files}): {err}")
+if SETTINGS.active_learning.skipped and SETTINGS.active_learning.max_iterations:
+    print(f"note: {SETTINGS.active_learning.skipped}", file=sys.stderr)
 
 
 include: "rules/common.smk"
