@@ -35,7 +35,8 @@ def main():
     log(f"{what}, reference {reference.name}, "
         f"{comm.Get_size() if comm is not None else 1} MPI rank(s)")
     stats = label_structures(frames, factory, args.output, args.failed,
-                             retries=reference.retries, comm=comm, log=log)
+                             retries=reference.retries, comm=comm, log=log,
+                             timeout=reference.timeout)
     log(json.dumps(stats))
     return 0
 

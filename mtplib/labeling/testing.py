@@ -78,3 +78,31 @@ class MPISizeEMT(EMT):
         self.results["mpi_pids_distinct"] = len(set(comm.allgather(os.getpid())))
 
 
+
+
+class HangingEMT(EMT):
+    """EMT that hangs (sleeps ``hang_seconds``) on the structures whose index is in ``hang``:
+    a reference calculation that never returns (reference.timeout test)."""
+
+    def __init__(self, hang=(0,), hang_seconds: float = 3600.0, **kwargs):
+        super().__init__(**kwargs)
+        self.hang, self.hang_seconds = {int(i) for i in hang}, hang_seconds
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        if _index(atoms) in self.hang:
+            time.sleep(self.hang_seconds)
+        super().calculate(atoms, properties, system_changes)
+
+
+class RandomlyFailingEMT(EMT):
+    """EMT that raises on a fraction ``rate`` of its calls (seeded): a flaky reference code."""
+
+    def __init__(self, rate: float = 0.2, seed: int = 0, **kwargs):
+        import numpy as np
+        super().__init__(**kwargs)
+        self.rate, self.rng = rate, np.random.default_rng(seed)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        if self.rng.random() < self.rate:
+            raise RuntimeError("SCF did not converge (test, random)")
+        super().calculate(atoms, properties, system_changes)

@@ -84,6 +84,7 @@ class ReferenceSettings:
     threads: int
     chunk_size: int
     retries: int
+    timeout: float | None
     isolated_box: float
     isolated_spin: bool
 
