@@ -267,32 +267,41 @@ def _label_locked(frames, make_calculator, output, failed_output, retries, comm,
 
 
 def retry_failures(output: str | Path, failed_output: str | Path, make_calculator,
-                   retries: int = 2, log=print, timeout: float | None = None) -> dict:
+                   retries: int = 2, comm=None, log=print, timeout: float | None = None) -> dict:
     """Relabel the failed structures of a finished chunk (after the reference was fixed): the
     labelled structures are kept, only the failures are computed again; both files are
     rewritten atomically (labels first, so a crash in between loses nothing and a rerun
     does not label a structure twice). Returns the counts of :func:`label_structures`."""
     output, failed_output = Path(output), Path(failed_output)
-    with chunk_lock(output, log):
-        labelled = read_frames([output])
-        keys = {_key(a) for a in labelled}
-        failed = [a for a in read_frames([failed_output]) if _key(a) not in keys]
+    rank = comm.Get_rank() if comm is not None else 0
+    with chunk_lock(output, log) if rank == 0 else contextlib.nullcontext():
+        failed, labelled = [], []
+        if rank == 0:
+            labelled = read_frames([output])
+            keys = {_key(a) for a in labelled}
+            failed = [a for a in read_frames([failed_output]) if _key(a) not in keys]
+            for atoms in failed:
+                for key in ("failure_reason", "label_attempts"):
+                    atoms.info.pop(key, None)
+            log(f"{output}: retrying {len(failed)} failed structure(s), keeping "
+                f"{len(labelled)} labelled")
+        if comm is not None:
+            failed = comm.bcast(failed, root=0)
         if not failed:
-            write_frames_atomic(failed_output, [])
             return {"labelled": 0, "failed": 0, "retried": 0, "skipped": 0, "timeouts": 0}
-        for atoms in failed:
-            for key in ("failure_reason", "label_attempts"):
-                atoms.info.pop(key, None)
         tmp = output.with_name(f".{output.name}.retry")
         tmp_failed = failed_output.with_name(f".{failed_output.name}.retry")
-        stats = _label_locked(failed, make_calculator, tmp, tmp_failed, retries, None, log,
-                              timeout, 0)
-        new = read_frames([tmp])
-        write_frames_atomic(output, sorted(labelled + new, key=lambda a: (
-            str(a.info.get("phase")), int(a.info["index"]))))
-        write_frames_atomic(failed_output, read_frames([tmp_failed]))
-        tmp.unlink()
-        tmp_failed.unlink()
+        stats = _label_locked(failed, make_calculator, tmp, tmp_failed, retries, comm, log,
+                              timeout, rank)
+        if rank == 0:
+            new = read_frames([tmp])
+            write_frames_atomic(output, sorted(labelled + new, key=lambda a: (
+                str(a.info.get("phase")), int(a.info["index"]))))
+            write_frames_atomic(failed_output, read_frames([tmp_failed]))
+            tmp.unlink()
+            tmp_failed.unlink()
+        if comm is not None:
+            comm.Barrier()
     return stats
 
 

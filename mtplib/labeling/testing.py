@@ -106,3 +106,18 @@ class RandomlyFailingEMT(EMT):
         if self.rng.random() < self.rate:
             raise RuntimeError("SCF did not converge (test, random)")
         super().calculate(atoms, properties, system_changes)
+
+
+class FixableEMT(LoggingEMT):
+    """EMT that fails on every structure with ``index % every == 0`` until the file ``fixed``
+    exists (a reference repaired outside the config: a licence, a pseudopotential, a node);
+    logs every index it is asked to compute to ``log_file``."""
+
+    def __init__(self, fixed: str, log_file: str, every: int = 3, **kwargs):
+        super().__init__(log_file, **kwargs)
+        self.fixed, self.every = fixed, every
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        if _index(atoms) % self.every == 0 and not os.path.exists(self.fixed):
+            raise RuntimeError(f"reference broken for index {_index(atoms)} (test)")
