@@ -82,3 +82,25 @@ def test_retry_failed_relabels_only_the_failures(tmp_path):
     again = snakemake(tmp_path, path, "retry_failed")
     assert "no failed structures to retry" in (tmp_path / "logs" / "label" / "retry_failed.log").read_text()
     assert again.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_flaky_reference_in_validation_is_recorded_not_fatal(tmp_path):
+    """A reference that fails 20 % of its calls: labelling retries and records; the reference
+    validation MD retries, then records its failure in the summary; the workflow finishes."""
+    path = _config(tmp_path, {"name": "mtplib.labeling.testing:FailingEMT",
+                              "kwargs": {"rate": 0.2}, "retries": 1},
+                   validation={"scenarios": [{"name": "cu_md", "phase": "Cu", "supercell": [2, 2, 2],
+                                              "steps": 200, "timestep": 2.0}]})
+    proc = snakemake(tmp_path, path, timeout=600)
+    assert proc.returncode == 0
+    res = tmp_path / "results" / "validation"
+    similarity = json.loads((res / "cu_md" / "similarity.json").read_text())
+    assert similarity["error"].startswith("reference failed after 2 attempt(s): RuntimeError: SCF")
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["scenarios"]["cu_md"] == similarity
+    assert "errors" in summary and "elastic" in summary
+    log = (tmp_path / "logs" / "validation" / "cu_md" / "reference.log").read_text()
+    assert "reference: attempt 1 failed" in log
+    assert "recorded in the validation summary" in log
+    assert "cu_md: not compared, reference failed" in (tmp_path / "logs" / "validation" / "summary.log").read_text()

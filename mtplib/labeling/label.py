@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from .frames import append_frame, read_complete_frames, read_frames, write_frames_atomic
@@ -128,6 +129,50 @@ def compute_labels(atoms: Atoms, calc) -> Atoms:
             labelled.info[key] = value.item() if hasattr(value, "item") else value
     labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces, stress=stress)
     return labelled
+
+
+class ReferenceFailed(RuntimeError):
+    """The reference failed on one configuration after every retry (or timed out)."""
+
+
+class RetryingCalculator(Calculator):
+    """The reference as labelling runs it, for MD and property calculations (validation):
+    every calculation gets ``timeout`` seconds and ``retries`` more attempts, each with a
+    fresh calculator from ``make_calculator()``; then :class:`ReferenceFailed`. ``failures``
+    lists every failed attempt's reason."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, make_calculator, retries: int = 2, timeout: float | None = None,
+                 log=print, **kwargs):
+        super().__init__(**kwargs)
+        self.make_calculator, self.retries, self.timeout, self.log = (
+            make_calculator, retries, timeout, log)
+        self.reference = make_calculator()
+        self.failures: list[str] = []
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        want_stress = "stress" in properties
+        for attempt in range(1, self.retries + 2):
+            try:
+                with time_limit(self.timeout):
+                    labelled = compute_labels(self.atoms, self.reference)
+                if want_stress and labelled.calc.results.get("stress") is None:
+                    raise RuntimeError("the reference gives no stress")
+                self.results = {k: v for k, v in labelled.calc.results.items() if v is not None}
+                self.results["free_energy"] = self.results["energy"]
+                return
+            except Exception as err:  # SCF non-convergence, crashes, NaN, timeout
+                reason = (TIMEOUT_REASON if isinstance(err, LabelTimeout)
+                          else f"{type(err).__name__}: {err}")
+                self.failures.append(reason)
+                self.log(f"reference: attempt {attempt} failed: {reason}")
+                _close(self.reference)
+                self.reference = self.make_calculator()
+                if reason == TIMEOUT_REASON:
+                    break
+        raise ReferenceFailed(f"reference failed after {attempt} attempt(s): {reason}")
 
 
 def _key(atoms: Atoms) -> tuple:

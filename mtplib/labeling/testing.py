@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+
 from ase.calculators.emt import EMT
 
 
@@ -33,19 +35,31 @@ class LoggingEMT(EMT):
 
 
 class FailingEMT(EMT):
-    """EMT that fails on every structure with ``index % every == 0``.
+    """EMT that fails on every structure with ``index % every == 0`` or, with ``rate``, on
+    that fraction of its calls (seeded; each new instance draws its own stream): a flaky
+    reference, e.g. under MD, where structures have no index.
 
     ``mode='raise'`` raises like an SCF non-convergence; ``mode='nan'`` returns a
     NaN energy instead.
     """
 
-    def __init__(self, every: int = 4, mode: str = "raise", **kwargs):
+    instances = 0
+
+    def __init__(self, every: int = 4, mode: str = "raise", rate: float | None = None,
+                 seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.every, self.mode = every, mode
+        self.every, self.mode, self.rate = every, mode, rate
+        FailingEMT.instances += 1
+        self.rng = np.random.default_rng([seed, FailingEMT.instances])
+
+    def _fails(self, atoms) -> bool:
+        if self.rate is not None:
+            return bool(self.rng.random() < self.rate)
+        return _index(atoms) % self.every == 0
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=()):
         super().calculate(atoms, properties, system_changes)
-        if _index(atoms) % self.every == 0:
+        if self._fails(atoms):
             if self.mode == "raise":
                 raise RuntimeError(f"SCF did not converge for index {_index(atoms)} (test)")
             self.results["energy"] = float("nan")
@@ -91,20 +105,6 @@ class HangingEMT(EMT):
     def calculate(self, atoms=None, properties=("energy",), system_changes=()):
         if _index(atoms) in self.hang:
             time.sleep(self.hang_seconds)
-        super().calculate(atoms, properties, system_changes)
-
-
-class RandomlyFailingEMT(EMT):
-    """EMT that raises on a fraction ``rate`` of its calls (seeded): a flaky reference code."""
-
-    def __init__(self, rate: float = 0.2, seed: int = 0, **kwargs):
-        import numpy as np
-        super().__init__(**kwargs)
-        self.rate, self.rng = rate, np.random.default_rng(seed)
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
-        if self.rng.random() < self.rate:
-            raise RuntimeError("SCF did not converge (test, random)")
         super().calculate(atoms, properties, system_changes)
 
 

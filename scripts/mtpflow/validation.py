@@ -22,7 +22,7 @@ from mtplib.analysis.properties import elastic_constants, energy_volume
 from mtplib.analysis.structure import adf, compare_curves, rdf, resolve_cutoffs
 from mtplib.calculator import MTPCalculator
 from mtplib.io import read_dataset
-from mtplib.labeling import read_frames
+from mtplib.labeling import RetryingCalculator, read_frames
 from mtplib.potential import MTPotential
 from mtplib.structures import build_phase
 
@@ -54,6 +54,12 @@ def comparison_plot(x, curves, path, xlabel, ylabel):
     fig.savefig(path, dpi=110)
 
 
+def md_failure(trajectory) -> str | None:
+    """The failure a validation MD recorded in its last frame (scripts/validate_md.py)."""
+    last = read(trajectory, index=-1)
+    return last.info.get("md_failure")
+
+
 def compare(mtp_trajectory, reference_trajectory, rdf_settings, adf_settings, elements, out_json,
             out_rdf, out_adf, discard=0.2):
     """RDF and ADF of both trajectories, plotted together, with similarity numbers."""
@@ -61,6 +67,16 @@ def compare(mtp_trajectory, reference_trajectory, rdf_settings, adf_settings, el
         images = read(path, index=":")
         return images[int(discard * len(images)):] or images
 
+    failure = md_failure(reference_trajectory)
+    if failure:          # the reference MD failed (after its retries): recorded, not compared
+        result = {"error": failure}
+        for out, what in ((out_rdf, "RDF"), (out_adf, "ADF")):
+            fig, axes = _figure(1)
+            axes[0].text(0.5, 0.5, f"no {what}: {failure}", ha="center", wrap=True,
+                         transform=axes[0].transAxes, fontsize="small")
+            fig.savefig(out, dpi=110)
+        Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     mtp, ref = frames(mtp_trajectory), frames(reference_trajectory)
     r, g_ref, _ = rdf(ref, rdf_settings["r_max"], rdf_settings["bins"], elements)
     _, g_mtp, _ = rdf(mtp, rdf_settings["r_max"], rdf_settings["bins"], elements)
@@ -96,7 +112,9 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
     summary["errors"] = {k: error_metrics(*v) for k, v in sets.items()}
     parity_plots(sets, out_parity)
     calcs = {"MTP": MTPCalculator(potential_file, species=list(elements)),
-             "reference": reference.make_calculator()}
+             "reference": RetryingCalculator(reference.calculator_factory(symbols=elements),
+                                             retries=reference.retries,
+                                             timeout=reference.timeout, log=log)}
     names_ev = list(phases) if validation.energy_volume else []
     fig, axes = _figure(max(1, len(names_ev)))
     summary["energy_volume"] = {}
@@ -140,5 +158,9 @@ def summarize(similarity_files, names, potential_file, train_file, reference, ph
                 "max_abs_difference_GPa": float(np.abs(c["MTP"] - c["reference"]).max())}
     Path(out_summary).write_text(json.dumps(summary, indent=2) + "\n")
     for name, data in summary["scenarios"].items():
-        log(f"{name}: RDF integrated |difference| {data['rdf_integrated_absolute_difference']:.4f} Å")
+        if "error" in data:
+            log(f"{name}: not compared, {data['error']}")
+        else:
+            log(f"{name}: RDF integrated |difference| "
+                f"{data['rdf_integrated_absolute_difference']:.4f} Å")
     return summary
