@@ -50,6 +50,7 @@ def _config(tmp_path, reference, **extra):
     return path
 
 
+@pytest.mark.slow
 def test_a_hanging_reference_times_out_through_the_workflow(tmp_path):
     path = _config(tmp_path, {"name": "mtplib.labeling.testing:HangingEMT",
                               "kwargs": {"hang": [4]}, "timeout": 2})
@@ -61,6 +62,7 @@ def test_a_hanging_reference_times_out_through_the_workflow(tmp_path):
     assert "no result after 2 s (reference.timeout)" in log
 
 
+@pytest.mark.slow
 def test_retry_failed_relabels_only_the_failures(tmp_path):
     calls, fixed = tmp_path / "calls.log", tmp_path / "fixed"
     path = _config(tmp_path, {"name": "mtplib.labeling.testing:FixableEMT",
