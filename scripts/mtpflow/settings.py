@@ -360,9 +360,9 @@ def _read_structure(path, key: str):
     try:
         atoms = read(path)
     except Exception as err:      # ase.io raises anything on a corrupt file
+        detail = str(err).splitlines()[0] if str(err).strip() else "no structure found"
         raise ConfigError(f"config key '{key}': cannot read {path} as a structure "
-                          f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                          ) from None
+                          f"({type(err).__name__}: {detail})") from None
     if len(atoms) == 0:
         raise ConfigError(f"config key '{key}': {path} holds no atoms")
     return atoms
