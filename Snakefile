@@ -8,9 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from scripts.mtpflow.settings import Settings
+from scripts.mtpflow.settings import ConfigError, Settings, validate_config
 
 min_version("9.0")
 
@@ -22,8 +22,15 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
-SETTINGS = Settings.from_config(config)   # cross-key checks; the typed settings of the rules
+# The schema (defaults filled) and the cross-key checks, which read the files the config names;
+# a mistake is one line naming the key and the config file, and no job runs.
+try:
+    SETTINGS = Settings.from_config(validate_config(config), checked=True)
+except ConfigError as err:
+    files = ", ".join(str(f) for f in workflow.configfiles) or "config/config.yaml"
+    sys.exit(f"config error ({files}): {err}")
+if SETTINGS.active_learning.skipped and SETTINGS.active_learning.max_iterations:
+    print(f"note: {SETTINGS.active_learning.skipped}", file=sys.stderr)
 
 
 include: "rules/common.smk"

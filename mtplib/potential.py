@@ -98,6 +98,12 @@ class MTPotential:
                 raise MTPInputError(f"{path}: species {list(species)} given for a potential with "
                                     f"species_count = {data['species_count']}")
             data["species"] = list(species)
+        for key in ("scaling", "min_dist", "max_dist", "radial_coeffs", "species_coeffs",
+                    "moment_coeffs"):
+            value = data.get(key)
+            if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+                raise MTPInputError(f"{path}: non-finite {key} (NaN or inf) in the potential; "
+                                    "refit it or restore the file")
         return cls(**data, source=str(path))
 
     def save(self, path):
@@ -252,6 +258,7 @@ class MTPotential:
                                                                 atoms.pbc, self.max_dist)
         except ValueError as exc:
             raise MTPInputError(f"{where}: {exc}") from exc
+        _check_overlap(shortest, where)
         self._warn_closer_than_min_dist(shortest, where, stacklevel=5)
         return offsets, nbr, vec, shortest
 
@@ -372,6 +379,8 @@ class MTPotential:
             atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(structures, self.max_dist)
         except StructureError as exc:
             raise MTPInputError(f"{where}[{index0 + exc.index}]: {exc.reason}") from exc
+        for n in np.flatnonzero(shortest < OVERLAP):
+            _check_overlap(shortest[n], f"{where}[{index0 + n}]")
         for n in np.flatnonzero(shortest < self.min_dist):
             self._warn_closer_than_min_dist(shortest[n], f"{where}[{index0 + n}]", stacklevel=5)
         site_energy, forces, virial = mtp_batch(
@@ -476,6 +485,15 @@ class MTPotential:
                 return types
         return np.concatenate([self.types_of(atoms, f"{where}[{index0 + n}]")
                                for n, atoms in enumerate(images)] or [np.zeros(0, np.int64)])
+
+
+# Atoms closer than this (Å) sit on top of each other: the radial basis divides by r.
+OVERLAP = 1e-6
+
+
+def _check_overlap(shortest, where):
+    if shortest < OVERLAP:
+        raise MTPInputError(f"{where}: two atoms {shortest:.3g} Å apart (on top of each other)")
 
 
 def _check_finite(atoms, where):

@@ -16,6 +16,12 @@ from ase.io import read
 from ase.spacegroup import crystal
 
 AMU_PER_CM3_TO_G_PER_A3 = 1.66053906660  # 1 amu/Å³ = 1.6605 g/cm³
+# The crystal structures ase.build.bulk knows (its `structures` table).
+BULK_STRUCTURES = ("sc", "fcc", "bcc", "tetragonal", "bct", "hcp", "rhombohedral",
+                   "orthorhombic", "mcl", "diamond", "zincblende", "rocksalt", "cesiumchloride",
+                   "fluorite", "wurtzite")
+# Atoms closer than this (Å) in a unit cell are overlapping sites (a CIF's duplicate positions).
+OVERLAP_DISTANCE = 0.5
 
 
 def build_phase(name: str, phase: dict, base_dir: str | Path = ".") -> Atoms:
@@ -48,12 +54,37 @@ def random_strain(rng: np.random.Generator, amplitude: float) -> np.ndarray:
     return 0.5 * (eps + eps.T)
 
 
+def check_distances(frames: list[Atoms], min_distance_fraction: float, unit: Atoms | None = None,
+                    where: str = "structures") -> None:
+    """A ValueError naming ``where`` when two atoms of a structure are closer than
+    ``min_distance_fraction`` x the shortest distance of ``unit`` (overlapping atoms, an
+    absurd rattle), or closer than OVERLAP_DISTANCE in any case."""
+    from .analysis.errors import min_distance
+    floor, what = OVERLAP_DISTANCE, f"{OVERLAP_DISTANCE} Å (overlapping sites)"
+    if unit is not None and min_distance_fraction > 0:
+        d_unit, _ = min_distance(unit)
+        if np.isfinite(d_unit) and min_distance_fraction * d_unit > floor:
+            floor = min_distance_fraction * d_unit
+            what = (f"min_distance_fraction = {min_distance_fraction:g} x the unit cell's "
+                    f"shortest distance {d_unit:.3f} Å; lower rattle or cell_strain")
+    for k, atoms in enumerate(frames):
+        d, _ = min_distance(atoms)
+        if d < floor:
+            label = (f"structure {atoms.info['index']} (supercell {atoms.info.get('supercell')})"
+                     if "index" in atoms.info else f"structure {k}")
+            raise ValueError(f"config key '{where}': {label} has atoms {d:.3f} Å apart, "
+                             f"closer than {what}")
+
+
 def displace(unit: Atoms, phase: str, supercells: list, structures_per_supercell: int,
-             rattle: float, cell_strain: float, seed: int) -> list[Atoms]:
+             rattle: float, cell_strain: float, seed: int,
+             min_distance_fraction: float = 0.0) -> list[Atoms]:
     """Supercells of ``unit`` with a random symmetric cell strain and ionic rattle.
 
     Each structure records ``info['phase']``, ``info['supercell']`` ("n1xn2xn3") and
-    ``info['index']`` (0-based, running over all supercells of the phase).
+    ``info['index']`` (0-based, running over all supercells of the phase). With
+    ``min_distance_fraction`` > 0 a structure whose atoms come closer than that fraction of
+    the unit cell's shortest distance is an error (:func:`check_distances`).
     """
     rng = np.random.default_rng(seed)
     frames = []
@@ -68,6 +99,8 @@ def displace(unit: Atoms, phase: str, supercells: list, structures_per_supercell
             atoms.info = {"phase": phase, "supercell": "x".join(str(int(n)) for n in repeat),
                           "index": len(frames)}
             frames.append(atoms)
+    if min_distance_fraction > 0:
+        check_distances(frames, min_distance_fraction, unit, where=f"phases.{phase}.displacements")
     return frames
 
 

@@ -167,6 +167,8 @@ rule al_record:
                         category="Active learning"),
     log:
         "logs/al/record.log",
+    params:
+        empty_status=AL.skipped or "",
     benchmark:
         "logs/benchmarks/al/record.tsv",
     conda:

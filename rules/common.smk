@@ -122,7 +122,7 @@ def al_iterations():
     max_iterations is reached. checkpoints.al_iteration.get() raises (and Snakemake
     schedules that iteration) until iteration.json exists."""
     done = []
-    for i in range(AL.max_iterations):
+    for i in range(0 if AL.skipped else AL.max_iterations):
         done.append(i)
         summary = checkpoints.al_iteration.get(i=f"{i:03d}").output.summary
         if is_converged(summary):

@@ -38,6 +38,42 @@ rule label_chunk:
         " --output {output.labelled:q} --failed {output.failed:q} > {log:q} 2>&1"
 
 
+# Not part of `all`: `snakemake --cores all retry_failed` relabels only the failed structures of
+# every finished chunk, in place, with the reference as it is now (after a fix); the next
+# `snakemake --cores all` reruns what depends on the chunks. A rule without outputs runs
+# whenever it is targeted.
+rule retry_failed:
+    input:
+        structures=expand("results/structures/{phase}.extxyz", phase=PHASES),
+        labelled=chunk_files("labelled"),
+        failed=chunk_files("failed"),
+    log:
+        "logs/label/retry_failed.log",
+    params:
+        chunks=" ".join(f"{phase}:{k}" for phase in PHASES
+                        for k in range(n_chunks(config["phases"][phase], REFERENCE.chunk_size))),
+        reference=REFERENCE_JSON,
+        launcher=python_launcher,
+        command_prefix=command_prefix,
+        python=PYTHON,
+        script=f"{SCRIPTS}/label.py",
+    threads: lookup(dpath="reference/threads", within=config)
+    resources:
+        tasks=lookup(dpath="reference/mpi_tasks", within=config),
+        mpi=LABEL_MPI,
+    conda:
+        REFERENCE_ENV
+    shell:
+        "export OMP_NUM_THREADS={threads}; : > {log:q}; "
+        "for pc in {params.chunks}; do p=${{pc%:*}}; k=${{pc##*:}}; "
+        "f=results/labels/$p/chunk_$k.failed.extxyz; [ -s $f ] || continue; "
+        "{params.launcher} {params.python:q} {params.script:q} --retry-failed"
+        " --structures results/structures/$p.extxyz --chunk $k"
+        " --reference {params.reference:q} --mpi-prefix={params.command_prefix:q}"
+        " --output results/labels/$p/chunk_$k.extxyz --failed $f >> {log:q} 2>&1 || exit 1; "
+        "done; grep -h '^{{' {log:q} || echo 'no failed structures to retry' >> {log:q}"
+
+
 rule isolated_energies:
     output:
         energies=report(

@@ -5,4 +5,5 @@ from mtpflow.logs import tee_log
 sm = snakemake  # noqa: F821
 with tee_log(sm.log[0]) as log:
     record(list(sm.input.summaries), sm.output.record, sm.output.curve, sm.output.failures,
-           failed_files=list(sm.input.failed), log=log)
+           failed_files=list(sm.input.failed), log=log,
+           empty_status=sm.params.empty_status)

@@ -1,5 +1,6 @@
 """Stages 2 and 4 (rules label_chunk, al_label): label structures with the reference code,
-resumably, with retries and failures recorded (mtplib.labeling).
+resumably, with retries and failures recorded (mtplib.labeling). With --retry-failed (rule
+retry_failed), relabel only the failures of a finished chunk, in place.
 
 Run by the rules as `{mpi} python scripts/label.py ...` (a `script:` cannot run under
 mpiexec); every rank computes, rank 0 writes. With --chunk, only that chunk of the file."""
@@ -8,7 +9,8 @@ import json
 
 from mtpflow.settings import ReferenceSettings, build, chunk_indices
 
-from mtplib.labeling import label_structures, mpi_world, read_frames, run_mpi_safe
+from mtplib.labeling import (label_structures, mpi_world, read_frames, retry_failures,
+                             run_mpi_safe)
 
 
 def main():
@@ -19,6 +21,8 @@ def main():
     p.add_argument("--mpi-prefix", default="", help="launcher for command-driven codes")
     p.add_argument("--output", required=True)
     p.add_argument("--failed", required=True)
+    p.add_argument("--retry-failed", action="store_true",
+                   help="relabel the failures of the finished chunk (--output, --failed) in place")
     args = p.parse_args()
     reference = build(ReferenceSettings, args.reference)
     comm = mpi_world()
@@ -34,8 +38,13 @@ def main():
     log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)
     log(f"{what}, reference {reference.name}, "
         f"{comm.Get_size() if comm is not None else 1} MPI rank(s)")
-    stats = label_structures(frames, factory, args.output, args.failed,
-                             retries=reference.retries, comm=comm, log=log)
+    if args.retry_failed:
+        stats = retry_failures(args.output, args.failed, factory, retries=reference.retries,
+                               comm=comm, log=log, timeout=reference.timeout)
+    else:
+        stats = label_structures(frames, factory, args.output, args.failed,
+                                 retries=reference.retries, comm=comm, log=log,
+                                 timeout=reference.timeout)
     log(json.dumps(stats))
     return 0
 

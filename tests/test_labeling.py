@@ -110,7 +110,7 @@ def test_label_structures_lists_failures_and_labels_the_rest(tmp_path):
     frames = _frames(8)
     out, failed = tmp_path / "c.extxyz", tmp_path / "c.failed.extxyz"
     stats = label_structures(frames, lambda: FailingEMT(every=4), out, failed, retries=2, log=lambda m: None)
-    assert stats == {"labelled": 6, "failed": 2, "retried": 2, "skipped": 0}
+    assert stats == {"labelled": 6, "failed": 2, "retried": 2, "skipped": 0, "timeouts": 0}
     bad = read(failed, index=":")
     assert [a.info["index"] for a in bad] == [0, 4]
     assert all("SCF did not converge" in a.info["failure_reason"] for a in bad)

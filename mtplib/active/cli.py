@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 
+from ..cli import nonnegative_float, positive_float, positive_int
 
 
 def _log(msg):
@@ -171,14 +172,14 @@ def _common(p, structure=False):
         p.add_argument("structure", help="starting structure (extxyz, cfg, or any ASE format)")
         p.add_argument("--index", type=int, default=-1, help="which frame of STRUCTURE")
         p.add_argument("--train", help="training set to build the active set from if needed")
-        p.add_argument("--select", type=float, default=2.0, help="gamma_select (default 2)")
-        p.add_argument("--break", dest="break_", type=float, default=10.0,
+        p.add_argument("--select", type=positive_float, default=2.0, help="gamma_select (default 2)")
+        p.add_argument("--break", dest="break_", type=positive_float, default=10.0,
                        help="gamma_break (default 10)")
         p.add_argument("--candidates", required=True, help="extxyz file the candidates go to")
-        p.add_argument("--interval", type=int, default=1, help="grade every N steps")
-        p.add_argument("--max-forces-check", type=float, default=None,
+        p.add_argument("--interval", type=positive_int, default=1, help="grade every N steps")
+        p.add_argument("--max-forces-check", type=positive_float, default=None,
                        help="also grade whenever the largest force exceeds this (eV/Å)")
-        p.add_argument("--min-distance", type=float, default=0.5,
+        p.add_argument("--min-distance", type=nonnegative_float, default=0.5,
                        help="stop as blow-up when atoms come closer (Å)")
         p.add_argument("--committee", nargs="+", help="more potentials: query by committee")
         p.add_argument("--std-select", type=float, help="select when the force spread exceeds (eV/Å)")
@@ -224,12 +225,12 @@ def add_parsers(sub):
     p = sub.add_parser("md", help="learning-on-the-fly molecular dynamics")
     _common(p, structure=True)
     p.add_argument("--ensemble", default="nvt", choices=["nve", "nvt", "langevin", "nvt-nhc", "npt"])
-    p.add_argument("--temperature", type=float, default=300.0, help="K")
-    p.add_argument("--steps", type=int, default=10000)
-    p.add_argument("--timestep", type=float, default=1.0, help="fs")
+    p.add_argument("--temperature", type=nonnegative_float, default=300.0, help="K")
+    p.add_argument("--steps", type=positive_int, default=10000)
+    p.add_argument("--timestep", type=positive_float, default=1.0, help="fs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trajectory-interval", type=int, default=100)
-    p.add_argument("--progress-interval", type=int, default=1000)
+    p.add_argument("--trajectory-interval", type=positive_int, default=100)
+    p.add_argument("--progress-interval", type=positive_int, default=1000)
     p.add_argument("--engine", default="ase", choices=["ase", "native"],
                    help="native: the ASE integrator's arithmetic on arrays, the same trajectory "
                         "without the per-step Atoms/calculator round trip (nve, nvt; no committee)")
@@ -238,7 +239,7 @@ def add_parsers(sub):
     p = sub.add_parser("relax", help="learning-on-the-fly relaxation of positions and cell")
     _common(p, structure=True)
     p.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
-    p.add_argument("--fmax", type=float, default=0.01, help="eV/Å")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--fmax", type=positive_float, default=0.01, help="eV/Å")
+    p.add_argument("--steps", type=positive_int, default=1000)
     p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
     p.set_defaults(func=cmd_relax)

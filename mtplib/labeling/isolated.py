@@ -34,12 +34,16 @@ def isolated_atom(symbol: str, name: str, kwargs: dict, box: float, spin: bool):
 
 
 def isolated_energies(elements, name: str, kwargs: dict | None, box: float = 12.0,
-                      spin: bool = True, mpi_prefix: str = "") -> dict:
-    """Energy of each element alone in a cubic box of edge ``box`` (Å)."""
+                      spin: bool = True, mpi_prefix: str = "", retries: int = 0,
+                      timeout: float | None = None, log=print) -> dict:
+    """Energy of each element alone in a cubic box of edge ``box`` (Å); each calculation
+    with ``retries`` more attempts and ``timeout`` seconds, as in labelling."""
+    from .label import RetryingCalculator
     energies, spin_modes = {}, {}
     for symbol in elements:
         atoms, kw, mode = isolated_atom(symbol, name, kwargs, box, spin)
-        atoms.calc = make_calculator(name, kw, mpi_prefix)
+        atoms.calc = RetryingCalculator(lambda kw=kw: make_calculator(name, kw, mpi_prefix),
+                                        retries=retries, timeout=timeout, log=log)
         energies[symbol] = float(atoms.get_potential_energy())
         spin_modes[symbol] = mode
     return {"reference": name, "box": box, "energies": energies, "spin": spin_modes}

@@ -7,20 +7,29 @@ files renamed (atomically) to the outputs.
 
 Under MPI every rank runs the calculator (DFT codes parallelise over the world
 communicator) and only rank 0 touches files.
+
+A per-calculation ``timeout`` (SIGALRM in the main thread) records a hanging structure as
+failed with reason ``timeout`` and goes on; a per-chunk lock file (``fcntl.flock``) makes a
+second writer wait, so two runs in one folder can cost time but never labels.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from .frames import append_frame, read_complete_frames
+from .frames import append_frame, read_complete_frames, read_frames, write_frames_atomic
 
 STANDARD_RESULTS = {"energy", "free_energy", "forces", "stress", "energies", "stresses"}
 
@@ -29,9 +38,73 @@ class NonFiniteResult(RuntimeError):
     """The calculator returned NaN or inf."""
 
 
+class LabelTimeout(Exception):
+    """A reference calculation ran past ``timeout`` seconds."""
+
+
+TIMEOUT_REASON = "timeout"
+
+
 def partial_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(f".{output.name}.partial")
+
+
+def lock_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(f".{output.name}.lock")
+
+
+@contextlib.contextmanager
+def chunk_lock(output: str | Path, log=print):
+    """Hold an exclusive ``fcntl.flock`` on the chunk's lock file; a second process on the same
+    chunk (two runs in one folder after a forced ``--unlock``) waits here, and says so."""
+    path = lock_path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting: another process is labelling {output} (lock {path}); two workflow "
+                "runs share this folder")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            log(f"lock {path} acquired")
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise :class:`LabelTimeout` in the main thread after ``seconds`` (None: no limit).
+
+    SIGALRM interrupts Python code (and sleeps, subprocess waits); a code blocked inside a C
+    call is interrupted when that call returns to Python."""
+    if not seconds:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("reference.timeout needs the main thread (SIGALRM)")
+
+    def expire(signum, frame):
+        raise LabelTimeout(f"no result after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _close(calc) -> None:
+    """Drop a calculator after a timeout or failure (closes sockets/subprocesses if it can)."""
+    close = getattr(calc, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
 
 
 def compute_labels(atoms: Atoms, calc) -> Atoms:
@@ -56,6 +129,50 @@ def compute_labels(atoms: Atoms, calc) -> Atoms:
             labelled.info[key] = value.item() if hasattr(value, "item") else value
     labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces, stress=stress)
     return labelled
+
+
+class ReferenceFailed(RuntimeError):
+    """The reference failed on one configuration after every retry (or timed out)."""
+
+
+class RetryingCalculator(Calculator):
+    """The reference as labelling runs it, for MD and property calculations (validation):
+    every calculation gets ``timeout`` seconds and ``retries`` more attempts, each with a
+    fresh calculator from ``make_calculator()``; then :class:`ReferenceFailed`. ``failures``
+    lists every failed attempt's reason."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, make_calculator, retries: int = 2, timeout: float | None = None,
+                 log=print, **kwargs):
+        super().__init__(**kwargs)
+        self.make_calculator, self.retries, self.timeout, self.log = (
+            make_calculator, retries, timeout, log)
+        self.reference = make_calculator()
+        self.failures: list[str] = []
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        want_stress = "stress" in properties
+        for attempt in range(1, self.retries + 2):
+            try:
+                with time_limit(self.timeout):
+                    labelled = compute_labels(self.atoms, self.reference)
+                if want_stress and labelled.calc.results.get("stress") is None:
+                    raise RuntimeError("the reference gives no stress")
+                self.results = {k: v for k, v in labelled.calc.results.items() if v is not None}
+                self.results["free_energy"] = self.results["energy"]
+                return
+            except Exception as err:  # SCF non-convergence, crashes, NaN, timeout
+                reason = (TIMEOUT_REASON if isinstance(err, LabelTimeout)
+                          else f"{type(err).__name__}: {err}")
+                self.failures.append(reason)
+                self.log(f"reference: attempt {attempt} failed: {reason}")
+                _close(self.reference)
+                self.reference = self.make_calculator()
+                if reason == TIMEOUT_REASON:
+                    break
+        raise ReferenceFailed(f"reference failed after {attempt} attempt(s): {reason}")
 
 
 def _key(atoms: Atoms) -> tuple:
@@ -92,6 +209,20 @@ def _resumable(frames: list[Atoms], partials, log) -> set:
     return {_key(a) for a in finished}
 
 
+def _finished_elsewhere(frames, output, failed_output, log) -> bool:
+    """Whether another process has already finished this chunk (its outputs cover every
+    structure): the second of two runs in one folder then has nothing to do."""
+    if not (Path(output).is_file() and Path(failed_output).is_file()):
+        return False
+    wanted = {_key(a): a for a in frames}
+    finished = read_frames([output, failed_output])
+    if ({_key(a) for a in finished} == set(wanted)
+            and all(_same_structure(a, wanted[_key(a)]) for a in finished)):
+        log(f"{output}: already labelled by another process; nothing to do")
+        return True
+    return False
+
+
 def label_structures(
     frames: list[Atoms],
     make_calculator,
@@ -100,21 +231,38 @@ def label_structures(
     retries: int = 2,
     comm=None,
     log=print,
+    timeout: float | None = None,
 ) -> dict:
     """Label ``frames`` into ``output``; failures (after ``retries``) into ``failed_output``.
 
     ``make_calculator()`` returns a fresh calculator; it is called once at the
     start and again after every failed attempt. ``comm`` is an MPI communicator
-    or None. Returns counts: labelled, failed, retried, skipped (resumed).
+    or None. A calculation running past ``timeout`` seconds is not retried: the
+    structure is failed with reason ``timeout`` and the chunk goes on. Rank 0 holds
+    the chunk's lock file while it works. Returns counts: labelled, failed, retried,
+    skipped (resumed), timeouts.
     """
     rank = comm.Get_rank() if comm is not None else 0
+    with chunk_lock(output, log) if rank == 0 else contextlib.nullcontext():
+        return _label_locked(frames, make_calculator, output, failed_output, retries, comm, log,
+                             timeout, rank)
+
+
+def _label_locked(frames, make_calculator, output, failed_output, retries, comm, log, timeout,
+                  rank):
     part, failed_part = partial_path(output), partial_path(failed_output)
-    done = set()
+    stats = {"labelled": 0, "failed": 0, "retried": 0, "skipped": 0, "timeouts": 0}
+    done, finished = set(), False
     if rank == 0:
-        done = _resumable(frames, (part, failed_part), log)
+        finished = (not part.exists() and not failed_part.exists()
+                    and _finished_elsewhere(frames, output, failed_output, log))
+        if not finished:
+            done = _resumable(frames, (part, failed_part), log)
     if comm is not None:
-        done = comm.bcast(done, root=0)
-    stats = {"labelled": 0, "failed": 0, "retried": 0, "skipped": 0}
+        finished, done = comm.bcast((finished, done), root=0)
+    if finished:
+        stats["skipped"] = len(frames)
+        return stats
     calc = make_calculator()
     for atoms in frames:
         if _key(atoms) in done:
@@ -124,7 +272,11 @@ def label_structures(
         for attempt in range(1, retries + 2):
             t0 = time.perf_counter()
             try:
-                result, reason = compute_labels(atoms, calc), None
+                with time_limit(timeout):
+                    result, reason = compute_labels(atoms, calc), None
+            except LabelTimeout as err:
+                result, reason = None, TIMEOUT_REASON
+                log(f"index {atoms.info['index']}: {err} (reference.timeout)")
             except Exception as err:  # SCF non-convergence, crashes, NaN: all retried
                 result, reason = None, f"{type(err).__name__}: {err}"
             if comm is not None:  # rank 0's outcome decides for every rank
@@ -132,7 +284,11 @@ def label_structures(
             if reason is None:
                 break
             log(f"index {atoms.info['index']}: attempt {attempt} failed: {reason}")
+            _close(calc)
             calc = make_calculator()  # a fresh calculator drops any broken state
+            if reason == TIMEOUT_REASON:   # a hang is not retried: it would hang again
+                stats["timeouts"] += 1
+                break
         if rank == 0:
             if reason is None:
                 result.info["label_attempts"] = attempt
@@ -152,6 +308,45 @@ def label_structures(
         os.replace(failed_part, failed_output)
     if comm is not None:
         comm.Barrier()
+    return stats
+
+
+def retry_failures(output: str | Path, failed_output: str | Path, make_calculator,
+                   retries: int = 2, comm=None, log=print, timeout: float | None = None) -> dict:
+    """Relabel the failed structures of a finished chunk (after the reference was fixed): the
+    labelled structures are kept, only the failures are computed again; both files are
+    rewritten atomically (labels first, so a crash in between loses nothing and a rerun
+    does not label a structure twice). Returns the counts of :func:`label_structures`."""
+    output, failed_output = Path(output), Path(failed_output)
+    rank = comm.Get_rank() if comm is not None else 0
+    with chunk_lock(output, log) if rank == 0 else contextlib.nullcontext():
+        failed, labelled = [], []
+        if rank == 0:
+            labelled = read_frames([output])
+            keys = {_key(a) for a in labelled}
+            failed = [a for a in read_frames([failed_output]) if _key(a) not in keys]
+            for atoms in failed:
+                for key in ("failure_reason", "label_attempts"):
+                    atoms.info.pop(key, None)
+            log(f"{output}: retrying {len(failed)} failed structure(s), keeping "
+                f"{len(labelled)} labelled")
+        if comm is not None:
+            failed = comm.bcast(failed, root=0)
+        if not failed:
+            return {"labelled": 0, "failed": 0, "retried": 0, "skipped": 0, "timeouts": 0}
+        tmp = output.with_name(f".{output.name}.retry")
+        tmp_failed = failed_output.with_name(f".{failed_output.name}.retry")
+        stats = _label_locked(failed, make_calculator, tmp, tmp_failed, retries, comm, log,
+                              timeout, rank)
+        if rank == 0:
+            new = read_frames([tmp])
+            write_frames_atomic(output, sorted(labelled + new, key=lambda a: (
+                str(a.info.get("phase")), int(a.info["index"]))))
+            write_frames_atomic(failed_output, read_frames([tmp_failed]))
+            tmp.unlink()
+            tmp_failed.unlink()
+        if comm is not None:
+            comm.Barrier()
     return stats
 
 

@@ -36,6 +36,7 @@ class ReferenceCode:
     isolated_spin: Callable[[object, dict, float], str] | None = None  # (atoms, kwargs, moment) -> mode
     prepare: Callable[[dict, str], dict] | None = None   # (kwargs, mpi_prefix) -> kwargs
     preflight: Callable[[list, dict], None] | None = None  # (symbols, kwargs): fail before labelling
+    elements: Callable[[], set] | None = None   # the elements the code can do (None: any)
 
     @property
     def runs_python_under_mpi(self) -> bool:
@@ -68,6 +69,24 @@ def get_code(name: str) -> ReferenceCode:
                              isolated_spin=_magmom_spin)
     raise ValueError(f"config key 'reference.name': unknown calculator {name!r}; use one of "
                      f"{sorted(REGISTRY)} or 'module:Class'")
+
+
+def check_elements(name: str, elements) -> None:
+    """A ValueError naming config key 'elements' when the code cannot do one of them (checked
+    from the config, before any job runs)."""
+    code = get_code(name)
+    if code.elements is None:
+        return
+    known = code.elements()
+    missing = sorted(set(elements) - set(known))
+    if missing:
+        raise ValueError(f"config key 'elements': reference {name!r} cannot compute {missing}; "
+                         f"it knows {', '.join(sorted(known))} (config key 'reference.name')")
+
+
+def _emt_elements() -> set:
+    from ase.calculators.emt import parameters
+    return set(parameters)
 
 
 def runs_python_under_mpi(name: str) -> bool:
@@ -235,7 +254,7 @@ def _tblite_spin(atoms, kwargs, moment):
     return f"multiplicity {kwargs['multiplicity']}"
 
 
-register(ReferenceCode("emt", "ase.calculators.emt", "EMT"))
+register(ReferenceCode("emt", "ase.calculators.emt", "EMT", elements=_emt_elements))
 register(ReferenceCode("tblite", "tblite.ase", "TBLite", extra="xtb", conda_env="xtb",
                        isolated_spin=_tblite_spin))
 register(ReferenceCode("gpaw", "gpaw", "GPAW", extra="dft", conda_env="dft",

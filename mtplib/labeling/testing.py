@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+
 from ase.calculators.emt import EMT
 
 
@@ -33,19 +35,31 @@ class LoggingEMT(EMT):
 
 
 class FailingEMT(EMT):
-    """EMT that fails on every structure with ``index % every == 0``.
+    """EMT that fails on every structure with ``index % every == 0`` or, with ``rate``, on
+    that fraction of its calls (seeded; each new instance draws its own stream): a flaky
+    reference, e.g. under MD, where structures have no index.
 
     ``mode='raise'`` raises like an SCF non-convergence; ``mode='nan'`` returns a
     NaN energy instead.
     """
 
-    def __init__(self, every: int = 4, mode: str = "raise", **kwargs):
+    instances = 0
+
+    def __init__(self, every: int = 4, mode: str = "raise", rate: float | None = None,
+                 seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.every, self.mode = every, mode
+        self.every, self.mode, self.rate = every, mode, rate
+        FailingEMT.instances += 1
+        self.rng = np.random.default_rng([seed, FailingEMT.instances])
+
+    def _fails(self, atoms) -> bool:
+        if self.rate is not None:
+            return bool(self.rng.random() < self.rate)
+        return _index(atoms) % self.every == 0
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=()):
         super().calculate(atoms, properties, system_changes)
-        if _index(atoms) % self.every == 0:
+        if self._fails(atoms):
             if self.mode == "raise":
                 raise RuntimeError(f"SCF did not converge for index {_index(atoms)} (test)")
             self.results["energy"] = float("nan")
@@ -78,3 +92,32 @@ class MPISizeEMT(EMT):
         self.results["mpi_pids_distinct"] = len(set(comm.allgather(os.getpid())))
 
 
+
+
+class HangingEMT(EMT):
+    """EMT that hangs (sleeps ``hang_seconds``) on the structures whose index is in ``hang``:
+    a reference calculation that never returns (reference.timeout test)."""
+
+    def __init__(self, hang=(0,), hang_seconds: float = 3600.0, **kwargs):
+        super().__init__(**kwargs)
+        self.hang, self.hang_seconds = {int(i) for i in hang}, hang_seconds
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        if _index(atoms) in self.hang:
+            time.sleep(self.hang_seconds)
+        super().calculate(atoms, properties, system_changes)
+
+
+class FixableEMT(LoggingEMT):
+    """EMT that fails on every structure with ``index % every == 0`` until the file ``fixed``
+    exists (a reference repaired outside the config: a licence, a pseudopotential, a node);
+    logs every index it is asked to compute to ``log_file``."""
+
+    def __init__(self, fixed: str, log_file: str, every: int = 3, **kwargs):
+        super().__init__(log_file, **kwargs)
+        self.fixed, self.every = fixed, every
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        if _index(atoms) % self.every == 0 and not os.path.exists(self.fixed):
+            raise RuntimeError(f"reference broken for index {_index(atoms)} (test)")

@@ -260,8 +260,10 @@ def is_converged(summary_file) -> bool:
 
 
 # ---- after the loop -------------------------------------------------------------------------
-def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(), log=print):
-    """record.csv (one row per iteration), the learning curve and the failure list."""
+def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(), log=print,
+           empty_status="no iterations (max_iterations = 0)"):
+    """record.csv (one row per iteration), the learning curve and the failure list;
+    ``empty_status`` says why there is no iteration, if none ran."""
     rows = [json.loads(Path(p).read_text()) for p in summary_files]
     scenarios = list(dict.fromkeys(s for r in rows for s in r["steps_survived"]))
     sets = [s for s in ("train", "test", "valid") if any(f"force_rmse_{s}" in r for r in rows)]
@@ -282,7 +284,7 @@ def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(),
     elif rows:
         status = f"NOT converged after {len(rows)} iteration(s) (max_iterations)"
     else:
-        status = "no iterations (max_iterations = 0)"
+        status = empty_status
     if out_failures is not None:
         failures = [{"iteration": int(a.info.get("al_iteration", -1)),
                      "scenario": a.info.get("scenario"), "reason": a.info.get("failure_reason"),

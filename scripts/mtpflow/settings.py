@@ -88,6 +88,7 @@ class ReferenceSettings:
     threads: int
     chunk_size: int
     retries: int
+    timeout: float | None
     isolated_box: float
     isolated_spin: bool
 
@@ -226,6 +227,17 @@ class ActiveLearningSettings:
         native = run.ensemble in NATIVE_ENSEMBLES and not self.committee_enabled
         return "native" if self.md_engine == "native" and native else "ase"
 
+    @property
+    def skipped(self) -> str | None:
+        """Why the loop runs no iteration (None when it runs): with no exploration scenario
+        there is nothing to grade, so nothing can "converge"; the loop is skipped, and said so."""
+        if self.max_iterations == 0:
+            return "no iterations (max_iterations = 0)"
+        if not self.scenarios:
+            return ("active learning skipped: config key 'active_learning.scenarios' is empty "
+                    "(the final fit uses the stage-2 labels)")
+        return None
+
     def thresholds(self, run: MDRun):
         """mtplib.active.Thresholds of one run."""
         from mtplib.active import Thresholds
@@ -279,10 +291,11 @@ class Settings:
     validation: ValidationSettings
 
     @classmethod
-    def from_config(cls, config: dict) -> "Settings":
+    def from_config(cls, config: dict, checked: bool = False) -> "Settings":
         """Settings of a config that the schema has validated (defaults filled); runs the
-        cross-key checks."""
-        check_config(config)
+        cross-key checks unless ``checked`` (validate_config has run them)."""
+        if not checked:
+            check_config(config)
         return cls(elements=list(config["elements"]), phases=config["phases"],
                    reference=build(ReferenceSettings, config["reference"]),
                    mtp=build(MTPSettings, config["mtp"]), fit=build(FitSettings, config["fit"]),
@@ -291,13 +304,54 @@ class Settings:
 
 
 # ---- validation of the config ----------------------------------------------------------------
-def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 5] + " ...}"
+
+
+def schema_error_line(err) -> str:
+    """One line for a schema violation (a jsonschema ValidationError, or Snakemake's
+    WorkflowError that wraps one): the key, what is wrong, and for an unknown key the allowed
+    keys nearby (never the schema itself)."""
+    import difflib
+
+    import jsonschema
+    inner = err
+    while inner is not None and not isinstance(inner, jsonschema.ValidationError):
+        inner = inner.__cause__ or inner.__context__     # Snakemake raises inside `except`
+    if inner is None:
+        inner = err
+    if not isinstance(inner, jsonschema.ValidationError):
+        return str(err).splitlines()[0]
+    where = ".".join(str(p) for p in inner.absolute_path)
+    key = f"config key '{where}'" if where else "config"
+    if inner.validator == "additionalProperties":
+        allowed = sorted(inner.schema.get("properties", {}))
+        unknown = sorted(set(inner.instance) - set(allowed)) if isinstance(inner.instance, dict) else []
+        parts = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, allowed, n=1)
+            parts.append(f"{u!r} was unexpected" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"{key}: {'; '.join(parts)}; allowed keys: {', '.join(allowed)}"
+    if inner.validator in ("oneOf", "anyOf"):
+        what = inner.schema.get("description", "")
+        return f"{key} = {_short(inner.instance)} does not match the schema" + (
+            f": {what.strip()}" if what else "")
+    return f"{key}: {inner.message if len(inner.message) < 200 else _short(inner.instance)}"
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH,
+                    read_files: bool = True) -> dict:
     """Validate ``config`` in place against the schema (filling defaults), then the cross-key
-    checks. Returns ``config``."""
+    checks. Returns ``config``; raises :class:`ConfigError` with one line."""
+    from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    validate(config, str(schema_path))
-    check_config(config)
+    try:
+        validate(config, str(schema_path))
+    except WorkflowError as err:
+        raise ConfigError(schema_error_line(err)) from None
+    check_config(config, read_files=read_files)
     return config
 
 
@@ -318,36 +372,136 @@ def _phase_symbols(phase: dict) -> set[str] | None:
     return None
 
 
-def check_config(config: dict) -> None:
-    """Checks that a JSON schema cannot express; each message names the key."""
-    from ase.data import atomic_numbers
+def _read_structure(path, key: str):
+    """ase.io.read of a file the config names; any failure is a ConfigError naming both."""
+    from ase.io import read
+    if not Path(path).is_file():
+        raise ConfigError(f"config key '{key}': no such file {path}")
+    try:
+        atoms = read(path)
+    except Exception as err:      # ase.io raises anything on a corrupt file
+        detail = str(err).splitlines()[0] if str(err).strip() else "no structure found"
+        raise ConfigError(f"config key '{key}': cannot read {path} as a structure "
+                          f"({type(err).__name__}: {detail})") from None
+    if len(atoms) == 0:
+        raise ConfigError(f"config key '{key}': {path} holds no atoms")
+    return atoms
 
+
+def _check_phases(config: dict, read_files: bool) -> None:
+    """Every phase builds (bulk/crystal arguments, readable file), holds only the configured
+    elements, and its stage-1 structures pass the distance check (stage 1 is seeded, so the
+    very structures the job will write are checked here)."""
+    from mtplib.analysis.errors import min_distance
+    from mtplib.structures import BULK_STRUCTURES, OVERLAP_DISTANCE, build_phase, displace
     elements = config["elements"]
-    if len(set(elements)) != len(elements):
-        raise ConfigError(f"config key 'elements': duplicate symbols in {elements}")
-    unknown = [e for e in elements if e not in atomic_numbers]
-    if unknown:
-        raise ConfigError(f"config key 'elements': {unknown} are not chemical elements")
-    phases = config["phases"]
-    for name, phase in phases.items():
+    for name, phase in config["phases"].items():
         sources = [k for k in ("file", "bulk", "crystal") if k in phase]
         if len(sources) != 1:
             raise ConfigError(f"config key 'phases.{name}': give exactly one of file, bulk, "
                               f"crystal (got {sources or 'none'})")
-        if "file" in phase and not Path(phase["file"]).is_file():
-            raise ConfigError(f"config key 'phases.{name}.file': no such file {phase['file']}")
+        if "file" in phase:
+            if not read_files:
+                if not Path(phase["file"]).is_file():
+                    raise ConfigError(f"config key 'phases.{name}.file': no such file "
+                                      f"{phase['file']}")
+                continue
+            unit = _read_structure(phase["file"], f"phases.{name}.file")
+            unit.pbc = True
+        else:
+            bulk_args = phase.get("bulk", {})
+            if bulk_args.get("crystalstructure") not in (None, *BULK_STRUCTURES):
+                raise ConfigError(f"config key 'phases.{name}.bulk.crystalstructure': unknown "
+                                  f"structure {bulk_args['crystalstructure']!r}; ase.build.bulk "
+                                  f"knows {', '.join(BULK_STRUCTURES)}")
+            try:
+                symbols = _phase_symbols(phase)
+            except (ValueError, KeyError) as err:
+                raise ConfigError(f"config key 'phases.{name}.bulk.name': not a chemical formula "
+                                  f"({err})") from None
+            if not symbols <= set(elements):
+                raise ConfigError(f"config key 'phases.{name}': species "
+                                  f"{sorted(symbols - set(elements))} are not in config key "
+                                  f"'elements' {elements}")
+            try:
+                unit = build_phase(name, phase)
+            except Exception as err:     # ase.build.bulk / ase.spacegroup.crystal refused it
+                raise ConfigError(f"config key 'phases.{name}.{sources[0]}': "
+                                  f"{type(err).__name__}: {err}") from None
+        extra = sorted(set(unit.get_chemical_symbols()) - set(elements))
+        if extra:
+            where = f"phases.{name}" + (f".file' ({phase['file']})" if "file" in phase else "'")
+            raise ConfigError(f"config key '{where}: species {extra} are not in config key "
+                              f"'elements' {elements}")
+        src = f" of {phase['file']}" if "file" in phase else ""
+        d_unit, _ = min_distance(unit)
+        if d_unit < OVERLAP_DISTANCE:
+            raise ConfigError(f"config key 'phases.{name}{'.file' if src else ''}': atoms "
+                              f"{d_unit:.3f} Å apart in the unit cell{src} (overlapping sites; "
+                              f"the smallest allowed is {OVERLAP_DISTANCE} Å)")
         try:
-            symbols = _phase_symbols(phase)
-        except (ValueError, KeyError) as err:
-            raise ConfigError(f"config key 'phases.{name}.bulk.name': not a chemical formula "
-                              f"({err})") from None
-        if symbols is not None and not symbols <= set(elements):
-            raise ConfigError(f"config key 'phases.{name}': species {sorted(symbols - set(elements))} "
-                              f"are not in config key 'elements' {elements}")
+            displace(unit, name, **phase["displacements"])    # checks min_distance_fraction
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+
+def _check_valid_data(path: str, elements: list) -> None:
+    """valid_data is readable, labelled and finite (NaN would end in summary.json)."""
+    import numpy as np
+
+    from mtplib.io import read_dataset
+    key = "validation.valid_data"
+    if not Path(path).is_file():
+        raise ConfigError(f"config key '{key}': no such file {path}")
+    try:
+        images = read_dataset(path, species=list(elements))
+    except Exception as err:
+        raise ConfigError(f"config key '{key}': cannot read {path} "
+                          f"({type(err).__name__}: {err})") from None
+    if not images:
+        raise ConfigError(f"config key '{key}': {path} holds no configurations")
+    for k, atoms in enumerate(images):
+        extra = sorted(set(atoms.get_chemical_symbols()) - set(elements))
+        if extra:
+            raise ConfigError(f"config key '{key}': {path} configuration {k} has species "
+                              f"{extra}, not in config key 'elements' {elements}")
+        try:
+            values = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        except Exception:
+            raise ConfigError(f"config key '{key}': {path} configuration {k} has no energy "
+                              "and forces (labelled data needed)") from None
+        for what, value in values.items():
+            if not np.all(np.isfinite(value)):
+                raise ConfigError(f"config key '{key}': {path} configuration {k} has a "
+                                  f"non-finite {what} (NaN or inf)")
+
+
+def check_config(config: dict, read_files: bool = True) -> None:
+    """Checks that a JSON schema cannot express; each message names the key (and the file).
+
+    With ``read_files`` the files the config names are read (structures, valid_data), so
+    that a corrupt CIF or a NaN in valid_data stops the workflow before any job runs."""
+    from ase.data import atomic_numbers
+
+    from mtplib.labeling.registry import check_elements, get_code
+
+    elements = config["elements"]
+    if len(set(elements)) != len(elements):
+        raise ConfigError(f"config key 'elements': duplicate symbols in {elements}")
+    unknown = [e for e in elements if e not in atomic_numbers or e == "X"]
+    if unknown:
+        raise ConfigError(f"config key 'elements': {unknown} are not chemical elements")
+    try:
+        get_code(config["reference"]["name"])
+        check_elements(config["reference"]["name"], elements)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     mtp = config["mtp"]
     if not mtp["min_dist"] < mtp["max_dist"]:
         raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "
                           f"{mtp['max_dist']}: min_dist must be smaller than max_dist")
+    phases = config["phases"]
+    _check_phases(config, read_files)
     al = config["active_learning"]
     if not al["gamma_select"] <= al["gamma_break"]:
         raise ConfigError(f"config keys 'active_learning.gamma_select' = {al['gamma_select']} and "
@@ -356,21 +510,27 @@ def check_config(config: dict) -> None:
     if al["gamma_max"] is not None and not al["gamma_max"] > al["gamma_select"]:
         raise ConfigError(f"config key 'active_learning.gamma_max' = {al['gamma_max']}: must be "
                           f"larger than gamma_select = {al['gamma_select']}")
-    for k, scenario in enumerate(al["scenarios"]):
+    for scenario in al["scenarios"]:
         start = scenario["start"]
         where = f"active_learning.scenarios[{scenario['name']}].start"
-        key = "phase" if "phase" in start else "phases"
-        for phase in ([start["phase"]] if "phase" in start else []) + list(start.get("phases", [])):
-            if phase not in phases:
-                raise ConfigError(f"config key '{where}.{key}': unknown phase {phase!r}; known: "
-                                  f"{sorted(phases)}")
+        for key in ("phase", "phases"):
+            for phase in ([start[key]] if key == "phase" else start[key]) if key in start else []:
+                if phase not in phases:
+                    raise ConfigError(f"config key '{where}.{key}': unknown phase {phase!r}; "
+                                      f"known: {sorted(phases)}")
         if "amorphous" in start:
             extra = sorted(set(start["amorphous"]["composition"]) - set(elements))
             if extra:
                 raise ConfigError(f"config key '{where}.amorphous.composition': species {extra} "
                                   f"are not in config key 'elements' {elements}")
-        if "file" in start and not Path(start["file"]).is_file():
+        if "file" in start and not read_files and not Path(start["file"]).is_file():
             raise ConfigError(f"config key '{where}.file': no such file {start['file']}")
+        if "file" in start and read_files:
+            atoms = _read_structure(start["file"], f"{where}.file")
+            extra = sorted(set(atoms.get_chemical_symbols()) - set(elements))
+            if extra:
+                raise ConfigError(f"config key '{where}.file' ({start['file']}): species {extra} "
+                                  f"are not in config key 'elements' {elements}")
         if scenario["ramp_steps"] > 0 and scenario["ramp_start"] is not None \
                 and scenario["ensemble"] != "nvt":
             raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
@@ -381,14 +541,12 @@ def check_config(config: dict) -> None:
         if scenario["phase"] not in phases:
             raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}].phase': "
                               f"unknown phase {scenario['phase']!r}; known: {sorted(phases)}")
-    if validation["valid_data"] and not Path(validation["valid_data"]).is_file():
-        raise ConfigError(f"config key 'validation.valid_data': no such file "
-                          f"{validation['valid_data']}")
-    from mtplib.labeling.registry import get_code
-    try:
-        get_code(config["reference"]["name"])
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    if validation["valid_data"]:
+        if read_files:
+            _check_valid_data(validation["valid_data"], elements)
+        elif not Path(validation["valid_data"]).is_file():
+            raise ConfigError(f"config key 'validation.valid_data': no such file "
+                              f"{validation['valid_data']}")
 
 
 # ---- stage-2 chunks (known before stage 1 runs) -----------------------------------------------

@@ -26,7 +26,7 @@ from mtplib.analysis.verdicts import (count_failures, elastic_verdict, failed_ve
                                       format_verdicts, limit_verdict)
 from mtplib.calculator import MTPCalculator
 from mtplib.io import read_dataset
-from mtplib.labeling import compute_labels, read_frames
+from mtplib.labeling import RetryingCalculator, compute_labels, read_frames
 from mtplib.potential import MTPotential
 from mtplib.structures import build_phase
 
@@ -58,6 +58,12 @@ def comparison_plot(x, curves, path, xlabel, ylabel):
     fig.savefig(path, dpi=110)
 
 
+def md_failure(trajectory) -> str | None:
+    """The failure a validation MD recorded in its last frame (scripts/validate_md.py)."""
+    last = read(trajectory, index=-1)
+    return last.info.get("md_failure")
+
+
 def compare(mtp_trajectory, reference_trajectory, rdf_settings, adf_settings, elements, out_json,
             out_rdf, out_adf, discard=0.2):
     """RDF and ADF of both trajectories, plotted together, with similarity numbers."""
@@ -65,6 +71,16 @@ def compare(mtp_trajectory, reference_trajectory, rdf_settings, adf_settings, el
         images = read(path, index=":")
         return images[int(discard * len(images)):] or images
 
+    failure = md_failure(reference_trajectory)
+    if failure:          # the reference MD failed (after its retries): recorded, not compared
+        result = {"error": failure}
+        for out, what in ((out_rdf, "RDF"), (out_adf, "ADF")):
+            fig, axes = _figure(1)
+            axes[0].text(0.5, 0.5, f"no {what}: {failure}", ha="center", wrap=True,
+                         transform=axes[0].transAxes, fontsize="small")
+            fig.savefig(out, dpi=110)
+        Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     mtp, ref = frames(mtp_trajectory), frames(reference_trajectory)
     r, g_ref, _ = rdf(ref, rdf_settings["r_max"], rdf_settings["bins"], elements)
     _, g_mtp, _ = rdf(mtp, rdf_settings["r_max"], rdf_settings["bins"], elements)
@@ -121,7 +137,9 @@ def summarize(similarity_files, names, runs, mtp_trajectories, potential_file, t
         sets["valid"] = (valid, pot.evaluate_many(valid))
     summary["errors"] = {k: error_metrics(*v) for k, v in sets.items()}
     parity_plots(sets, out_parity)
-    reference_calc = reference.make_calculator()
+    reference_calc = RetryingCalculator(reference.calculator_factory(symbols=elements),
+                                        retries=reference.retries, timeout=reference.timeout,
+                                        log=log)
     calcs = {"MTP": MTPCalculator(potential_file, species=list(elements)),
              "reference": reference_calc}
     names_ev = list(phases) if validation.energy_volume else []
@@ -175,6 +193,9 @@ def summarize(similarity_files, names, runs, mtp_trajectories, potential_file, t
     for name, trajectory in zip(names, mtp_trajectories):
         phase = f"{runs[name]['phase']} ({name})"
         data = summary["scenarios"][name]
+        if "error" in data:          # the reference MD failed: no comparison, a failed verdict
+            verdicts.append(failed_verdict(phase, "RDF integrated |difference|", data["error"]))
+            continue
         verdicts.append(limit_verdict(phase, "RDF integrated |difference|",
                                       data["rdf_integrated_absolute_difference"],
                                       tol["rdf_difference"], "Å"))
@@ -198,6 +219,10 @@ def summarize(similarity_files, names, runs, mtp_trajectories, potential_file, t
     table = format_verdicts(verdicts)
     Path(out_verdicts).write_text(table)
     for name, data in summary["scenarios"].items():
-        log(f"{name}: RDF integrated |difference| {data['rdf_integrated_absolute_difference']:.4f} Å")
+        if "error" in data:
+            log(f"{name}: not compared, {data['error']}")
+        else:
+            log(f"{name}: RDF integrated |difference| "
+                f"{data['rdf_integrated_absolute_difference']:.4f} Å")
     log("validation verdicts (results/validation/verdicts.txt):\n" + table.rstrip())
     return summary
