@@ -53,7 +53,7 @@ PUBLISHED = {  # test MAE of the paper's MTPs: energy meV/atom, force eV/Å (dat
     "Mo": (2.94, 0.0901), "Si": (2.31, 0.0560), "Ge": (1.79, 0.0465)}
 # MLIP's energy and force weights with no stress: of (1, 0.01, w_s) for w_s in 0, 1e-4, 1e-3,
 # the least-squares solve at w_s = 0 on train.extxyz with the published radial functions comes
-# closest to each published MTP's predictions (all six elements; session 7)
+# closest to each published MTP's predictions (all six elements)
 PUBLISHED_WEIGHTS = (1.0, 0.01, 0.0)
 
 
