@@ -1,4 +1,5 @@
-"""The MTP model: kernels against numpy, finite differences, invariances, bad input."""
+"""The MTP model: finite differences, invariances, bad input (kernel paths against the numpy
+reference: test_kernel_paths.py)."""
 
 import sys
 
@@ -26,29 +27,6 @@ def test_forces_and_stress_match_finite_differences(level, species):
     np.testing.assert_allclose(res["forces"], num_forces, atol=1e-6 * np.abs(num_forces).max())
     num_stress = numerical_stress(atoms, lambda a: energy(pot, a), step=1e-5)
     np.testing.assert_allclose(res["stress"], num_stress, atol=1e-6 * np.abs(num_stress).max())
-
-
-@pytest.mark.parametrize("level", [8, 16])
-def test_kernels_agree_with_numpy_reference(level):
-    pot = random_potential(level, ["Cu", "Au"], seed=3)
-    atoms = triclinic_cell(["Cu", "Au"], n_atoms=4, seed=5)
-    res = pot.evaluate(atoms)
-    site, forces, virial = reference_evaluate(pot, atoms, pot.types_of(atoms))
-    np.testing.assert_allclose(res["energies"], site, rtol=1e-10)
-    np.testing.assert_allclose(res["forces"], forces, rtol=1e-10, atol=1e-10 * np.abs(forces).max())
-    stress = 0.5 * (virial + virial.T)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
-    np.testing.assert_allclose(res["stress"], stress, rtol=1e-10, atol=1e-10 * np.abs(stress).max())
-
-
-def test_molecule_without_cell_matches_reference():
-    pot = random_potential(10, ["Hf", "O"], seed=1)
-    mol = Atoms("HfO2", positions=[[0, 0, 0], [1.9, 0.1, 0], [-0.6, 1.8, 0.3]])
-    res = pot.evaluate(mol)
-    assert res["stress"] is None
-    site, forces, _ = reference_evaluate(pot, mol, pot.types_of(mol))
-    np.testing.assert_allclose(res["energies"], site, rtol=1e-10)
-    np.testing.assert_allclose(res["forces"], forces, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(res["forces"].sum(axis=0), 0, atol=1e-10 * np.abs(forces).max())
 
 
 def test_invariance_rotation_translation_permutation_replication():

@@ -1,4 +1,5 @@
-"""Training: loss gradients (central differences), design rows, reproducibility, MPI, bad input."""
+"""Training: loss gradients (central differences), reproducibility, MPI, bad input (the design
+rows against the numpy reference: test_kernel_paths.py)."""
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from mtplib.training import (TrainingDataError, apply_forces_cap, committee_eval
                              prepare, scan, train_test_split)
 from mtplib.kernels.mtp import product_runs
 from mtplib.kernels.training import basis_dependencies
-from mtplib.training.loss import config_design, loss_and_gradient, loss_terms, pack
+from mtplib.training.loss import loss_and_gradient, loss_terms, pack
 from mtplib.training.optimize import VarProProblem
 from mtplib.training.parallel import Reducer
 
@@ -65,34 +66,6 @@ def _trained_at_level(level, seed):
     pot.species_coeffs = rng.normal(size=2)
     pot.moment_coeffs = rng.normal(size=pot.alpha_scalar_moments) * 0.1
     return pot
-
-
-def _check_design_rows(pot, images, relative):
-    """X theta gives the evaluator's E, F and stress to 1e-10 (forces and stress relative to
-    their largest component when `relative`)."""
-    theta = np.concatenate([pot.species_coeffs, pot.moment_coeffs])
-    for atoms, cfg in zip(images, prepare(images, pot)):
-        pred = config_design(pot, cfg) @ theta
-        ref = pot.evaluate(atoms)
-        W = pred[-9:].reshape(3, 3).T          # row 3b+a holds W[a, b]
-        assert abs(pred[0] - ref["energy"]) < 1e-10 * max(1.0, abs(ref["energy"]))
-        f_scale = np.abs(ref["forces"]).max() if relative else 1.0
-        np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10 * f_scale)
-        voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
-        s_scale = np.abs(ref["stress"]).max() if relative else 1.0
-        np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10 * s_scale)
-
-
-def test_design_rows_reproduce_evaluate(images, random_pot):
-    _check_design_rows(random_pot, images, relative=False)
-
-
-@pytest.mark.parametrize("level", [16, 20])
-def test_design_rows_reproduce_evaluate_deep_contractions(images, level):
-    """At levels 16 and 20 basis functions are contractions of up to five moment tensors
-    (products of products), so the reverse sweep of each basis function over its own products
-    is exercised along long chains: X theta must give the evaluator's E, F and stress."""
-    _check_design_rows(_trained_at_level(level, 3), images[:3], relative=True)
 
 
 def test_basis_dependencies_are_the_reachable_products_and_basic_moments():
