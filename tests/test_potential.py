@@ -233,5 +233,6 @@ def test_repeated_evaluation_reuses_freed_memory():
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     finally:
         numba.set_num_threads(threads)
-    # measured without keep_freed_memory: 1097 faults (4.5 MB of fresh pages); with it, 0
+    # without keep_freed_memory the third evaluation faults on its fresh pages again
+    # (figures: benchmarks/RESULTS.md, bench_evaluate.py)
     assert faults < 100, faults
