@@ -27,7 +27,7 @@ class MTPInputError(ValueError):
 
 
 def _default_blocks():
-    # many small blocks balance the threads best (measured: 64 blocks on 2 threads, 1.7x)
+    # many small blocks balance the threads best (benchmarks/RESULTS.md, bench_evaluate.py)
     from numba import get_num_threads
     return 32 * get_num_threads()
 
