@@ -4,14 +4,15 @@
 #   snakemake --cores all --configfile config/examples/X.yaml   # another material
 #
 # Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
+import json
 import sys
+from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from scripts.mtpflow.settings import ConfigError, Settings, validate_config
 
 min_version("9.0")
-
-# Make the checkout importable (mtplib, and tests.helpers calculators) without an install.
-sys.path.insert(0, workflow.basedir)
 
 
 # A --configfile on the command line replaces the default config instead of
@@ -21,11 +22,15 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
-
-from mtplib.workflow.config import check_config
-
-check_config(config)
+# The schema (defaults filled) and the cross-key checks, which read the files the config names;
+# a mistake is one line naming the key and the config file, and no job runs.
+try:
+    SETTINGS = Settings.from_config(validate_config(config), checked=True)
+except ConfigError as err:
+    files = ", ".join(str(f) for f in workflow.configfiles) or "config/config.yaml"
+    sys.exit(f"config error ({files}): {err}")
+if SETTINGS.active_learning.skipped and SETTINGS.active_learning.max_iterations:
+    print(f"note: {SETTINGS.active_learning.skipped}", file=sys.stderr)
 
 
 include: "rules/common.smk"
@@ -34,6 +39,12 @@ include: "rules/label.smk"
 include: "rules/fit.smk"
 include: "rules/active.smk"
 include: "rules/validate.smk"
+include: "rules/report.smk"
+
+
+# The report opens on the run's summary page once the workflow has produced it.
+SUMMARY_PAGE = Path("results/report/summary.rst")
+report: str(SUMMARY_PAGE.resolve()) if SUMMARY_PAGE.exists() else "report/workflow.rst"
 
 
 rule all:
@@ -45,4 +56,19 @@ rule all:
         rules.al_record.output,
         rules.final_gather.output,
         rules.validate_summary.output,
+        rules.report_summary.output,
     default_target: True
+
+
+# The workflow's last console lines: the validation verdicts (written by validate_summary).
+# Failing verdicts are listed and the run ends with exit 0, unless validation.fail_on_verdict.
+onsuccess:
+    verdicts = Path("results/validation/verdicts.txt")
+    if verdicts.exists():
+        print(f"\nValidation verdicts ({verdicts}):\n{verdicts.read_text()}", flush=True)
+        failed = json.loads(Path("results/validation/summary.json").read_text()).get(
+            "verdicts_failed", 0)
+        if failed and SETTINGS.validation.fail_on_verdict:
+            print(f"validation.fail_on_verdict is true and {failed} verdict(s) failed",
+                  file=sys.stderr, flush=True)
+            sys.exit(1)

@@ -5,7 +5,7 @@
     mtplib errors POT DATA [--json F]     (eqs. 8-10: energy/atom, force components, stress)
     mtplib convert IN OUT                 (cfg <-> extxyz)
     mtplib mindist DATA
-    mtplib train ... | scan ... | grade ... | select ... | md ... | relax ...
+    mtplib train ... | scan ... | grade ... | select ... | sparsify ... | md ... | relax ...
 """
 from __future__ import annotations
 
@@ -20,6 +20,61 @@ class CLIError(Exception):
     """An error the CLI reports as one line, without a traceback."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2) instead of a usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, low, strict, what):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not np.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+positive_float = _number(float, 0.0, True, "a positive number")
+nonnegative_float = _number(float, 0.0, False, "a number >= 0")
+positive_int = _number(int, 0, True, "a positive integer")
+nonnegative_int = _number(int, 0, False, "an integer >= 0")
+
+# Arguments (dest) that name a file the command writes.
+OUTPUT_ARGS = ("out", "output", "json", "trajectory", "candidates")
+
+
+def _check_species_arguments(argv) -> None:
+    """Every value after --species is a chemical element: an output path written after
+    ``--species Cu Au`` (which argparse reads as a species) or a non-element is named."""
+    from ase.data import atomic_numbers
+    inside = False
+    for token in argv:
+        if token == "--species":
+            inside = True
+            continue
+        if token.startswith("-"):
+            inside = False
+            continue
+        if inside and (token not in atomic_numbers or token == "X"):
+            hint = (" (an output path written after --species is read as a species: put it "
+                    "before --species)" if any(c in token for c in "./") else "")
+            raise CLIError(f"--species: {token!r} is not a chemical element{hint}")
+
+
+def _check_outputs(args) -> None:
+    from .io import check_output_path
+    for dest in OUTPUT_ARGS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str):
+            check_output_path(value, what=dest if dest != "out" else "output")
+
+
 def _species(args):
     return list(args.species) if getattr(args, "species", None) else None
 
@@ -32,7 +87,7 @@ def _load_potential(path, species=None):
 def cmd_init(args):
     from .potential import MTPotential
     pot = MTPotential.from_level(args.level, args.species, args.min_dist, args.max_dist,
-                                 args.radial_basis_size)
+                                 args.radial_basis_size, args.radial_basis_type)
     pot.save(args.out)
     print(f"{args.out}: untrained level-{args.level} MTP for {' '.join(args.species)}: "
           f"{pot.alpha_scalar_moments} basis functions, {pot.radial_funcs_count} radial functions, "
@@ -50,17 +105,15 @@ def _predictions(pot, images):
 
 
 def cmd_evaluate(args):
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from .io import read_dataset, write_dataset
+    from .io import read_frames, write_frames
     species = _species(args)
     pot = _load_potential(args.potential, species)
-    images = read_dataset(args.data, species=species or pot.species)
-    for atoms, res in zip(images, _predictions(pot, images)):
-        atoms.calc = SinglePointCalculator(atoms, energy=res["energy"], forces=res["forces"],
-                                           stress=res["stress"], energies=res["energies"])
-    write_dataset(args.out, images, species=species or pot.species)
-    print(f"{args.out}: {len(images)} configurations evaluated with {args.potential}")
+    species = species or pot.species
+    frames = read_frames(args.data, species=species)
+    # all configurations in joined arrays, one batched kernel pass per group of structures
+    energy, forces, stress, energies = pot.evaluate_frames(frames, where=str(args.data))
+    write_frames(args.out, frames.with_results(energy, forces, stress, energies), species=species)
+    print(f"{args.out}: {len(frames)} configurations evaluated with {args.potential}")
 
 
 def cmd_errors(args):
@@ -89,17 +142,22 @@ def cmd_mindist(args):
     print(f"{args.data}: minimal interatomic distance {dist:.6f} Å (configuration {index})")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="mtplib", description=__doc__.split("\n")[0])
+def build_parser(command=None):
+    """The argument parser; for a core verb (`command` in CORE_VERBS) without the
+    sub-commands of SUBCOMMAND_MODULES, whose modules are slow to import."""
+    parser = Parser(prog="mtplib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="write an untrained potential of a given level")
     p.add_argument("out")
-    p.add_argument("--level", type=int, required=True)
+    p.add_argument("--level", type=positive_int, required=True)
     p.add_argument("--species", nargs="+", required=True)
-    p.add_argument("--min-dist", type=float, default=2.0)
-    p.add_argument("--max-dist", type=float, default=5.0)
-    p.add_argument("--radial-basis-size", type=int, default=8)
+    p.add_argument("--min-dist", type=positive_float, default=2.0)
+    p.add_argument("--max-dist", type=positive_float, default=5.0)
+    p.add_argument("--radial-basis-size", type=positive_int, default=8)
+    p.add_argument("--radial-basis-type", default="RBChebyshev",
+                   choices=["RBChebyshev", "RBChebyshev_repuls"],
+                   help="RBChebyshev_repuls: MLIP-2's repulsive core below --min-dist")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("evaluate", help="energies, forces, stresses of a dataset (calc-efs)")
@@ -127,7 +185,9 @@ def build_parser():
     p.add_argument("--species", nargs="+")
     p.set_defaults(func=cmd_mindist)
 
-    for module in ("mtplib.training.cli", "mtplib.active.cli"):
+    if command in CORE_VERBS:
+        return parser                 # (the other modules import scipy, ASE's calculators, ...)
+    for module in SUBCOMMAND_MODULES:
         try:
             mod = __import__(module, fromlist=["add_parsers"])
         except ImportError:
@@ -136,13 +196,27 @@ def build_parser():
     return parser
 
 
+CORE_VERBS = ("init", "evaluate", "errors", "convert", "mindist")
+# the verbs each module's add_parsers adds: a core verb's parser imports none of them
+SUBCOMMAND_MODULES = {"mtplib.training.cli": ("train", "scan"),
+                      "mtplib.active.cli": ("grade", "select", "sparsify", "md", "relax")}
+
+
 def main(argv=None):
     from .io.mtp import MTPFormatError
     from .potential import MTPInputError
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv else ""
+    try:
+        _check_species_arguments(argv)
+    except CLIError as exc:
+        print(f"mtplib {command}: error: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     warnings.simplefilter("once")
     np.set_printoptions(precision=6, suppress=True)
     try:
+        _check_outputs(args)
         code = args.func(args)
     except (CLIError, MTPFormatError, MTPInputError, FileNotFoundError, ValueError) as exc:
         print(f"mtplib {args.command}: error: {exc}", file=sys.stderr)

@@ -29,10 +29,13 @@ def keep_freed_memory():
     if _applied is None:
         _applied = False
         if sys.platform.startswith("linux") and os.environ.get("MTPLIB_KEEP_FREED_MEMORY", "1") != "0":
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            try:       # glibc's name first: find_library runs ldconfig in a subprocess
+                try:
+                    libc = ctypes.CDLL("libc.so.6")
+                except OSError:
+                    libc = ctypes.CDLL(ctypes.util.find_library("c"))
                 mallopt = libc.mallopt
-            except (OSError, AttributeError):      # not glibc (e.g. musl)
+            except (OSError, AttributeError, TypeError):      # not glibc (e.g. musl)
                 return False
             mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
             mallopt.restype = ctypes.c_int

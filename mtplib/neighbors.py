@@ -23,7 +23,12 @@ cell (many images of one atom, and an atom's own images).
 """
 
 import numpy as np
-from numba import njit, prange
+
+from .numba_cache import isolate_cache
+
+isolate_cache()          # before the first kernel: see numba_cache
+
+from numba import njit, prange  # noqa: E402
 
 __all__ = ["neighbor_list", "neighbor_csr", "neighbor_csr_shortest", "neighbor_csr_batch",
            "neighbor_list_atoms", "shortest_distance"]
@@ -568,7 +573,7 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     out_j = np.empty(capacity, np.int64)
     out_D = np.empty((capacity, 3))
     dist2 = np.empty(_largest_bin(bin_start))
-    n_pairs = 0
+    n_pairs = np.int64(0)        # (a literal 0 would compile a second _atom_pairs for it)
     for a in range(n_atoms):
         found = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
                             pbc, n_bins, reach, cutoff * cutoff, out_j, out_D, n_pairs, capacity,

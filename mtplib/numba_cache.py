@@ -9,7 +9,8 @@ digest of every mtplib module that uses numba: any change to any of them starts 
 cache, and versions never share entries (e.g. two checkouts, or a cluster's persistent
 `~/.cache/mtplib-numba/<cpu>` across an update).
 
-It runs when mtplib is imported, before any kernel is defined. The base directory is
+It runs once per process, when the first kernel module (`mtplib.kernels`, `mtplib.neighbors`)
+is imported, before any kernel is defined. The base directory is
 `NUMBA_CACHE_DIR` when set (the profiles set one per CPU model), else mtplib's own
 `__pycache__` when writable, else `~/.cache/mtplib-numba`. NUMBA_CACHE_DIR is set to the
 versioned directory, so child processes (MPI ranks, Snakemake jobs) use it as it is.
@@ -45,9 +46,15 @@ def _default_base():
     return os.path.join(xdg, "mtplib-numba")
 
 
-def isolate_cache(root=PACKAGE_DIR):
+_isolated = {}
+
+
+def isolate_cache(root=PACKAGE_DIR, force=False):
     """Point numba's cache (NUMBA_CACHE_DIR and numba.config.CACHE_DIR) at
-    <base>/mtplib-<digest of the numba sources>; returns that directory."""
+    <base>/mtplib-<digest of the numba sources>; returns that directory. Later calls for the
+    same root return the first answer unless `force`."""
+    if root in _isolated and not force:
+        return _isolated[root]
     base = os.environ.get("NUMBA_CACHE_DIR") or _default_base()
     if _VERSIONED.fullmatch(Path(base).name):   # set by a parent process, maybe another version
         base = str(Path(base).parent)
@@ -55,4 +62,5 @@ def isolate_cache(root=PACKAGE_DIR):
     os.environ["NUMBA_CACHE_DIR"] = target
     import numba                          # after the variable: numba reads it at import
     numba.config.CACHE_DIR = target       # (and when already imported, set it here)
+    _isolated[root] = target
     return target

@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .basis import basis_for_level
-from .io.mtp import read_mtp, write_mtp
-from .kernels.mtp import kernel_tables, mtp_batch, mtp_parallel, mtp_serial
+from .io.mtp import RADIAL_BASIS_TYPES, read_mtp, write_mtp
+from .kernels.mtp import (CHUNK, kernel_tables, mtp_batch, mtp_parallel, mtp_serial,
+                          repulsion_terms)
+from .memory import keep_freed_memory
 from .neighbors import StructureError, neighbor_csr_batch, neighbor_csr_shortest
+
+keep_freed_memory()      # reuse freed evaluation buffers: see memory
 
 # below this many atoms per thread, one thread beats launching the parallel kernel
 ATOMS_PER_THREAD = 64
@@ -26,10 +30,12 @@ class MTPInputError(ValueError):
     """Bad input to the potential: unknown species, NaN coordinates, a degenerate cell."""
 
 
-def _default_blocks():
-    # many small blocks balance the threads best (benchmarks/RESULTS.md, bench_evaluate.py)
+def _default_blocks(n_atoms):
+    # many small blocks balance the threads best (benchmarks/RESULTS.md, bench_evaluate.py), but
+    # a block of fewer than CHUNK atoms runs the products on fewer vector lanes (slower)
     from numba import get_num_threads
-    return 32 * get_num_threads()
+    threads = get_num_threads()
+    return max(1, min(32 * threads, max(threads, n_atoms // CHUNK)))
 
 
 @dataclass
@@ -52,15 +58,18 @@ class MTPotential:
     species: list[str] | None = None            # element of each MLIP type, when known
     potential_name: str = "MTP1m"
     potential_tag: str = ""
+    radial_basis_type: str = "RBChebyshev"      # or "RBChebyshev_repuls" (RADIAL_BASIS_TYPES)
     source: str = "<memory>"
     _arrays: dict = field(default=None, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------
     @classmethod
-    def from_level(cls, level, species, min_dist=2.0, max_dist=5.0, radial_basis_size=8):
+    def from_level(cls, level, species, min_dist=2.0, max_dist=5.0, radial_basis_size=8,
+                   radial_basis_type="RBChebyshev"):
         """An untrained potential of `level` (MLIP-2's basis sizes) for a species list.
 
-        `species` is a list of element symbols or a species count."""
+        `species` is a list of element symbols or a species count; `radial_basis_type` one of
+        RADIAL_BASIS_TYPES ("RBChebyshev_repuls": MLIP-2's repulsive core below min_dist)."""
         basic, times, mapping, n_moments = basis_for_level(level)
         names = None if isinstance(species, int) else list(species)
         count = species if isinstance(species, int) else len(names)
@@ -70,11 +79,15 @@ class MTPotential:
             raise MTPInputError(f"need 0 <= min_dist < max_dist, got {min_dist} and {max_dist}")
         if radial_basis_size < 2:
             raise MTPInputError(f"radial_basis_size must be at least 2, got {radial_basis_size}")
+        if radial_basis_type not in RADIAL_BASIS_TYPES:
+            raise MTPInputError(f"unknown radial_basis_type {radial_basis_type!r}; use one of "
+                                f"{RADIAL_BASIS_TYPES}")
         return cls(species_count=count, min_dist=float(min_dist), max_dist=float(max_dist),
                    radial_basis_size=int(radial_basis_size),
                    radial_funcs_count=int(basic[:, 0].max()) + 1, alpha_index_basic=basic,
                    alpha_index_times=times, alpha_moment_mapping=mapping,
-                   alpha_moments_count=n_moments, species=names)
+                   alpha_moments_count=n_moments, species=names,
+                   radial_basis_type=radial_basis_type)
 
     @classmethod
     def load(cls, path, species=None):
@@ -85,6 +98,12 @@ class MTPotential:
                 raise MTPInputError(f"{path}: species {list(species)} given for a potential with "
                                     f"species_count = {data['species_count']}")
             data["species"] = list(species)
+        for key in ("scaling", "min_dist", "max_dist", "radial_coeffs", "species_coeffs",
+                    "moment_coeffs"):
+            value = data.get(key)
+            if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+                raise MTPInputError(f"{path}: non-finite {key} (NaN or inf) in the potential; "
+                                    "refit it or restore the file")
         return cls(**data, source=str(path))
 
     def save(self, path):
@@ -98,9 +117,14 @@ class MTPotential:
             "species_count", "min_dist", "max_dist", "radial_basis_size", "radial_funcs_count",
             "alpha_index_basic", "alpha_index_times", "alpha_moment_mapping",
             "alpha_moments_count", "scaling", "radial_coeffs", "species_coeffs", "moment_coeffs",
-            "species", "potential_name", "potential_tag", "source")}
+            "species", "potential_name", "potential_tag", "radial_basis_type", "source")}
         return {k: (v.copy() if isinstance(v, np.ndarray) else (list(v) if isinstance(v, list) else v))
                 for k, v in out.items()}
+
+    @property
+    def repulsive(self):
+        """True for MLIP-2's RBChebyshev_repuls: a repulsive core below min_dist."""
+        return self.radial_basis_type == "RBChebyshev_repuls"
 
     # ---- sizes -------------------------------------------------------------------
     @property
@@ -117,6 +141,25 @@ class MTPotential:
         return (self.species_count ** 2 * self.radial_funcs_count * self.radial_basis_size
                 + self.species_count + self.alpha_scalar_moments)
 
+    def __str__(self):
+        """A one-paragraph summary (the arrays are in `repr`)."""
+        levels = [0] * self.alpha_moments_count      # level of a basic moment: 2 + 4 mu + nu
+        for n, (mu, a, b, c) in enumerate(self.alpha_index_basic):
+            levels[n] = 2 + 4 * int(mu) + int(a + b + c)
+        for i, j, _, k in self.alpha_index_times:     # of a contraction: the sum of its factors
+            levels[int(k)] = levels[int(i)] + levels[int(j)]
+        level = max((levels[int(k)] for k in self.alpha_moment_mapping), default=0)
+        species = ", ".join(self.species) if self.species else f"{self.species_count} species"
+        state = "trained" if self.is_trained else "untrained"
+        return (f"{state} MTP of level {level} for {species}: {self.parameter_count} parameters "
+                f"({self.species_count ** 2 * self.radial_funcs_count * self.radial_basis_size}"
+                f" radial, {self.species_count} species, {self.alpha_scalar_moments} moment "
+                f"coefficients), {self.alpha_scalar_moments} basis functions from "
+                f"{self.alpha_moments_count} moments, {self.radial_funcs_count} radial functions "
+                f"of {self.radial_basis_size} Chebyshev polynomials on min_dist = "
+                f"{self.min_dist:g} Å to cutoff max_dist = {self.max_dist:g} Å (from "
+                f"{self.source})")
+
     def __setattr__(self, name, value):
         # any change of parameters invalidates the cached kernel arrays
         if name != "_arrays":
@@ -130,12 +173,15 @@ class MTPotential:
             if not self.is_trained:
                 raise MTPInputError(f"{self.source}: the potential is untrained (no radial, species or "
                                     "moment coefficients); train it before evaluating")
+            if self.radial_basis_type not in RADIAL_BASIS_TYPES:
+                raise MTPInputError(f"{self.source}: unknown radial_basis_type "
+                                    f"{self.radial_basis_type!r}; use one of {RADIAL_BASIS_TYPES}")
             layout = canonical_layout(self.alpha_index_basic, self.alpha_index_times,
                                       self.alpha_moment_mapping, self.alpha_moments_count, self.source)
             object.__setattr__(self, "_arrays", dict(
                 radial_coeffs=np.ascontiguousarray(self.radial_coeffs, dtype=np.float64),
                 scaling=float(self.scaling), min_dist=float(self.min_dist),
-                max_dist=float(self.max_dist),
+                max_dist=float(self.max_dist), repulsive=self.repulsive,
                 species_coeffs=np.ascontiguousarray(self.species_coeffs, dtype=np.float64),
                 moment_coeffs=np.ascontiguousarray(self.moment_coeffs, dtype=np.float64),
                 tables=kernel_tables(layout["ang_abc"], layout["basic_mu"],
@@ -212,11 +258,13 @@ class MTPotential:
                                                                 atoms.pbc, self.max_dist)
         except ValueError as exc:
             raise MTPInputError(f"{where}: {exc}") from exc
+        _check_overlap(shortest, where)
         self._warn_closer_than_min_dist(shortest, where, stacklevel=5)
         return offsets, nbr, vec, shortest
 
     def _warn_closer_than_min_dist(self, shortest, where, stacklevel):
-        if shortest < self.min_dist:
+        # with RBChebyshev_repuls the repulsive core is the designed behaviour there: no warning
+        if shortest < self.min_dist and not self.repulsive:
             warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
                           f"{self.min_dist} Å, where the potential is not trained",
                           stacklevel=stacklevel)
@@ -225,16 +273,23 @@ class MTPotential:
         """(site energies, forces, virial, dE/dtheta rows) from the one serial or parallel kernel.
 
         Small cells run on one thread; rows are per atom, or summed (per block of atoms when
-        parallel: sum them) -- see `mtplib.kernels.mtp.mtp_serial`.
+        parallel: sum them) -- see `mtplib.kernels.mtp.mtp_serial`. With RBChebyshev_repuls the
+        repulsive core of the pairs closer than min_dist is added (`repulsion_terms`).
         """
         a = self.kernel_arrays()
         args = (types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
-                a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
-                a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"],
+                a["max_dist"], a["repulsive"], a["basic_mu"], a["basic_ang"], a["ang_abc"],
+                a["times"], a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"],
                 want_forces, want_params, per_atom, a["tables"])
         if n_blocks is None and len(types) < ATOMS_PER_THREAD * 2:
-            return mtp_serial(*args)
-        return mtp_parallel(*args, n_blocks or _default_blocks())
+            out = mtp_serial(*args)
+        else:
+            out = mtp_parallel(*args, n_blocks or _default_blocks(len(types)))
+        if a["repulsive"]:
+            site_energy, forces, virial, _ = out
+            repulsion_terms(np.array([0, len(types)], dtype=np.int64), offsets, nbr, vec,
+                            a["min_dist"], site_energy, forces, virial[None])
+        return out
 
     def evaluate(self, atoms, where="structure", n_blocks=None):
         """Energy, forces, stress (ASE sign, eV/Å³; None without a 3-D periodic cell) and site energies."""
@@ -300,22 +355,13 @@ class MTPotential:
 
     def _evaluate_batch(self, images, where, index0):
         """`evaluate_many` of one group; images[n] is structure index0 + n of `where`."""
-        a = self.kernel_arrays()
         types = self._types_many(images, where, index0)
         structures = [(atoms.positions, atoms.cell.array, atoms.pbc) for atoms in images]
         if not all(np.isfinite(positions).all() for positions, _, _ in structures):
             for n, atoms in enumerate(images):
                 _check_finite(atoms, f"{where}[{index0 + n}]")
-        try:
-            atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(structures, self.max_dist)
-        except StructureError as exc:
-            raise MTPInputError(f"{where}[{index0 + exc.index}]: {exc.reason}") from exc
-        for n in np.flatnonzero(shortest < self.min_dist):
-            self._warn_closer_than_min_dist(shortest[n], f"{where}[{index0 + n}]", stacklevel=4)
-        site_energy, forces, virial = mtp_batch(
-            types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
-            a["max_dist"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"], a["mapping"],
-            a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"], atom_start)
+        atom_start, site_energy, forces, virial = self._evaluate_joined(types, structures, where,
+                                                                        index0)
         stresses = _stresses(virial, [cell for _, cell, _ in structures],
                              [pbc for _, _, pbc in structures])
         results = []
@@ -324,6 +370,110 @@ class MTPotential:
             results.append(dict(energy=float(site_energy[a0:a1].sum()), forces=forces[a0:a1],
                                 stress=stresses[c], energies=site_energy[a0:a1]))
         return results
+
+    def _evaluate_joined(self, types, structures, where, index0):
+        """(atom_start, site energies, forces, virials (n, 3, 3)) of (positions, cell, pbc)
+        structures in one neighbour list and one `mtp_batch` call; types joined."""
+        a = self.kernel_arrays()
+        try:
+            atom_start, offsets, nbr, vec, shortest = neighbor_csr_batch(structures, self.max_dist)
+        except StructureError as exc:
+            raise MTPInputError(f"{where}[{index0 + exc.index}]: {exc.reason}") from exc
+        for n in np.flatnonzero(shortest < OVERLAP):
+            _check_overlap(shortest[n], f"{where}[{index0 + n}]")
+        for n in np.flatnonzero(shortest < self.min_dist):
+            self._warn_closer_than_min_dist(shortest[n], f"{where}[{index0 + n}]", stacklevel=5)
+        site_energy, forces, virial = mtp_batch(
+            types, offsets, nbr, vec, a["radial_coeffs"], a["scaling"], a["min_dist"],
+            a["max_dist"], a["repulsive"], a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"],
+            a["mapping"], a["species_coeffs"], a["moment_coeffs"], a["n_moments"], a["tables"],
+            atom_start)
+        if a["repulsive"]:
+            repulsion_terms(atom_start, offsets, nbr, vec, a["min_dist"], site_energy, forces,
+                            virial)
+        return atom_start, site_energy, forces, virial
+
+    def evaluate_frames(self, frames, where="data"):
+        """Energies (n,), forces (N, 3), stresses (n, 6; NaN rows without a 3-D periodic
+        cell) and site energies (N,) of `mtplib.io.frames.Frames`, as joined arrays: the
+        arithmetic of `evaluate_many` (the same numbers bit for bit) without an `Atoms` or a
+        dict per structure. Structures go in groups of about BATCH_ATOMS atoms; with several
+        numba threads a structure of 2 * ATOMS_PER_THREAD atoms per thread or more goes
+        alone through `evaluate`'s parallel kernel (its stress then equal to round-off)."""
+        from numba import get_num_threads
+        self.kernel_arrays()
+        types = self._frame_types(frames, where)
+        positions = frames.positions
+        if not np.isfinite(positions).all():
+            bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
+            c = int(np.searchsorted(frames.atom_start, bad, side="right") - 1)
+            raise MTPInputError(f"{where}[{c}]: non-finite coordinates "
+                                f"(atom {bad - frames.atom_start[c]})")
+        n, start = len(frames), frames.atom_start
+        site_energy = np.empty(len(types))
+        forces = np.empty((len(types), 3))
+        virial = np.zeros((n, 3, 3))
+        structures = frames.structures()
+        big = 2 * ATOMS_PER_THREAD * get_num_threads() if get_num_threads() > 1 else np.inf
+        first = 0
+        while first < n:
+            if start[first + 1] - start[first] >= big:
+                a0, a1 = start[first], start[first + 1]
+                offsets, nbr, vec, shortest = self._checked_neighbors_of(
+                    *structures[first], f"{where}[{first}]")
+                e, f, v, _ = self.run_kernel(types[a0:a1], offsets, nbr, vec, True, False, False)
+                site_energy[a0:a1], forces[a0:a1], virial[first] = e, f, v
+                first += 1
+                continue
+            last = first + 1
+            while (last < n and start[last + 1] - start[first] <= BATCH_ATOMS
+                   and start[last + 1] - start[last] < big):
+                last += 1
+            a0, a1 = start[first], start[last]
+            _, e, f, v = self._evaluate_joined(types[a0:a1], structures[first:last], where, first)
+            site_energy[a0:a1], forces[a0:a1], virial[first:last] = e, f, v
+            first = last
+        stress = _stress_rows(virial, frames.cells, frames.pbc)
+        # numpy's pairwise sum per structure, as `evaluate` sums (reduceat adds in sequence)
+        energy = np.array([site_energy[start[c]:start[c + 1]].sum() for c in range(n)])
+        return energy, forces, stress, site_energy
+
+    def _checked_neighbors_of(self, positions, cell, pbc, where):
+        try:
+            offsets, nbr, vec, shortest = neighbor_csr_shortest(positions, cell, pbc, self.max_dist)
+        except ValueError as exc:
+            raise MTPInputError(f"{where}: {exc}") from exc
+        self._warn_closer_than_min_dist(shortest, where, stacklevel=5)
+        return offsets, nbr, vec, shortest
+
+    def _frame_types(self, frames, where):
+        """MLIP types of every atom of Frames: its own `types` (a `.cfg`), checked against the
+        species count, else the atomic numbers through the species table."""
+        if frames.types is not None:
+            types = np.asarray(frames.types, dtype=np.int64)
+            if len(types) and (types.min() < 0 or types.max() >= self.species_count):
+                bad = int(np.flatnonzero((types < 0) | (types >= self.species_count))[0])
+                c = int(np.searchsorted(frames.atom_start, bad, side="right") - 1)
+                raise MTPInputError(f"{where}[{c}]: MLIP type {int(types[bad])} out of range for "
+                                    f"{self.species_count} species in {self.source}")
+            return types
+        numbers = np.asarray(frames.numbers, dtype=np.int64)
+        if self.species:
+            types = self._types_from_table(numbers) if len(numbers) else numbers
+            if types is not None:
+                return types
+            table = self._type_table()
+            known = set(np.flatnonzero(table >= 0)) if table is not None else set()
+            bad = int(np.flatnonzero([z not in known for z in numbers])[0])
+            c = int(np.searchsorted(frames.atom_start, bad, side="right") - 1)
+            from ase.data import chemical_symbols
+            name = chemical_symbols[numbers[bad]] if 0 <= numbers[bad] < len(chemical_symbols) else numbers[bad]
+            raise MTPInputError(f"{where}[{c}]: species ['{name}'] not in the potential "
+                                f"{self.source} (species {self.species})")
+        if self.species_count == 1 and len(set(numbers.tolist())) <= 1:
+            return np.zeros(len(numbers), dtype=np.int64)
+        raise MTPInputError(f"{where}: the potential {self.source} does not name its species; "
+                            "give them (e.g. --species Cu Au, or MTPotential.load(..., species=[...]))")
 
     def _types_many(self, images, where, index0):
         """`types_of` of every atom of every structure, joined: one table look-up when the
@@ -335,6 +485,15 @@ class MTPotential:
                 return types
         return np.concatenate([self.types_of(atoms, f"{where}[{index0 + n}]")
                                for n, atoms in enumerate(images)] or [np.zeros(0, np.int64)])
+
+
+# Atoms closer than this (Å) sit on top of each other: the radial basis divides by r.
+OVERLAP = 1e-6
+
+
+def _check_overlap(shortest, where):
+    if shortest < OVERLAP:
+        raise MTPInputError(f"{where}: two atoms {shortest:.3g} Å apart (on top of each other)")
 
 
 def _check_finite(atoms, where):
@@ -357,17 +516,24 @@ def _stress(virial, atoms):
     return stress / abs(volume)
 
 
-def _stresses(virials, cells, pbcs):
+def _stress_rows(virials, cells, pbcs):
     """`_stress` of many structures at once (the same arithmetic, elementwise): virials
-    (n, 3, 3), their cells and pbc."""
+    (n, 3, 3), cells (n, 3, 3), pbc (n, 3); an (n, 6) array, NaN rows where not 3-D periodic."""
     v = np.asarray(virials)
     cell = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
     (ax, ay, az), (bx, by, bz), (cx, cy, cz) = np.moveaxis(cell, (1, 2), (0, 1))
     volume = ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)
     stress = np.stack([v[:, 0, 0], v[:, 1, 1], v[:, 2, 2], 0.5 * (v[:, 1, 2] + v[:, 2, 1]),
                        0.5 * (v[:, 0, 2] + v[:, 2, 0]), 0.5 * (v[:, 0, 1] + v[:, 1, 0])], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):     # cells without volume: None
+    with np.errstate(divide="ignore", invalid="ignore"):     # cells without volume: NaN
         stress /= np.abs(volume)[:, None]
+    stress[~np.all(np.asarray(pbcs, dtype=bool).reshape(-1, 3), axis=1)] = np.nan
+    return stress
+
+
+def _stresses(virials, cells, pbcs):
+    """`_stress_rows` as a list: None where not 3-D periodic."""
+    stress = _stress_rows(virials, cells, pbcs)
     return [stress[c] if np.all(pbc) else None for c, pbc in enumerate(pbcs)]
 
 

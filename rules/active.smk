@@ -28,16 +28,18 @@ rule al_md:
     input:
         unpack(al_previous),
         unpack(committee_file),
+        unpack(al_previous_last),
     output:
         candidates="results/al/iter_{i}/md/{scenario}.extxyz",
         summary="results/al/iter_{i}/md/{scenario}.json",
+        last="results/al/iter_{i}/md/{scenario}.last.extxyz",
     log:
         "logs/al/iter_{i}/md/{scenario}.log",
     benchmark:
         "logs/benchmarks/al/iter_{i}/md/{scenario}.tsv",
     params:
-        run=lambda wildcards: AL_RUNS[wildcards.scenario],
-        al=al_settings("gamma_select", "gamma_break", "committee_criterion"),
+        run=lambda wildcards: asdict(AL_RUNS[wildcards.scenario]),
+        al=AL_PARAMS,
         phases=config["phases"],
         elements=config["elements"],
     resources:
@@ -62,7 +64,7 @@ rule al_select:
     benchmark:
         "logs/benchmarks/al/iter_{i}/select.tsv",
     params:
-        al=al_settings("max_select", "committee_criterion"),
+        al=AL_PARAMS,
         elements=config["elements"],
     conda:
         "../envs/mtp.yaml"
@@ -81,20 +83,21 @@ rule al_label:
     benchmark:
         "logs/benchmarks/al/iter_{i}/label.tsv",
     params:
-        reference=json.dumps(config["reference"]),
+        reference=REFERENCE_JSON,
         launcher=python_launcher,
         command_prefix=command_prefix,
-        root=workflow.basedir,
+        python=PYTHON,
+        script=f"{SCRIPTS}/label.py",
     threads: lookup(dpath="reference/threads", within=config)
     resources:
         tasks=lookup(dpath="reference/mpi_tasks", within=config),
         mpi=LABEL_MPI,
         runtime=60,
     conda:
-        "../envs/mtp.yaml"
+        REFERENCE_ENV
     shell:
-        "export OMP_NUM_THREADS={threads} PYTHONPATH={params.root:q}${{PYTHONPATH:+:$PYTHONPATH}}; "
-        "{params.launcher} python -m mtplib.workflow.active label --selected {input.selected:q}"
+        "export OMP_NUM_THREADS={threads}; "
+        "{params.launcher} {params.python:q} {params.script:q} --structures {input.selected:q}"
         " --reference {params.reference:q} --mpi-prefix={params.command_prefix:q}"
         " --output {output.labelled:q} --failed {output.failed:q} > {log:q} 2>&1"
 
@@ -103,7 +106,7 @@ rule al_refit:
     input:
         unpack(al_previous),
         labelled="results/al/iter_{i}/labelled.extxyz",
-        stage2="results/labels/train.extxyz",
+        test="results/labels/test.extxyz",
         isolated="results/labels/isolated.json",
     output:
         train="results/al/iter_{i}/train.extxyz",
@@ -118,7 +121,7 @@ rule al_refit:
         elements=config["elements"],
         mtp=config["mtp"],
         fit=config["fit"],
-        al=al_settings("refit", "refit_max_iter", "selection_mode"),
+        al=AL_PARAMS,
         valid_data=lookup(dpath="validation/valid_data", within=config),
     resources:
         runtime=60,
@@ -143,7 +146,8 @@ checkpoint al_iteration:
     benchmark:
         "logs/benchmarks/al/iter_{i}/iteration.tsv",
     params:
-        gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
+        gamma_break=AL.gamma_break,
+        convergence=AL.convergence,
     conda:
         "../envs/mtp.yaml"
     script:
@@ -163,6 +167,8 @@ rule al_record:
                         category="Active learning"),
     log:
         "logs/al/record.log",
+    params:
+        empty_status=AL.skipped or "",
     benchmark:
         "logs/benchmarks/al/record.tsv",
     conda:
@@ -175,6 +181,7 @@ rule al_record:
 rule final_seed:
     input:
         train=al_final_train,
+        test="results/labels/test.extxyz",
         isolated="results/labels/isolated.json",
     output:
         potential="results/final/seeds/seed_{seed}.mtp",
@@ -184,18 +191,24 @@ rule final_seed:
     benchmark:
         "logs/benchmarks/final/seed_{seed}.tsv",
     params:
-        settings=final_fit_settings,
+        elements=",".join(config["elements"]),
+        mtp=MTP_JSON,
+        fit=FIT_JSON,
+        max_iter=AL.final_max_iter or SETTINGS.fit.max_iter,
         launcher=fit_launcher,
+        python=PYTHON,
+        script=f"{SCRIPTS}/fit_seed.py",
     resources:
-        tasks=lookup(dpath="fit/mpi_tasks", within=config, default=1),
+        tasks=lookup(dpath="fit/mpi_tasks", within=config),
         mpi=FIT_MPI,
         cpus_per_task=1,
     conda:
         "../envs/mtp.yaml"
     shell:
-        "{params.launcher} python -m mtplib.workflow.fitting --train {input.train:q}"
-        " --isolated {input.isolated:q} --config {params.settings:q} --seed {wildcards.seed}"
-        " --potential {output.potential:q} --errors {output.errors:q} > {log:q} 2>&1"
+        "{params.launcher} {params.python:q} {params.script:q} --train {input.train:q}"
+        " --test {input.test:q} --isolated {input.isolated:q} --elements {params.elements:q}"
+        " --mtp {params.mtp:q} --fit {params.fit:q} --max-iter {params.max_iter} --seed {wildcards.seed}"
+        " --potential {output.potential:q} 2>&1 | tee {log:q} | awk '/^progress: /'"
 
 
 rule final_gather:
@@ -203,6 +216,7 @@ rule final_gather:
         potentials=expand("results/final/seeds/seed_{seed}.mtp", seed=SEEDS),
         errors=expand("results/final/seeds/seed_{seed}.json", seed=SEEDS),
         train=al_final_train,
+        test="results/labels/test.extxyz",
     output:
         table=report("results/final/seeds.csv", caption="../report/final_seeds.rst",
                      category="Final potential"),
@@ -220,9 +234,7 @@ rule final_gather:
     params:
         elements=config["elements"],
         fit=config["fit"],
-        metric=lookup(dpath="fit/metric", within=config),
-        committee_size=lookup(dpath="fit/committee_size", within=config),
     conda:
         "../envs/mtp.yaml"
     script:
-        "../scripts/al_final.py"
+        "../scripts/fit_gather.py"

@@ -1,16 +1,28 @@
-# Input functions, wildcard constraints and config lookups shared by the rules.
+# Input functions, wildcard constraints and config lookups shared by the rules. The config is
+# validated and converted once, in the Snakefile (SETTINGS); nothing here applies a default.
 import json
 import re
+import sys
+from dataclasses import asdict
 
-from mtplib.workflow.config import n_chunks
-from mtplib.workflow.reference import runs_python_under_mpi
+from snakemake.settings.types import DeploymentMethod
+
+from scripts.mtpflow.settings import n_chunks
 
 PHASES = list(config["phases"])
+REFERENCE = SETTINGS.reference
+REFERENCE_ENV = f"../envs/{REFERENCE.code.conda_env}.yaml"   # the registry's env of the code
+# The interpreter that runs Snakemake runs the shell rules' scripts (not the first `python`
+# on PATH); with --sdm conda, the rule's env provides `python`.
+PYTHON = ("python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+          else sys.executable)
 
 # The `mpi` resource is empty for single-task jobs: SLURM's executor refuses a non-empty
 # `mpi` with tasks=1, and a profile sets it (e.g. "srun --mpi=pmi2") where tasks > 1.
-LABEL_MPI = (config["reference"]["mpi_launcher"] if config["reference"]["mpi_tasks"] > 1 else "")
-FIT_MPI = "mpiexec" if config["fit"]["mpi_tasks"] > 1 else ""
+LABEL_MPI = REFERENCE.mpi_launcher if REFERENCE.mpi_tasks > 1 else ""
+FIT_MPI = "mpiexec" if SETTINGS.fit.mpi_tasks > 1 else ""
+REFERENCE_JSON = json.dumps(config["reference"])
+SCRIPTS = f"{workflow.basedir}/scripts"   # the shell rules run scripts/<stage>.py
 
 
 wildcard_constraints:
@@ -27,37 +39,31 @@ def phase_source(wildcards):
 def chunk_files(kind):
     """All stage-2 chunk outputs of one kind ('labelled' or 'failed'), every phase."""
     suffix = ".extxyz" if kind == "labelled" else ".failed.extxyz"
-    size = config["reference"]["chunk_size"]
     return [
         f"results/labels/{phase}/chunk_{k}{suffix}"
         for phase in PHASES
-        for k in range(n_chunks(config["phases"][phase], size))
+        for k in range(n_chunks(config["phases"][phase], REFERENCE.chunk_size))
     ]
 
 
 def python_launcher(wildcards, resources):
     """'{mpi} -n {tasks}' in front of python when the calculator runs in-process under MPI."""
-    if resources.tasks > 1 and runs_python_under_mpi(config["reference"]["name"]):
+    if resources.tasks > 1 and REFERENCE.code.runs_python_under_mpi:
         return f"{resources.mpi} -n {resources.tasks}"
     return ""
 
 
 def command_prefix(wildcards, resources):
     """'{mpi} -n {tasks}' for codes driven through a command (espresso, vasp)."""
-    if resources.tasks > 1 and not runs_python_under_mpi(config["reference"]["name"]):
+    if resources.tasks > 1 and not REFERENCE.code.runs_python_under_mpi:
         return f"{resources.mpi} -n {resources.tasks}"
     return ""
 
 
 # ---- stage 3: seed-scanned fitting ----
-from mtplib.workflow.fitting import seeds_of  # noqa: E402
-
-SEEDS = seeds_of(config["fit"])
-
-
-def fit_settings(wildcards):
-    """The config sections a seed's fit needs, as one JSON argument."""
-    return json.dumps({k: config[k] for k in ("elements", "mtp", "fit")})
+SEEDS = SETTINGS.fit.seed_list
+FIT_JSON = json.dumps(config["fit"])
+MTP_JSON = json.dumps(config["mtp"])
 
 
 def fit_launcher(wildcards, resources):
@@ -65,24 +71,16 @@ def fit_launcher(wildcards, resources):
 
 
 # ---- stage 4: active learning (the iteration loop walks checkpoints.al_iteration) ----
-from mtplib.workflow.active import is_converged  # noqa: E402
-from mtplib.workflow.scenarios import expand_scenarios  # noqa: E402
-
-AL = config["active_learning"]
-AL_RUNS = expand_scenarios(AL["scenarios"])
-VALIDATION_RUNS = {v["name"]: v for v in config["validation"]["scenarios"]}
+AL = SETTINGS.active_learning
+AL_RUNS = AL.runs()
+AL_PARAMS = AL.iteration_params()
+VALIDATION_RUNS = {name: asdict(run) for name, run in SETTINGS.validation.runs().items()}
 
 
 wildcard_constraints:
     i=r"\d{3}",
     scenario="|".join(re.escape(s) for s in AL_RUNS) or "no-scenario",
     vscenario="|".join(re.escape(s) for s in VALIDATION_RUNS) or "no-scenario",
-
-
-def al_settings(*keys):
-    """Only the active_learning keys a rule uses, so that changing another key (e.g.
-    max_iterations, to continue a finished loop) does not rerun finished iterations."""
-    return {k: AL[k] for k in keys}
 
 
 def al_dir(i):
@@ -100,9 +98,23 @@ def al_previous(wildcards):
             "train": f"{prev}/train.extxyz", "failed": f"{prev}/failed.extxyz"}
 
 
+def al_previous_last(wildcards):
+    """The previous iteration's last accepted state of this run, to continue from
+    (active_learning.continue_runs); nothing in iteration 0."""
+    i = int(wildcards.i)
+    if i == 0 or not AL.continue_runs:
+        return {}
+    return {"previous_last": f"{al_dir(i - 1)}/md/{wildcards.scenario}.last.extxyz"}
+
+
 def al_md_outputs(kind):
     """Every scenario's MD candidates ('extxyz') or summaries ('json') of iteration {i}."""
     return lambda wildcards: [f"{al_dir(wildcards.i)}/md/{s}.{kind}" for s in AL_RUNS]
+
+
+def is_converged(summary_file):
+    with open(summary_file) as fh:
+        return bool(json.load(fh)["converged"])
 
 
 def al_iterations():
@@ -110,7 +122,7 @@ def al_iterations():
     max_iterations is reached. checkpoints.al_iteration.get() raises (and Snakemake
     schedules that iteration) until iteration.json exists."""
     done = []
-    for i in range(AL["max_iterations"]):
+    for i in range(0 if AL.skipped else AL.max_iterations):
         done.append(i)
         summary = checkpoints.al_iteration.get(i=f"{i:03d}").output.summary
         if is_converged(summary):
@@ -140,12 +152,4 @@ def validation_potential(wildcards):
 
 
 def committee_file(wildcards):
-    enabled = AL["committee_criterion"]["enabled"] or AL["committee_criterion"]["only"]
-    return {"committee": "results/fit/committee.json"} if enabled else {}
-
-
-def final_fit_settings(wildcards):
-    """fit_settings with active_learning.final_max_iter (when set) as fit.max_iter."""
-    fit = dict(config["fit"])
-    fit["max_iter"] = AL["final_max_iter"] or fit["max_iter"]
-    return json.dumps({"elements": config["elements"], "mtp": config["mtp"], "fit": fit})
+    return {"committee": "results/fit/committee.json"} if AL.committee_enabled else {}

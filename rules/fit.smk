@@ -22,6 +22,7 @@ rule compile_kernels:
 rule fit_seed:
     input:
         train="results/labels/train.extxyz",
+        test="results/labels/test.extxyz",
         isolated="results/labels/isolated.json",
         kernels=rules.compile_kernels.output.record,
     output:
@@ -32,18 +33,23 @@ rule fit_seed:
     benchmark:
         "logs/benchmarks/fit/seed_{seed}.tsv",
     params:
-        settings=fit_settings,
+        elements=",".join(config["elements"]),
+        mtp=MTP_JSON,
+        fit=FIT_JSON,
         launcher=fit_launcher,
+        python=PYTHON,
+        script=f"{SCRIPTS}/fit_seed.py",
     resources:
-        tasks=lookup(dpath="fit/mpi_tasks", within=config, default=1),
+        tasks=lookup(dpath="fit/mpi_tasks", within=config),
         mpi=FIT_MPI,
         cpus_per_task=1,
     conda:
         "../envs/mtp.yaml"
     shell:
-        "{params.launcher} python -m mtplib.workflow.fitting --train {input.train:q}"
-        " --isolated {input.isolated:q} --config {params.settings:q} --seed {wildcards.seed}"
-        " --potential {output.potential:q} --errors {output.errors:q} > {log:q} 2>&1"
+        "{params.launcher} {params.python:q} {params.script:q} --train {input.train:q}"
+        " --test {input.test:q} --isolated {input.isolated:q} --elements {params.elements:q}"
+        " --mtp {params.mtp:q} --fit {params.fit:q} --seed {wildcards.seed}"
+        " --potential {output.potential:q} 2>&1 | tee {log:q} | awk '/^progress: /'"
 
 
 rule fit_gather:
@@ -51,10 +57,12 @@ rule fit_gather:
         potentials=expand("results/fit/seeds/seed_{seed}.mtp", seed=SEEDS),
         errors=expand("results/fit/seeds/seed_{seed}.json", seed=SEEDS),
         train="results/labels/train.extxyz",
+        test="results/labels/test.extxyz",
     output:
         table=report("results/fit/seeds.csv", caption="../report/seeds.rst", category="Fitting"),
         best="results/fit/best.mtp",
         committee="results/fit/committee.json",
+        errors="results/fit/errors.json",
         parity=report("results/fit/parity.png", caption="../report/parity.rst", category="Fitting"),
         seed_errors=report("results/fit/seed_errors.png", caption="../report/seed_errors.rst",
                            category="Fitting"),
@@ -65,9 +73,7 @@ rule fit_gather:
     params:
         elements=config["elements"],
         fit=config["fit"],
-        metric=lookup(dpath="fit/metric", within=config),
-        committee_size=lookup(dpath="fit/committee_size", within=config),
     conda:
         "../envs/mtp.yaml"
     script:
-        "../scripts/gather_fit.py"
+        "../scripts/fit_gather.py"

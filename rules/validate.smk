@@ -23,7 +23,7 @@ rule validate_md:
     resources:
         runtime=60,
     conda:
-        "../envs/mtp.yaml"
+        REFERENCE_ENV
     script:
         "../scripts/validate_md.py"
 
@@ -56,8 +56,10 @@ rule validate_summary:
     input:
         similarity=expand("results/validation/{vscenario}/similarity.json",
                           vscenario=VALIDATION_RUNS),
+        trajectories=expand("results/validation/{vscenario}/mtp.extxyz",
+                            vscenario=VALIDATION_RUNS),
         potential="results/final/potential.mtp",
-        train=al_final_train,
+        test="results/labels/test.extxyz",
     output:
         summary=report("results/validation/summary.json", caption="../report/validation.rst",
                        category="Validation"),
@@ -65,18 +67,20 @@ rule validate_summary:
                       category="Validation"),
         energy_volume=report("results/validation/energy_volume.png",
                              caption="../report/energy_volume.rst", category="Validation"),
+        verdicts=report("results/validation/verdicts.txt", caption="../report/verdicts.rst",
+                        category="Validation"),
     log:
         "logs/validation/summary.log",
     benchmark:
         "logs/benchmarks/validation/summary.tsv",
     params:
         names=list(VALIDATION_RUNS),
+        runs=VALIDATION_RUNS,
         reference=config["reference"],
         phases=config["phases"],
         elements=config["elements"],
-        fit=config["fit"],
         validation=config["validation"],
     conda:
-        "../envs/mtp.yaml"
+        REFERENCE_ENV
     script:
         "../scripts/validate_summary.py"

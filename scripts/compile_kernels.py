@@ -1,13 +1,12 @@
 """Before stage 3 (rule compile_kernels): fill the numba cache once, alongside stages 1-2."""
+from mtpflow.logs import tee_log
+from mtpflow.settings import MTPSettings, build
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
-
-from mtplib.workflow.logs import tee_log  # noqa: E402
-from mtplib.workflow.warmup import compile_kernels  # noqa: E402
+from mtplib.warmup import compile_kernels
 
 sm = snakemake  # noqa: F821
 with tee_log(sm.log[0]) as log:
-    compile_kernels(sm.params.elements, sm.params.mtp, sm.output.record, log=log)
+    pot = build(MTPSettings, sm.params.mtp).initial_potential(sm.params.elements)
+    log("compiling the numba kernels: a few CPU-minutes on first use, then loaded from the "
+        "cache by every job ...")
+    compile_kernels(pot, sm.output.record, log=log)

@@ -1,29 +1,15 @@
 """Stage 1 (rule displace): displaced, strained supercells of one phase."""
+from ase.io import write
+from mtpflow.logs import tee_log
 
-import sys
-from pathlib import Path
+from mtplib.structures import build_phase, check_species, displace
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
-
-from ase.io import write  # noqa: E402
-
-from mtplib.workflow.displace import build_phase, displace  # noqa: E402
-
-name = snakemake.wildcards.phase  # noqa: F821
-phase = snakemake.params.phase  # noqa: F821
-elements = snakemake.params.elements  # noqa: F821
-
-with open(snakemake.log[0], "w") as log:  # noqa: F821
+sm = snakemake  # noqa: F821
+name, phase = sm.wildcards.phase, sm.params.phase
+with tee_log(sm.log[0], terminal=False) as log:
     unit = build_phase(name, phase)
-    unknown = sorted(set(unit.get_chemical_symbols()) - set(elements))
-    if unknown:
-        raise ValueError(
-            f"config key 'phases.{name}': species {unknown} are not in config key 'elements' {elements}"
-        )
+    check_species(unit, sm.params.elements, f"config key 'phases.{name}'")
     frames = displace(unit, name, **phase["displacements"])
-    write(snakemake.output.structures, frames, format="extxyz")  # noqa: F821
-    print(
-        f"{name}: {unit.get_chemical_formula()} unit cell, {len(frames)} structures "
-        f"({', '.join(sorted({str(len(a)) for a in frames}))} atoms)",
-        file=log,
-    )
+    write(sm.output.structures, frames, format="extxyz")
+    log(f"{name}: {unit.get_chemical_formula()} unit cell, {len(frames)} structures "
+        f"({', '.join(sorted({str(len(a)) for a in frames}))} atoms)")

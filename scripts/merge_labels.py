@@ -1,27 +1,27 @@
-"""Stage 2 end (rule merge_labels): train.extxyz, failed.extxyz and summary.json."""
-
+"""Stage 2 end (rule merge_labels): the labels split once into train.extxyz and the held-out
+test.extxyz (fit.test_fraction, fit.split_seed; never trained on, the "test" of every stage),
+failed.extxyz and summary.json."""
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the checkout's mtplib)
+from mtpflow.logs import tee_log
+from mtpflow.settings import FitSettings, build
 
+from mtplib.labeling import label_summary, read_frames, write_frames_atomic
 
-from mtplib.workflow.frames import write_frames_atomic  # noqa: E402
-from mtplib.workflow.merge import read_all, summarize  # noqa: E402
-
-labelled = read_all(snakemake.input.labelled)  # noqa: F821
-failed = read_all(snakemake.input.failed)  # noqa: F821
-write_frames_atomic(snakemake.output.train, labelled)  # noqa: F821
-write_frames_atomic(snakemake.output.failed, failed)  # noqa: F821
-summary = summarize(labelled, failed)
-text = json.dumps(summary, indent=2)
-Path(snakemake.output.summary).write_text(text + "\n")  # noqa: F821
-Path(snakemake.log[0]).write_text(text + "\n")  # noqa: F821
-print(
-    f"labelling: {summary['labelled']} labelled, {summary['failed']} failed, "
-    f"{summary['retried']} retried -> {snakemake.output.train}",  # noqa: F821
-    flush=True,
-)
-for failure in summary["failures"]:
-    print(f"  failed: {failure['phase']}[{failure['index']}]: {failure['reason']}", flush=True)
+sm = snakemake  # noqa: F821
+with tee_log(sm.log[0]) as log:
+    labelled = read_frames(sm.input.labelled)
+    failed = read_frames(sm.input.failed)
+    train, test = build(FitSettings, sm.params.fit).split(labelled)
+    write_frames_atomic(sm.output.train, train)
+    write_frames_atomic(sm.output.test, test)
+    write_frames_atomic(sm.output.failed, failed)
+    summary = label_summary(labelled, failed)
+    summary["train"], summary["test"] = len(train), len(test)
+    Path(sm.output.summary).write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"labelling: {summary['labelled']} labelled, {summary['failed']} failed, "
+        f"{summary['retried']} retried -> {sm.output.train} ({len(train)}), held-out "
+        f"{sm.output.test} ({len(test)})")
+    for failure in summary["failures"]:
+        log(f"  failed: {failure['phase']}[{failure['index']}]: {failure['reason']}")

@@ -12,13 +12,30 @@ from ase.neighborlist import primitive_neighbor_list
 
 
 def chebyshev(r, pot):
+    """Q_b(r) and dQ_b/dr, (len(r), radial_basis_size); RBChebyshev_repuls freezes them at
+    min_dist below it (MLIP-2's RadialBasis_Chebyshev_repuls::RB_Calc)."""
+    repulsive = getattr(pot, "radial_basis_type", "RBChebyshev") == "RBChebyshev_repuls"
+    frozen = (r <= pot.min_dist) if repulsive else np.zeros(np.shape(r), dtype=bool)
+    r = np.where(frozen, pot.min_dist, r)
     xi = (2 * r - (pot.min_dist + pot.max_dist)) / (pot.max_dist - pot.min_dist)
     vals = np.polynomial.chebyshev.chebvander(xi, pot.radial_basis_size - 1)
     dvals = np.stack([np.polynomial.chebyshev.chebval(xi, np.polynomial.chebyshev.chebder(np.eye(pot.radial_basis_size)[b]))
                       for b in range(pot.radial_basis_size)], axis=-1) * 2 / (pot.max_dist - pot.min_dist)
     env = (r - pot.max_dist) ** 2
     denv = 2 * (r - pot.max_dist)
-    return pot.scaling * vals * env[..., None], pot.scaling * (dvals * env[..., None] + vals * denv[..., None])
+    ders = pot.scaling * (dvals * env[..., None] + vals * denv[..., None])
+    return pot.scaling * vals * env[..., None], np.where(frozen[..., None], 0.0, ders)
+
+
+def repulsion(r, pot):
+    """MLIP-2's repulsive core per pair (MLMTPR::CalcSiteEnergyDers): energy and dE/dr, zero
+    unless RBChebyshev_repuls and r < min_dist."""
+    if getattr(pot, "radial_basis_type", "RBChebyshev") != "RBChebyshev_repuls":
+        return np.zeros_like(r), np.zeros_like(r)
+    close = r < pot.min_dist
+    e = 10000.0 * (np.exp(-10.0 * (r - 1.0)) - np.exp(-10.0 * (pot.min_dist - 1.0)))
+    de = -10.0 * 10000.0 * np.exp(-10.0 * (r - 1.0))
+    return np.where(close, e, 0.0), np.where(close, de, 0.0)
 
 
 def reference_evaluate(pot, atoms, types):
@@ -58,6 +75,9 @@ def reference_evaluate(pot, atoms, types):
             moments[k] += mult * m1 * m2
         site[i] = pot.species_coeffs[types[i]] + pot.moment_coeffs @ moments[pot.alpha_moment_mapping]
         g = np.einsum("s,smx->mx", pot.moment_coeffs, jac[pot.alpha_moment_mapping])
+        e_rep, de_rep = repulsion(r, pot)
+        site[i] += e_rep.sum()
+        g = g + (de_rep / r)[:, None] * d
         np.add.at(forces, i, g.sum(axis=0))
         np.add.at(forces, j_idx[sel], -g)
         virial += d.T @ g

@@ -91,3 +91,48 @@ def test_underdetermined_warns_and_regularises():
     assert sorted(state.labels[state.labels != VIRTUAL].tolist()) == [0, 1, 2]
     assert (state.labels == VIRTUAL).sum() == 5
     np.testing.assert_allclose(np.abs(B @ state.Ainv).max(axis=1), 1.0, atol=1e-8)
+
+
+def mlip2_maxvol(B, eps=1e-5, swap_threshold=1 + 1e-7):
+    """MLIP-2's rule (maxvol.cpp, MaxvolSelection::Select) in plain numpy: A = eps I; while
+    max |P A^-1| > swap_threshold, swap the first maximal entry's candidate row P_i into
+    slot j, and the row it replaces becomes candidate i. C from a fresh solve every step."""
+    n, m = B.shape
+    A = eps * np.eye(m)
+    members = np.full(m, VIRTUAL)
+    P, owners = B.copy(), np.arange(n)
+    while True:
+        C = np.linalg.solve(A.T, P.T).T
+        i, j = np.unravel_index(np.argmax(np.abs(C)), C.shape)
+        if abs(C[i, j]) <= swap_threshold:
+            return A, members
+        A[j], P[i] = P[i].copy(), A[j].copy()
+        members[j], owners[i] = owners[i], members[j]
+
+
+def rank_deficient_case(seed, smallest, n=40, m=8):
+    """Singular values falling through eps = 1e-5 (as the MTP's Jacobian rows do), in
+    columns of scales 0.1..10."""
+    rng = np.random.default_rng(seed)
+    s = np.array([1, 0.3, 0.1, 1e-2, 1e-3, 3e-5, 1e-5, smallest])
+    Q, _ = np.linalg.qr(rng.normal(size=(m, m)))
+    scales = np.logspace(-1, 1, m)[rng.permutation(m)]
+    B = (rng.normal(size=(n, m)) * s) @ Q * scales
+    B[7] = B[3]                                          # a duplicate: ties go to the first
+    data = (rng.normal(size=(30, m)) * s * 1.5) @ Q * scales
+    return B, data
+
+
+# seeds 27 and 34 (smallest 3e-6): a row swapped out of A returns later
+@pytest.mark.parametrize("seed, smallest", [(0, 0.0), (1, 0.0), (2, 3e-6), (5, 3e-6), (27, 3e-6),
+                                            (34, 3e-6)])
+def test_rank_deficient_matches_mlip2_rule(seed, smallest):
+    B, data = rank_deficient_case(seed, smallest)
+    A_ref, members_ref = mlip2_maxvol(B)
+    state = maxvol(B)
+    assert (members_ref == VIRTUAL).sum() >= 1           # the case keeps virtual rows
+    np.testing.assert_array_equal(state.labels, members_ref)
+    np.testing.assert_allclose(state.A, A_ref, rtol=0, atol=0)
+    grade_ref = np.abs(np.linalg.solve(A_ref.T, data.T).T).max(axis=1)
+    np.testing.assert_allclose(np.abs(data @ state.Ainv).max(axis=1), grade_ref, rtol=1e-9)
+    assert grade_ref.max() > 1.5 and grade_ref.min() < 1.0

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from mtplib.active import ActiveSet, Committee, Thresholds, force_std, run_md, run_relax
+from mtplib.active import (ActiveSet, Committee, Criterion, Thresholds, force_std, run_md,
+                           run_relax)
 from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
 from mtplib.potential import MTPInputError
 
@@ -144,3 +145,75 @@ def test_cli_grade_select_md(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cu.als.npz: this active-set state was built for the potential" in err
     assert "other.mtp" in err
+
+
+class LargestForce(Criterion):
+    """A new criterion for the test: the largest atomic force (eV/Å), defined here only."""
+
+    name, label, unit = "largest_force", "largest force", " eV/Å"
+
+    def value(self, results, atoms):
+        return float(np.sqrt((results["forces"] ** 2).sum(axis=1)).max())
+
+
+def test_a_new_selection_criterion_is_one_class(setup, tmp_path):
+    """A Criterion subclass passed in Thresholds selects candidates and stops the run, with no
+    change to the MD driver; the selection stage ranks its candidates by its value."""
+    pot, _, _ = setup
+    cand = tmp_path / "cand.extxyz"
+    res = run_md(pot, start(), ensemble="nvt", temperature=3000, steps=400, timestep=2.0,
+                 thresholds=Thresholds(gamma_select=1e6, gamma_break=1e7, interval=1,
+                                       criteria=(LargestForce(select=1.0, break_=3.0),)),
+                 candidates=cand, seed=0, log=None)
+    assert res.reason == "extrapolation" and "largest force" in res.message, res.message
+    frames = ase.io.read(cand, ":")
+    assert frames and all(f.info["largest_force"] > 1.0 for f in frames)
+    assert frames[-1].info["largest_force"] >= 3.0 and "gamma" not in frames[-1].info
+    order = LargestForce(select=1.0).rank(frames)
+    values = [frames[k].info["largest_force"] for k in order]
+    assert values == sorted(values, reverse=True) and len(order) == len(frames)
+
+
+def test_the_md_driver_runs_any_calculator(tmp_path):
+    """Validation's reference MD goes through the same driver, with the reference calculator."""
+    from ase.calculators.emt import EMT
+    traj = tmp_path / "traj.extxyz"
+    res = run_md(None, start(), calculator=EMT(), ensemble="nvt", temperature=300, steps=20,
+                 timestep=2.0, trajectory=traj, trajectory_interval=5, seed=0, log=None)
+    assert res.reason == "finished" and res.steps == 20 and res.gradings == 0
+    frames = ase.io.read(traj, ":")
+    assert [f.info["step"] for f in frames] == [0, 5, 10, 15, 20]
+    assert all(f.info["temperature"] > 0 and np.isfinite(f.get_potential_energy()) for f in frames)
+
+
+def test_cli_state_goes_beside_the_output_never_beside_the_potential(setup, tmp_path, capsys):
+    from mtplib.cli import main
+    pot, train, _ = setup
+    pot_dir, data_dir, out_dir = (tmp_path / d for d in ("pot", "data", "out"))
+    for d in (pot_dir, data_dir, out_dir):
+        d.mkdir()
+    pot.save(pot_dir / "cu.mtp")
+    t, p = str(data_dir / "train.extxyz"), str(data_dir / "pool.extxyz")
+    ase.io.write(t, train)
+    ase.io.write(p, emt_cells(3, seed=5, rattle=0.2, strain=0.08))
+    ase.io.write(data_dir / "start.extxyz", start())
+    inputs = {d: sorted(f.name for f in d.iterdir()) for d in (pot_dir, data_dir)}
+    assert main(["grade", str(pot_dir / "cu.mtp"), t, p, str(out_dir / "graded.extxyz"),
+                 "--species", "Cu"]) == 0
+    assert sorted(f.name for f in out_dir.iterdir()) == ["cu.als.npz", "graded.extxyz"]
+    assert "cu.als.npz: active set of" in capsys.readouterr().err
+    # --state puts it where the user says
+    assert main(["grade", str(pot_dir / "cu.mtp"), t, p, str(out_dir / "g2.extxyz"),
+                 "--state", str(tmp_path / "mine.npz"), "--species", "Cu"]) == 0
+    assert (tmp_path / "mine.npz").exists()
+    # select and md: beside OUT and beside --candidates
+    sel_dir, md_dir = tmp_path / "sel", tmp_path / "md"
+    sel_dir.mkdir(), md_dir.mkdir()
+    assert main(["select", str(pot_dir / "cu.mtp"), t, p, str(sel_dir / "sel.extxyz"),
+                 "--species", "Cu"]) == 0
+    assert (sel_dir / "cu.als.npz").exists()
+    assert main(["md", str(pot_dir / "cu.mtp"), str(data_dir / "start.extxyz"), "--train", t,
+                 "--species", "Cu", "--steps", "5", "--candidates",
+                 str(md_dir / "cand.extxyz")]) == 0
+    assert (md_dir / "cu.als.npz").exists()
+    assert {d: sorted(f.name for f in d.iterdir()) for d in (pot_dir, data_dir)} == inputs

@@ -7,32 +7,50 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from mtplib.workflow.active import ILL_CONDITIONED_HINT, decide, is_converged
-from mtplib.workflow.scenarios import amorphous_box, composition_counts, expand_scenarios
+from mtplib.structures import amorphous_box, composition_counts
+from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, record, select
+from scripts.mtpflow.logs import tee_log
+from test_report import check_report
+from scripts.mtpflow.settings import Settings, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "examples" / "cuau_tiny.yaml"
 
 
 # ---- stage logic ---------------------------------------------------------------------------
+def _settings(scenarios):
+    phases = {"Cu": {"bulk": {"name": "Cu", "cubic": True}},
+              "CuAu": {"bulk": {"name": "CuAu", "crystalstructure": "rocksalt", "a": 4.0}}}
+    return Settings.from_config(validate_config(
+        {"elements": ["Cu", "Au"], "phases": phases,
+         "active_learning": {"scenarios": scenarios}}))
+
+
 def test_scenarios_expand_over_phases_and_temperatures():
-    runs = expand_scenarios([
+    al = _settings([
         {"name": "md", "start": {"phases": ["Cu", "CuAu"], "supercell": [2, 2, 2]},
          "temperatures": [300, 1200.5]},
         {"name": "liq", "start": {"amorphous": {"composition": {"Cu": 1}, "density": 8.0}},
-         "temperatures": [1800]}])
+         "temperatures": [1800]}]).active_learning
+    runs = al.runs()
     assert list(runs) == ["md_Cu_300K", "md_Cu_1200p5K", "md_CuAu_300K", "md_CuAu_1200p5K",
                           "liq_1800K"]
-    assert runs["md_CuAu_300K"]["start"] == {"phase": "CuAu", "supercell": [2, 2, 2]}
-    assert runs["md_Cu_1200p5K"]["temperature"] == 1200.5
+    assert runs["md_CuAu_300K"].start == {"phase": "CuAu", "supercell": [2, 2, 2]}
+    assert runs["md_Cu_1200p5K"].temperature == 1200.5
+    # every default comes from the schema: the run carries them, the thresholds too
+    assert (runs["liq_1800K"].steps, runs["liq_1800K"].interval) == (1000, 10)
+    assert al.thresholds(runs["liq_1800K"]).max_forces_check == 50.0
+    assert runs["liq_1800K"].start["amorphous"]["n_atoms"] == 32
     with pytest.raises(ValueError, match="'md_300K' occurs twice"):
-        expand_scenarios([{"name": "md", "start": {"phase": "Cu"}, "temperatures": [300, 300]}])
+        _settings([{"name": "md", "start": {"phase": "Cu"}, "temperatures": [300, 300]}]).\
+            active_learning.runs()
 
 
 def test_amorphous_box_density_composition_and_min_distance():
@@ -85,13 +103,40 @@ def test_convergence_decision(tmp_path):
     assert rec["converged"] is False
 
 
+def test_record_columns_carry_units_and_no_empty_valid_columns(tmp_path):
+    done = {"steps": 100, "reason": "finished", "max_gamma": 3.0}
+    _decide(tmp_path, [done, done], selected=2)
+    record([tmp_path / "iteration.json"], tmp_path / "record.csv", tmp_path / "curve.png",
+           log=lambda m: None)
+    header, row = (tmp_path / "record.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert "force_rmse_test_eV_per_A" in columns and "energy_rmse_test_meV_per_atom" in columns
+    assert not [c for c in columns if "valid" in c]
+    assert dict(zip(columns, row.split(",")))["force_rmse_test_eV_per_A"] == "0.1"
+
+
+def test_min_dist_warnings_are_summed_up_in_one_line(tmp_path, capsys):
+    log_file = tmp_path / "job.log"
+    with tee_log(log_file, terminal=False) as log:
+        log("md: 100 steps")
+        for d in (1.993, 1.95, 1.99):
+            warnings.warn(f"structure: atoms {d:.3f} Å apart, closer than min_dist = 2.0 Å, "
+                          "where the potential is not trained")
+        warnings.warn("another warning")
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "Warning" not in out[0]
+    assert out[0].startswith(f"{log_file}: 3 structure evaluation(s) had atoms closer than "
+                             "mtp.min_dist = 2 Å (smallest 1.950 Å)")
+    assert "`mtplib mindist`" in out[0]
+    lines = log_file.read_text().splitlines()
+    assert lines[0] == "md: 100 steps" and lines[2] == "python warning (1x): another warning"
+
+
 def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
     """al_label reuses the stage-2 labelling (failures listed with their reason); the next
     iteration's selection retries them once, then gives up."""
     from ase.build import bulk
     from ase.io import read, write
-
-    from mtplib.workflow.active import main, select
 
     frames = []
     for k in range(4):
@@ -100,11 +145,13 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
         atoms.info.update(phase="md_300K", index=k, scenario="md_300K")
         frames.append(atoms)
     write(tmp_path / "selected.extxyz", frames)
-    reference = json.dumps({"name": "tests.helpers.calculators:FailingEMT",
-                            "kwargs": {"every": 2}, "retries": 1})
-    assert main(["label", "--selected", str(tmp_path / "selected.extxyz"), "--reference",
-                 reference, "--output", str(tmp_path / "labelled.extxyz"),
-                 "--failed", str(tmp_path / "failed.extxyz")]) == 0
+    config = validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
+                              "reference": {"name": "mtplib.labeling.testing:FailingEMT",
+                                            "kwargs": {"every": 2}, "retries": 1}})
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "label.py"), "--structures",
+                    str(tmp_path / "selected.extxyz"), "--reference",
+                    json.dumps(config["reference"]), "--output", str(tmp_path / "labelled.extxyz"),
+                    "--failed", str(tmp_path / "failed.extxyz")], check=True, cwd=tmp_path)
     labelled = read(tmp_path / "labelled.extxyz", ":")
     failed = read(tmp_path / "failed.extxyz", ":")
     assert [a.info["index"] for a in labelled] == [1, 3]
@@ -114,7 +161,8 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
         a.info["al_label_rounds"] = 1
     failed[1].info["al_label_rounds"] = 2          # already retried once: given up
     write(tmp_path / "failed.extxyz", failed)
-    al = {"max_select": 5, "committee_criterion": {"enabled": False}}
+    config["active_learning"]["max_select"] = 5
+    al = Settings.from_config(config).active_learning
     (tmp_path / "none.extxyz").write_text("")
     summary = select(None, None, [tmp_path / "none.extxyz"], tmp_path / "failed.extxyz", al,
                      ["Cu"], 4, tmp_path / "cand.extxyz", tmp_path / "sel.extxyz",
@@ -224,7 +272,8 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     rows = (al / "record.csv").read_text().splitlines()
     assert len(rows) == n + 1 and rows[0].startswith("iteration,converged,reason,training_set_size")
     sizes = [s["training_set_size"] for s in summaries]
-    assert sizes[0] == 7 + summaries[0]["labels_added"] and sizes == sorted(sizes)
+    # 7 labelled in stage 2, 1 held out as the test set (never trained on)
+    assert sizes[0] == 6 + summaries[0]["labels_added"] and sizes == sorted(sizes)
     assert (al / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the final fit trains on the last iteration's data; validation compares RDFs
     from ase.io import read
@@ -258,3 +307,69 @@ def test_al_lint_and_dry_run_default_config(tmp_path):
     for line in ("al_md                    3", "al_iteration             1",
                  "validate_md              2", "final_seed               2"):
         assert line in dry, dry
+
+
+def test_amorphous_box_with_pair_distances():
+    """Per-pair smallest distances (e.g. HfO2's Hf-Hf much longer than O-O) hold in the box."""
+    pairs = {"Hf-Hf": 2.8, "Hf-O": 1.85, "O-O": 2.2}
+    atoms = amorphous_box({"Hf": 1, "O": 2}, 9.0, n_atoms=96, seed=0, min_distance=1.8,
+                          pair_min_distance=pairs)
+    d = atoms.get_all_distances(mic=True)
+    symbols = np.array(atoms.get_chemical_symbols())
+    for pair, dmin in pairs.items():
+        a, b = pair.split("-")
+        block = d[np.ix_(symbols == a, symbols == b)]
+        block = block[block > 0]
+        assert block.min() >= dmin, pair
+    with pytest.raises(ValueError, match="'x.pair_min_distance': 'Hf-N' is not a pair"):
+        amorphous_box({"Hf": 1, "O": 2}, 9.0, n_atoms=12, pair_min_distance={"Hf-N": 2.0},
+                      where="x")
+
+
+def test_quiet_jobs_show_periodic_progress_lines(tmp_path, capsys):
+    from scripts.mtpflow.logs import every_nth
+    with tee_log(tmp_path / "md.log", terminal=False, progress=every_nth("step", 250)) as log:
+        for step in range(0, 1001, 100):
+            log(f"cu3au_300K: step {step:7d}  gamma 1.2")
+        log("iter   50  loss 1e-4")
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[4] for line in out] == ["0", "500", "1000"]
+    assert out[1] == f"progress: {tmp_path / 'md.log'}: cu3au_300K: step     500  gamma 1.2"
+    assert len((tmp_path / "md.log").read_text().splitlines()) == 12
+    assert every_nth("iter", 25)("iter   50  loss 1e-4")
+
+
+@pytest.mark.slow
+def test_console_has_no_python_warnings_and_ends_with_the_verdicts(tmp_path):
+    """The whole workflow on a tiny config: no 'Warning' line on the console, the verdict
+    table in the last lines, exit 0 although a verdict fails; fail_on_verdict makes it fatal.
+    The same held-out test set (1 of the 7 stage-2 labels) in every stage's errors."""
+    config_file = tiny_al_config(tmp_path)
+    config = yaml.safe_load(config_file.read_text())
+    config["active_learning"]["max_iterations"] = 1
+    config["validation"]["tolerances"] = {"rdf_difference": 1e-9}     # a verdict that fails
+    config_file.write_text(yaml.safe_dump(config))
+    out = snakemake(tmp_path, config_file, timeout=900)
+    assert [line for line in out.splitlines() if "Warning" in line] == []
+    tail = out[out.rindex("Validation verdicts"):]
+    assert "CuAu (cuau_v)  RDF integrated |difference|" in tail and "FAIL" in tail
+    failed_line = next(line for line in tail.splitlines() if "verdicts pass; FAILED:" in line)
+    assert "CuAu (cuau_v) RDF integrated |difference|" in failed_line, tail
+    res = tmp_path / "results"
+    summary = json.loads((res / "validation" / "summary.json").read_text())
+    assert summary["verdicts_failed"] >= 1
+    assert {v["quantity"] for v in summary["verdicts"]} >= {"E-V RMSE",
+                                                             "RDF integrated |difference|"}
+    n_test = summary["errors"]["test"]["forces"]["n_configs"]
+    for errors in ("fit/errors.json", "final/errors.json", "al/iter_000/errors.json"):
+        assert json.loads((res / errors).read_text())["test"]["forces"]["n_configs"] == n_test == 1
+    assert "Verdicts" in (res / "report" / "summary.rst").read_text()
+    dom = check_report(tmp_path, config_file, tmp_path / "report.html", env=_env())
+    assert dom is None or "FAIL" in dom
+
+    config["validation"]["fail_on_verdict"] = True
+    config_file.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(_cmd(tmp_path, config_file), capture_output=True, text=True,
+                          env=_env(), timeout=600)
+    assert proc.returncode != 0
+    assert "validation.fail_on_verdict is true and" in proc.stderr

@@ -13,9 +13,9 @@ from ase.build import bulk
 from ase.io.espresso import kspacing_to_grid
 from helpers.fd import numerical_stress
 
-from mtplib.workflow.isolated import isolated_atom
-from mtplib.workflow.label import compute_labels
-from mtplib.workflow.reference import (
+from mtplib.labeling.isolated import isolated_atom
+from mtplib.labeling.label import compute_labels
+from mtplib.labeling.registry import (
     GpawSetupsMissing,
     calculator_factory,
     find_gpaw_setups,
@@ -118,7 +118,7 @@ def test_factory_names_missing_gpaw_setups(tmp_path, monkeypatch):
     missing file, the folders searched and the config key to set."""
     import gpaw
 
-    import mtplib.workflow.reference as reference
+    import mtplib.labeling.registry as reference
 
     monkeypatch.setattr(gpaw, "setup_paths", [])  # neither GPAW_SETUP_PATH nor pip's gpaw-data
     monkeypatch.setattr(reference, "DEBIAN_GPAW_SETUPS", str(tmp_path / "no-debian"))

@@ -6,6 +6,7 @@ import sys
 import numba
 
 import mtplib
+import mtplib.kernels  # noqa: F401  (isolates the numba cache)
 from mtplib.numba_cache import PACKAGE_DIR, isolate_cache, numba_sources_digest
 
 
@@ -37,16 +38,16 @@ def test_import_versions_the_cache_directory(tmp_path, monkeypatch):
     assert os.environ["NUMBA_CACHE_DIR"] == numba.config.CACHE_DIR
     # a fresh interpreter with a user base directory, and its child, share one directory
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    code = ("import os, subprocess, sys, numba, mtplib; print(numba.config.CACHE_DIR); "
+    code = ("import os, subprocess, sys, numba, mtplib.kernels; print(numba.config.CACHE_DIR); "
             "sys.stdout.flush(); subprocess.run([sys.executable, '-c', "
-            "'import numba, mtplib; print(numba.config.CACHE_DIR)'], check=True)")
+            "'import numba, mtplib.kernels; print(numba.config.CACHE_DIR)'], check=True)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == [str(tmp_path / expected_name)] * 2
     # a directory left by another version in the environment is replaced, not nested
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mtplib-0123456789abcdef"))
     monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
-    assert isolate_cache() == str(tmp_path / expected_name)
+    assert isolate_cache(force=True) == str(tmp_path / expected_name)
     assert numba.config.CACHE_DIR == str(tmp_path / expected_name)
 
 

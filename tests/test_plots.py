@@ -8,7 +8,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mtplib.analysis.plots import (error_histograms, learning_curve_plot, parity_plots,
-                                   seed_error_plot)
+                                   robust_range, seed_error_plot)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -75,3 +75,25 @@ def test_learning_curve_plot(tmp_path):
     plain = [{"iteration": i, "steps_survived": 10 * i, "force_rmse_test": 0.1 / (i + 1)}
              for i in range(3)]
     assert _is_png(learning_curve_plot(plain, tmp_path / "al2.png"))
+
+
+def test_robust_range_ignores_a_few_extreme_values():
+    values = np.concatenate([np.random.default_rng(0).normal(0.0, 1.0, 2000), [15.0, -15.0]])
+    lo, hi, outside = robust_range(values)
+    assert -4.0 < lo < -2.5 and 2.5 < hi < 4.0      # not stretched to ±15 by two outliers
+    assert outside >= 2
+    lo, hi, outside = robust_range([0.0, 1.0])       # few values: all of them, padded
+    assert (lo, hi, outside) == (-0.1, 1.1, 0)
+
+
+def test_seed_error_plot_labels_and_panels(tmp_path):
+    from mtplib.analysis.errors import describe_metric, metric_label
+    assert metric_label("test.forces.rmse") == "test force RMSE (eV/Å)"
+    assert describe_metric("test.forces.rmse", 0.0326452) == "test force RMSE = 0.03265 eV/Å"
+    two = [{"seed": 0, "test.forces.rmse": 0.03}, {"seed": 1, "test.forces.rmse": 0.0326}]
+    assert _is_png(seed_error_plot(two, "test.forces.rmse", tmp_path / "two.png"))
+    from PIL import Image
+    width_two = Image.open(tmp_path / "two.png").size[0]
+    eight = [{"seed": s, "test.forces.rmse": 0.03 + 0.001 * s} for s in range(8)]
+    seed_error_plot(eight, "test.forces.rmse", tmp_path / "eight.png")
+    assert Image.open(tmp_path / "eight.png").size[0] > width_two   # box plot panel added

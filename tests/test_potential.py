@@ -236,3 +236,14 @@ def test_repeated_evaluation_reuses_freed_memory():
     # without keep_freed_memory the third evaluation faults on its fresh pages again
     # (figures: benchmarks/RESULTS.md, bench_evaluate.py)
     assert faults < 100, faults
+
+
+def test_str_is_a_one_paragraph_summary_with_level_species_and_sizes():
+    pot = MTPotential.from_level(8, ["Cu", "Au"], 2.0, 5.0, 8)
+    text = str(pot)
+    assert "\n" not in text and len(text) < 400
+    assert text.startswith("untrained MTP of level 8 for Cu, Au: 75 parameters (64 radial, "
+                           "2 species, 9 moment coefficients)")
+    assert "max_dist = 5 Å" in text
+    for level in range(2, 22, 2):
+        assert f"of level {level} for" in str(MTPotential.from_level(level, ["Cu"]))

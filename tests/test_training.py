@@ -240,8 +240,12 @@ def test_scan_writes_table_and_committee(images, tmp_path):
     train, test = train_test_split(images, 0.34, seed=0)
     rows = scan(train, init, [0, 1, 2], tmp_path, test_images=test, committee_size=2,
                 optimize_radial=False, log=None)
-    assert [r["metric"] for r in rows] == sorted(r["metric"] for r in rows)
+    values = [r["test.forces.rmse"] for r in rows]      # the metric names its column
+    assert values == sorted(values)
+    assert values[0] == json.loads((tmp_path / f"seed_{rows[0]['seed']}.json").read_text())[
+        "test"]["forces"]["rmse"]
     assert (tmp_path / "scan.csv").read_text().count("\n") == 4
+    assert (tmp_path / "best.mtp").read_bytes() == (tmp_path / f"seed_{rows[0]['seed']}.mtp").read_bytes()
     committee = json.loads((tmp_path / "committee.json").read_text())
     assert len(committee["members"]) == 2 and committee["seeds"][0] == rows[0]["seed"]
     for s in (0, 1, 2):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
 
-from mtplib.workflow.config import SCHEMA_PATH, check_config, load_config, validate_config
+from scripts.mtpflow.settings import (SCHEMA_PATH, ConfigError, check_config, load_config,
+                                      validate_config)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [ROOT / "config" / "config.yaml", *sorted((ROOT / "config" / "examples").glob("*.yaml"))]
@@ -21,7 +21,8 @@ def _load(path):
 def test_shipped_configs_validate(path):
     config = load_config(path)
     for phase in config["phases"].values():
-        assert set(phase["displacements"]) == {"supercells", "structures_per_supercell", "rattle", "cell_strain", "seed"}
+        assert set(phase["displacements"]) == {"supercells", "structures_per_supercell", "rattle", "cell_strain", "seed",
+                                                  "min_distance_fraction"}
     assert config["reference"]["isolated_box"] > 0
     assert config["fit"]["weights"]["stress"] >= 0
 
@@ -32,7 +33,7 @@ def test_defaults_are_filled():
     assert config["reference"]["mpi_tasks"] == 1 and config["reference"]["mpi_launcher"] == "mpiexec"
     assert config["reference"]["isolated_box"] == 12.0
     assert config["fit"]["weights"] == {"energy": 1.0, "forces": 0.01, "stress": 0.001}
-    assert config["fit"]["test_fraction"] == 0.2 and config["fit"]["metric"] == "force_rmse_test"
+    assert config["fit"]["test_fraction"] == 0.2 and config["fit"]["metric"] == "test.forces.rmse"
     assert config["active_learning"]["gamma_select"] == 2.0 and config["active_learning"]["gamma_break"] == 10.0
     assert config["active_learning"]["committee_criterion"] == {
         "enabled": False, "threshold": 0.1, "break_threshold": None, "only": False}
@@ -67,6 +68,7 @@ def test_every_key_has_description_and_default():
 def test_every_object_forbids_unknown_keys():
     schema = _load(SCHEMA_PATH)
     free_form = {"config.phases", "config.reference.kwargs", "config.active_learning.scenarios[].start.amorphous.composition",
+                 "config.active_learning.scenarios[].start.amorphous.pair_min_distance",
                  "config.validation.adf.cutoffs"}
     for path, sub, _ in _walk(schema, "config", schema["$defs"]):
         if "$ref" in sub:
@@ -84,7 +86,7 @@ def _base():
 def test_misspelt_key_is_named():
     config = _base()
     config["reference"]["chunk_sise"] = 3
-    with pytest.raises(WorkflowError, match=r"'chunk_sise' was unexpected") as err:
+    with pytest.raises(ConfigError, match=r"'chunk_sise' was unexpected") as err:
         validate_config(config)
     assert "reference" in str(err.value)
 
@@ -92,14 +94,14 @@ def test_misspelt_key_is_named():
 def test_misspelt_nested_key_is_named():
     config = _base()
     config["phases"]["Cu"]["displacements"]["ratle"] = 0.1
-    with pytest.raises(WorkflowError, match=r"'ratle' was unexpected"):
+    with pytest.raises(ConfigError, match=r"'ratle' was unexpected"):
         validate_config(config)
 
 
 def test_wrong_type_is_named():
     config = _base()
     config["reference"]["mpi_tasks"] = "two"
-    with pytest.raises(WorkflowError, match=r"'two' is not of type 'integer'") as err:
+    with pytest.raises(ConfigError, match=r"'two' is not of type 'integer'") as err:
         validate_config(config)
     assert "mpi_tasks" in str(err.value)
 
@@ -107,7 +109,7 @@ def test_wrong_type_is_named():
 def test_odd_level_is_rejected():
     config = _base()
     config["mtp"]["level"] = 7
-    with pytest.raises(WorkflowError, match=r"7 is not a multiple of 2") as err:
+    with pytest.raises(ConfigError, match=r"7 is not a multiple of 2") as err:
         validate_config(config)
     assert "level" in str(err.value)
 
@@ -115,15 +117,15 @@ def test_odd_level_is_rejected():
 def test_phase_needs_exactly_one_source():
     config = _base()
     config["phases"]["Cu"]["file"] = "Cu.cif"
-    with pytest.raises(WorkflowError, match=r"phases.*Cu|Cu.*phases") as err:
+    with pytest.raises(ConfigError, match=r"phases.*Cu|Cu.*phases") as err:
         validate_config(config)
-    assert "oneOf" in str(err.value) or "valid under each" in str(err.value)
+    assert "exactly one of file, bulk, crystal" in str(err.value)
 
 
 def test_unknown_reference_name_is_rejected():
     config = _base()
     config["reference"]["name"] = "emt2"
-    with pytest.raises(WorkflowError, match=r"'emt2'") as err:
+    with pytest.raises(ConfigError, match=r"'emt2'") as err:
         validate_config(config)
     assert "name" in str(err.value)
 
@@ -134,3 +136,26 @@ def test_scenario_phase_must_exist():
     config["active_learning"]["scenarios"] = [{"name": "md", "start": {"phase": "Ag"}}]
     with pytest.raises(ValueError, match=r"active_learning\.scenarios\[md\]\.start\.phase.*'Ag'"):
         check_config(config)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["validation"]["scenarios"].append({"name": "v", "phase": "Ag"}),
+     r"'validation\.scenarios\[v\]\.phase': unknown phase 'Ag'"),
+    (lambda c: c["active_learning"]["scenarios"].append({"name": "md", "start": {"phases": ["Cu", "Ag"]}}),
+     r"'active_learning\.scenarios\[md\]\.start\.phases': unknown phase 'Ag'"),
+    (lambda c: c["active_learning"].update(gamma_select=12.0, gamma_break=10.0),
+     r"'active_learning\.gamma_select' = 12\.0 .*gamma_select must not be larger"),
+    (lambda c: c["mtp"].update(min_dist=5.5, max_dist=5.0),
+     r"'mtp\.min_dist' = 5\.5 .*min_dist must be smaller than max_dist"),
+    (lambda c: c["phases"].update(Ag={"bulk": {"name": "Ag"}}),
+     r"'phases\.Ag': species \['Ag'\] are not in config key 'elements'"),
+    (lambda c: c["validation"].update(valid_data="no/such/file.extxyz"),
+     r"'validation\.valid_data': no such file no/such/file\.extxyz"),
+])
+def test_cross_key_errors_name_the_key(change, message):
+    """Mistakes that the schema cannot see are found before any job runs (Settings)."""
+    from scripts.mtpflow.settings import ConfigError, Settings
+    config = validate_config(_base())
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_config(validate_config(config))

@@ -38,8 +38,17 @@ def test_extras_envs_add_their_calculator():
     assert "gpaw" in _conda_names(ROOT / "envs" / "dft.yaml")
 
 
-def test_every_rule_uses_the_core_env():
+def test_every_rule_has_a_conda_env():
+    """Rules run in the core env, or (those that call the reference code) in the env that the
+    code's registry entry names."""
     for smk in (ROOT / "rules").glob("*.smk"):
         text = smk.read_text()
         n_rules = len(re.findall(r"^(?:rule|checkpoint) \w+:", text, flags=re.M))
-        assert n_rules == text.count('"../envs/mtp.yaml"'), smk.name
+        assert n_rules == text.count('"../envs/mtp.yaml"') + text.count("REFERENCE_ENV\n"), smk.name
+
+
+def test_each_registry_code_names_an_existing_env():
+    from mtplib.labeling.registry import REGISTRY
+    for code in REGISTRY.values():
+        assert (ROOT / "envs" / f"{code.conda_env}.yaml").is_file(), code.name
+    assert REGISTRY["tblite"].conda_env == "xtb" and REGISTRY["gpaw"].conda_env == "dft"

@@ -15,9 +15,10 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.io import read, write
 
-from mtplib.workflow.displace import displace
-from mtplib.workflow.frames import read_complete_frames
-from mtplib.workflow.label import partial_path
+from mtplib.labeling.frames import read_complete_frames
+from mtplib.labeling.label import partial_path
+from mtplib.structures import displace
+from scripts.mtpflow.settings import validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "config" / "examples" / "cuau_tiny.yaml"
@@ -101,7 +102,9 @@ def test_tiny_end_to_end(tmp_path):
     assert [a.info["index"] for a in chunk1] == [2]
     assert (res / "labels" / "Cu" / "chunk_1.failed.extxyz").read_text() == ""
     train = read(res / "labels" / "train.extxyz", index=":")
-    assert len(train) == 7
+    held_out = read(res / "labels" / "test.extxyz", index=":")
+    assert (len(train), len(held_out)) == (6, 1)     # the one held-out test set (0.2 of 7)
+    train = train + held_out
     assert sorted((a.info["phase"], a.info["index"]) for a in train) == sorted(
         [("Cu", i) for i in range(3)] + [("CuAu", i) for i in range(4)])
     for labelled in train:
@@ -113,6 +116,7 @@ def test_tiny_end_to_end(tmp_path):
     assert (res / "labels" / "failed.extxyz").read_text() == ""
     summary = json.loads((res / "labels" / "summary.json").read_text())
     assert (summary["labelled"], summary["failed"], summary["retried"]) == (7, 0, 0)
+    assert (summary["train"], summary["test"]) == (6, 1)
     assert summary["labelled_per_phase"] == {"Cu": 3, "CuAu": 4}
     isolated = json.loads((res / "labels" / "isolated.json").read_text())
     assert set(isolated["energies"]) == {"Cu", "Au"} and isolated["box"] == 12.0
@@ -124,17 +128,15 @@ def test_tiny_end_to_end(tmp_path):
     import csv
 
     from mtplib import MTPotential
-    from mtplib.workflow.fitting import split
     fit = res / "fit"
     rows = list(csv.DictReader((fit / "seeds.csv").open()))
     assert sorted(int(r["seed"]) for r in rows) == [0, 1]
-    values = [float(r["force_rmse_test"]) for r in rows]
+    values = [float(r["test.forces.rmse"]) for r in rows]
     assert values == sorted(values)
     best = MTPotential.load(fit / "best.mtp")
     assert best.species == ["Cu", "Au"] and best.is_trained
     seed_json = json.loads((fit / "seeds" / f"seed_{rows[0]['seed']}.json").read_text())
-    config = yaml.safe_load(TINY.read_text())
-    train_part, test_part = split(train, {"test_fraction": 0.2, "split_seed": 0, **config.get("fit", {})})
+    test_part = held_out
     from mtplib.analysis.errors import error_metrics
     again_errors = error_metrics(test_part, best.evaluate_many(test_part))
     assert again_errors["forces"]["rmse"] == pytest.approx(seed_json["test"]["forces"]["rmse"], rel=1e-9)
@@ -153,7 +155,7 @@ def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
         "elements": ["Cu", "Au"],
         "phases": {"Cu": {"bulk": {"name": "Cu", "crystalstructure": "fcc", "a": 3.61, "cubic": True},
                           "displacements": {"supercells": [[1, 1, 1]], "structures_per_supercell": 8}}},
-        "reference": {"name": "tests.helpers.calculators:FailingEMT", "kwargs": {"every": 4},
+        "reference": {"name": "mtplib.labeling.testing:FailingEMT", "kwargs": {"every": 4},
                       "chunk_size": 4, "retries": 1},
     }
     config["fit"] = {"seeds": 1, "max_iter": 20}
@@ -172,16 +174,19 @@ def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
     failed = read(labels / "failed.extxyz", index=":")
     assert [a.info["index"] for a in failed] == [0, 4]
     assert all(a.info["label_attempts"] == 2 for a in failed)
-    assert [a.info["index"] for a in read(labels / "train.extxyz", index=":")] == [1, 2, 3, 5, 6, 7]
+    kept = read(labels / "train.extxyz", index=":") + read(labels / "test.extxyz", index=":")
+    assert sorted(a.info["index"] for a in kept) == [1, 2, 3, 5, 6, 7]
+    assert len(read(labels / "test.extxyz", index=":")) == 1       # round(0.2 * 6)
     assert "6 labelled, 2 failed, 2 retried" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_label_chunk_runs_under_mpiexec_n2(tmp_path):
-    path, _ = _tiny(tmp_path, name="tests.helpers.calculators:MPISizeEMT", mpi_tasks=2)
+    path, _ = _tiny(tmp_path, name="mtplib.labeling.testing:MPISizeEMT", mpi_tasks=2)
     proc = snakemake(tmp_path, path, "results/labels/Cu/chunk_0.extxyz", "-p")
-    assert "mpiexec -n 2 python -m mtplib.workflow.label" in proc.stdout + proc.stderr
+    assert "mpiexec -n 2 " in proc.stdout + proc.stderr
+    assert "scripts/label.py" in proc.stdout + proc.stderr
     frames = read(tmp_path / "results" / "labels" / "Cu" / "chunk_0.extxyz", index=":")
     assert [a.info["index"] for a in frames] == [0, 1]  # rank 0 alone wrote: no duplicates
     for atoms in frames:
@@ -199,11 +204,13 @@ def test_kill_9_midway_then_resume_recomputes_nothing_finished(tmp_path):
     output, failed = tmp_path / "chunk_0.extxyz", tmp_path / "chunk_0.failed.extxyz"
 
     def command(delay):
-        reference = {"name": "tests.helpers.calculators:LoggingEMT",
-                     "kwargs": {"log_file": str(calls), "delay": delay}, "retries": 0}
-        return [sys.executable, "-m", "mtplib.workflow.label", "--structures", str(structures),
-                "--chunk", "0", "--chunk-size", "8", "--reference", json.dumps(reference),
-                "--output", str(output), "--failed", str(failed)]
+        reference = validate_config({
+            "elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
+            "reference": {"name": "mtplib.labeling.testing:LoggingEMT", "chunk_size": 8,
+                          "kwargs": {"log_file": str(calls), "delay": delay}, "retries": 0}})
+        return [sys.executable, str(ROOT / "scripts" / "label.py"), "--structures",
+                str(structures), "--chunk", "0", "--reference",
+                json.dumps(reference["reference"]), "--output", str(output), "--failed", str(failed)]
 
     job = subprocess.Popen(command(0.5), env=_env(), cwd=tmp_path,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

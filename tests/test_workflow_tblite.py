@@ -12,8 +12,8 @@ from ase.build import molecule
 from ase.spacegroup import crystal
 from helpers.fd import numerical_forces, numerical_stress
 
-from mtplib.workflow.label import compute_labels
-from mtplib.workflow.reference import make_calculator
+from mtplib.labeling.label import compute_labels
+from mtplib.labeling.registry import make_calculator
 
 pytest.importorskip("tblite.ase", reason="tblite not installed (pip install 'mtplib[xtb]')")
 

@@ -3,11 +3,14 @@ from .committee import Committee, force_std
 from .grade import (ActiveSet, ActiveSetError, evaluate_with_gradients, jacobian_rows, load_or_build,
                     potential_fingerprint, state_path_for)
 from .maxvol import MaxvolState, UnderdeterminedWarning, maxvol
+from .criteria import CommitteeSpread, Criterion, ExtrapolationGrade
 from .md import ActiveCalculator, RunResult, Thresholds, run_md
 from .relax import run_relax
 from .select import canonical_order, select_add
+from .sparsify import Sparsification, sparsify
 
-__all__ = ["ActiveSet", "ActiveSetError", "ActiveCalculator", "Committee", "MaxvolState",
-           "RunResult", "Thresholds", "UnderdeterminedWarning", "canonical_order",
+__all__ = ["ActiveSet", "ActiveSetError", "ActiveCalculator", "Committee", "CommitteeSpread",
+           "Criterion", "ExtrapolationGrade", "MaxvolState", "RunResult", "Sparsification",
+           "Thresholds", "UnderdeterminedWarning", "canonical_order",
            "evaluate_with_gradients", "force_std", "jacobian_rows", "load_or_build", "maxvol",
-           "potential_fingerprint", "run_md", "run_relax", "select_add", "state_path_for"]
+           "potential_fingerprint", "run_md", "run_relax", "select_add", "sparsify", "state_path_for"]

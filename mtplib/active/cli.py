@@ -2,16 +2,20 @@
 
     mtplib grade POT TRAIN DATA OUT [--state FILE] [--mode configuration|neighborhood]
     mtplib select POT TRAIN CANDIDATES OUT [--max N] [--threshold 1.001]
+    mtplib sparsify POT TRAIN OUT [--mode configuration] [--threshold 1.001]
     mtplib md POT STRUCTURE --ensemble nvt --temperature 3000 --steps 20000 --timestep 1 \\
         --select 2 --break 10 --candidates OUT [--train TRAIN] [--seed 0] [--species ...]
     mtplib relax POT STRUCTURE --select 2 --break 10 --candidates OUT [--fmax 0.01] [--out F]
 
-The active set lives in POT.als.npz beside POT (or --state); it is built from TRAIN when absent.
+The active-set state is the file --state, by default POT.als.npz (POT's name) in the folder of
+the output (OUT, or --candidates for md and relax), never beside an input; it is built from
+TRAIN when absent.
 """
 from __future__ import annotations
 
 import sys
 
+from ..cli import nonnegative_float, positive_float, positive_int
 
 
 def _log(msg):
@@ -24,11 +28,12 @@ def _potential(args):
     return MTPotential.load(args.potential, species=species)
 
 
-def _active_set(args, pot):
+def _active_set(args, pot, output):
+    """The active set from --state, default POT.als.npz in the folder of `output`."""
     from .grade import ActiveSetError, check_mode, load_or_build, state_path_for
-    state = args.state or state_path_for(args.potential)
+    state = args.state or state_path_for(args.potential, beside=output)
     mode = check_mode(args.mode) if getattr(args, "mode", None) else None
-    aset = load_or_build(pot, args.potential, state, getattr(args, "train", None),
+    aset = load_or_build(pot, state, getattr(args, "train", None),
                          mode=mode or "configuration", log=_log)
     if mode is not None and aset.mode != mode:
         raise ActiveSetError(f"{state}: active set in {aset.mode} mode, but --mode {mode} asked; "
@@ -39,7 +44,7 @@ def _active_set(args, pot):
 def cmd_grade(args):
     from ..io import read_dataset, write_dataset
     pot = _potential(args)
-    aset = _active_set(args, pot)
+    aset = _active_set(args, pot, args.out)
     images = read_dataset(args.data, species=pot.species)
     gamma = aset.grade_many(images, where=str(args.data))
     for atoms in images:
@@ -53,7 +58,7 @@ def cmd_select(args):
     from ..io import read_dataset, write_dataset
     from .select import select_add
     pot = _potential(args)
-    aset = _active_set(args, pot)
+    aset = _active_set(args, pot, args.out)
     pool = read_dataset(args.candidates, species=pot.species)
     sel = select_add(aset, pool, max_count=args.max, threshold=args.threshold,
                      where=str(args.candidates))
@@ -64,6 +69,24 @@ def cmd_select(args):
     write_dataset(args.out, chosen, species=pot.species)
     print(f"{args.out}: {len(chosen)} of {len(pool)} candidates selected "
           f"(max gamma {sel.gamma.max() if len(pool) else 0:.4g}, {sel.swaps} swaps)")
+
+
+def cmd_sparsify(args):
+    from ..io import read_dataset, write_dataset
+    from .grade import check_mode
+    from .sparsify import sparsify
+    pot = _potential(args)
+    images = read_dataset(args.train, species=pot.species)
+    if not images:
+        raise ValueError(f"{args.train}: no configurations")
+    sparse = sparsify(pot, images, mode=check_mode(args.mode), threshold=args.threshold,
+                      where=str(args.train))
+    write_dataset(args.out, [images[k] for k in sparse.kept], species=pot.species)
+    dropped = sparse.dropped(len(images))
+    worst = sparse.gamma[dropped].max() if dropped else 0.0
+    print(f"{args.out}: kept {len(sparse.kept)} of {len(images)} configurations of {args.train} "
+          f"(max gamma of the {len(dropped)} dropped w.r.t. the kept: {worst:.4g}; "
+          f"{sparse.rounds} maxvol rounds)")
 
 
 def _structure(args, pot):
@@ -93,7 +116,7 @@ def _committee(args, pot):
 
 def _grading(args, pot):
     """Active set unless --no-gamma; a committee with --committee."""
-    aset = None if args.no_gamma else _active_set(args, pot)
+    aset = None if args.no_gamma else _active_set(args, pot, args.candidates)
     return aset, _committee(args, pot)
 
 
@@ -110,7 +133,8 @@ def cmd_md(args):
                     candidates=args.candidates, trajectory=args.trajectory,
                     trajectory_interval=args.trajectory_interval,
                     progress_interval=args.progress_interval, seed=args.seed,
-                    scenario=args.scenario or f"md:{args.structure}", log=_log)
+                    scenario=args.scenario or f"md:{args.structure}", log=_log,
+                    engine=args.engine)
     if args.out:
         atoms.calc = None
         ase.io.write(args.out, atoms, format="extxyz")
@@ -139,7 +163,8 @@ def cmd_relax(args):
 
 def _common(p, structure=False):
     p.add_argument("potential", help="the .mtp potential")
-    p.add_argument("--state", help="active-set state file (default: POT.als.npz beside POT)")
+    p.add_argument("--state", help="active-set state file, built from TRAIN when absent "
+                                   "(default: POT.als.npz in the output's folder)")
     p.add_argument("--mode", choices=["configuration", "neighborhood", "neighbourhood"],
                    help="active-set mode when building it (default configuration)")
     p.add_argument("--species", nargs="+", help="element of each MLIP type")
@@ -147,14 +172,14 @@ def _common(p, structure=False):
         p.add_argument("structure", help="starting structure (extxyz, cfg, or any ASE format)")
         p.add_argument("--index", type=int, default=-1, help="which frame of STRUCTURE")
         p.add_argument("--train", help="training set to build the active set from if needed")
-        p.add_argument("--select", type=float, default=2.0, help="gamma_select (default 2)")
-        p.add_argument("--break", dest="break_", type=float, default=10.0,
+        p.add_argument("--select", type=positive_float, default=2.0, help="gamma_select (default 2)")
+        p.add_argument("--break", dest="break_", type=positive_float, default=10.0,
                        help="gamma_break (default 10)")
         p.add_argument("--candidates", required=True, help="extxyz file the candidates go to")
-        p.add_argument("--interval", type=int, default=1, help="grade every N steps")
-        p.add_argument("--max-forces-check", type=float, default=None,
+        p.add_argument("--interval", type=positive_int, default=1, help="grade every N steps")
+        p.add_argument("--max-forces-check", type=positive_float, default=None,
                        help="also grade whenever the largest force exceeds this (eV/Å)")
-        p.add_argument("--min-distance", type=float, default=0.5,
+        p.add_argument("--min-distance", type=nonnegative_float, default=0.5,
                        help="stop as blow-up when atoms come closer (Å)")
         p.add_argument("--committee", nargs="+", help="more potentials: query by committee")
         p.add_argument("--std-select", type=float, help="select when the force spread exceeds (eV/Å)")
@@ -184,21 +209,37 @@ def add_parsers(sub):
                    help="a row enters when |b A^-1| exceeds this (default 1.001)")
     p.set_defaults(func=cmd_select)
 
+    p = sub.add_parser("sparsify", help="keep the training configurations the active set "
+                       "needs (select-add on the training set itself)")
+    p.add_argument("potential", help="the .mtp potential")
+    p.add_argument("train", help="training set to sparsify")
+    p.add_argument("out", help="the kept configurations, with their labels")
+    p.add_argument("--mode", default="configuration",
+                   choices=["configuration", "neighborhood", "neighbourhood"],
+                   help="active-set mode (default configuration)")
+    p.add_argument("--threshold", type=float, default=1.001,
+                   help="every dropped configuration has gamma <= this w.r.t. the kept ones")
+    p.add_argument("--species", nargs="+", help="element of each MLIP type")
+    p.set_defaults(func=cmd_sparsify)
+
     p = sub.add_parser("md", help="learning-on-the-fly molecular dynamics")
     _common(p, structure=True)
     p.add_argument("--ensemble", default="nvt", choices=["nve", "nvt", "langevin", "nvt-nhc", "npt"])
-    p.add_argument("--temperature", type=float, default=300.0, help="K")
-    p.add_argument("--steps", type=int, default=10000)
-    p.add_argument("--timestep", type=float, default=1.0, help="fs")
+    p.add_argument("--temperature", type=nonnegative_float, default=300.0, help="K")
+    p.add_argument("--steps", type=positive_int, default=10000)
+    p.add_argument("--timestep", type=positive_float, default=1.0, help="fs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trajectory-interval", type=int, default=100)
-    p.add_argument("--progress-interval", type=int, default=1000)
+    p.add_argument("--trajectory-interval", type=positive_int, default=100)
+    p.add_argument("--progress-interval", type=positive_int, default=1000)
+    p.add_argument("--engine", default="ase", choices=["ase", "native"],
+                   help="native: the ASE integrator's arithmetic on arrays, the same trajectory "
+                        "without the per-step Atoms/calculator round trip (nve, nvt; no committee)")
     p.set_defaults(func=cmd_md)
 
     p = sub.add_parser("relax", help="learning-on-the-fly relaxation of positions and cell")
     _common(p, structure=True)
     p.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
-    p.add_argument("--fmax", type=float, default=0.01, help="eV/Å")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--fmax", type=positive_float, default=0.01, help="eV/Å")
+    p.add_argument("--steps", type=positive_int, default=1000)
     p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
     p.set_defaults(func=cmd_relax)

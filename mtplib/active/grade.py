@@ -7,9 +7,10 @@ Rows of the Jacobian of energies with respect to all parameters theta:
 
 The active set is the maxvol submatrix A of the training set's rows. The extrapolation
 grade of a configuration is gamma = max over its rows and columns of |b A^-1|: gamma <= 1
-means interpolation, gamma > 1 extrapolation. The state (A, A^-1, members) lives beside the
-potential in `POT.als.npz` with a fingerprint of the potential, so that a state cannot be
-used with a potential it was not built for.
+means interpolation, gamma > 1 extrapolation. The state (A, A^-1, members) is saved as
+`POT.als.npz` (named for the potential, in the folder the caller chooses: the CLI puts it
+beside its output, never beside an input) with a fingerprint of the potential, so that a
+state cannot be used with a potential it was not built for.
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def potential_fingerprint(potential):
     for name in ("species_count", "min_dist", "max_dist", "radial_basis_size", "radial_funcs_count",
                  "alpha_moments_count", "scaling"):
         h.update(f"{name}={float(getattr(potential, name))!r};".encode())
+    if potential.repulsive:         # the plain basis keeps the fingerprints it always had
+        h.update(b"radial_basis_type=RBChebyshev_repuls;")
     for name in ("alpha_index_basic", "alpha_index_times", "alpha_moment_mapping"):
         h.update(np.ascontiguousarray(getattr(potential, name), dtype=np.int64).tobytes())
     h.update(np.ascontiguousarray(potential.get_parameters(), dtype=np.float64).tobytes())
@@ -50,9 +53,10 @@ def potential_fingerprint(potential):
     return h.hexdigest()
 
 
-def state_path_for(potential_path):
-    """`POT.als.npz` beside `POT.mtp`."""
-    return Path(potential_path).with_suffix(".als.npz")
+def state_path_for(potential_path, beside=None):
+    """`POT.als.npz`: in the folder of the file `beside` (an output), else beside `POT.mtp`."""
+    name = Path(potential_path).with_suffix(".als.npz").name
+    return (Path(beside).parent if beside is not None else Path(potential_path).parent) / name
 
 
 def evaluate_with_gradients(potential, atoms, per_atom=False, where="structure", n_blocks=None,
@@ -211,18 +215,15 @@ class ActiveSet:
         return np.array([self.grade(atoms, where=f"{where}[{k}]") for k, atoms in enumerate(images)])
 
 
-def load_or_build(potential, potential_path=None, state=None, training=None, mode="configuration",
-                  log=None):
-    """The active set from `state` (or POT.als.npz beside the potential) if present, else
-    built from `training` (a list of Atoms or a path) and saved to that path."""
+def load_or_build(potential, state=None, training=None, mode="configuration", log=None):
+    """The active set from the file `state` if present, else built from `training` (a list
+    of Atoms or a path) and saved to `state` (not saved when `state` is None)."""
     from ..io import read_dataset
-    if state is None and potential_path is not None:
-        state = state_path_for(potential_path)
     if state is not None and Path(state).exists():
         aset = ActiveSet.load(state, potential)
         if log:
             log(f"{state}: active set of {aset.size} rows ({aset.mode} mode, "
-                f"{aset.n_virtual} virtual)")
+                f"{aset.n_virtual} virtual) built from {aset.training_source}")
         return aset
     if training is None:
         raise ActiveSetError(f"{state}: no active-set state file and no training set to build it from")

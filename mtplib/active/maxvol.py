@@ -11,14 +11,18 @@ every row is a combination of the selected ones with coefficients at most 1 + to
 absolute value (a "dominant" submatrix), which is what the extrapolation grade measures.
 A^-1 and C are kept up to date by the rank-1 Sherman-Morrison formula, O(m^2 + n m) per swap.
 
-Columns are rescaled to unit max-norm before the search. The grade |b A^-1| is invariant
-under column scaling (bD (AD)^-1 = b A^-1), so this changes nothing but conditioning.
-
-When B has fewer rows than columns, or its rank is below m (the MTP's Jacobian always has
-exact column dependencies from the homogeneity of the basis functions in the radial
-coefficients), A starts with "virtual" rows eps e_k in the scaled columns (MLIP-2's
-regularised start); a real row replaces a virtual one as soon as its coefficient on it
-exceeds 1 + tol, i.e. as soon as it has a component larger than about eps in that direction.
+The start is MLIP-2's (`MaxVol::Reset`, `MaxvolSelection::Select`): A = eps I in B's own
+columns, every row of B a candidate. Each swap puts the row of largest |C_ij| into slot j,
+and the row it replaces (a virtual eps e_j, or an earlier pick) takes that row's place among
+the candidates, as `cblas_dswap` does in `MaxVol::SwapRows`; ties go to the first entry in
+row-major order (`cblas_idamax`). A rank-deficient B (the MTP's Jacobian has exact column
+dependencies from the homogeneity of the basis functions in the radial coefficients, and
+singular values that fall to about eps) leaves "virtual" rows eps e_k in A;
+a real row replaces one only where its coefficient on it exceeds 1 + tol. Which rows remain
+then depends on eps measured in B's raw columns, so the columns are not rescaled: a rescaled
+start (eps e_k in unit-max columns) keeps other virtual rows and other training rows, and
+grades that rank differently from MLIP-2's. Without virtual rows rescaling would change
+nothing (C is invariant under it, and LU with partial pivoting chooses the same pivots).
 """
 from __future__ import annotations
 
@@ -26,7 +30,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 
 VIRTUAL = -1
 
@@ -79,75 +82,44 @@ class MaxvolState:
         self.Ainv = np.linalg.inv(self.A)
 
 
-def _scale(B):
-    s = np.abs(B).max(axis=0) if len(B) else np.ones(B.shape[1])
-    s[~(s > 0)] = 1.0
-    return s
-
-
-def initial_rows(Bs, regularization):
-    """Rows of a well-conditioned start (pivoted QR) and, for a rank r < m, the columns
-    that get virtual rows. Returns (selected row indices, virtual columns)."""
-    n, m = Bs.shape
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.arange(m)
-    _, R, piv = scipy.linalg.qr(Bs.T, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(R))
-    rank = int((diag > regularization).sum())
-    rows = np.sort(piv[:rank])
-    if rank == m:
-        return rows, np.zeros(0, dtype=np.int64)
-    if rank == 0:
-        return rows, np.arange(m)
-    _, _, cols = scipy.linalg.qr(Bs[rows], mode="economic", pivoting=True)
-    return rows, np.sort(cols[rank:])
-
-
 def maxvol(B, tol=1e-7, regularization=1e-5, max_swaps=None, refresh_every=None,
            where="matrix", warn=True):
-    """Dominant m x m submatrix of the rows of B (n x m); returns a `MaxvolState`.
+    """Dominant m x m submatrix of the rows of B (n x m) by MLIP-2's rule; a `MaxvolState`.
 
-    Its labels are row indices of B (VIRTUAL for a regularising row), and A, A^-1 are in
-    B's (unscaled) columns. Swaps continue while max |B A^-1| > 1 + tol.
+    Starts from A = `regularization` x I and swaps while max |B A^-1| > 1 + tol (MLIP-2's
+    calc-grade: init-threshold 1e-5, swap-threshold 1 + 1e-7). Labels are row indices of B,
+    VIRTUAL for a regularising row.
     """
     B = np.asarray(B, dtype=np.float64)
     n, m = B.shape
     if not np.isfinite(B).all():
         raise ValueError(f"{where}: non-finite entries in the Jacobian rows")
-    s = _scale(B)
-    Bs = B / s
-    rows, virtual_cols = initial_rows(Bs, regularization)
-    if warn and len(virtual_cols):
-        if n < m:
-            warnings.warn(f"{where}: {n} rows for {m} parameters: the active set is "
-                          f"underdetermined; using MLIP-2's regularised start with "
-                          f"{len(virtual_cols)} virtual rows ({regularization:g} x identity), "
-                          "replaced by real rows as maxvol proceeds", UnderdeterminedWarning,
-                          stacklevel=2)
-    A = np.zeros((m, m))
-    labels = np.full(m, VIRTUAL, dtype=np.int64)
-    slots_real = np.arange(len(rows))
-    A[slots_real] = Bs[rows]
-    labels[slots_real] = rows
-    for k, col in enumerate(virtual_cols):
-        A[len(rows) + k, col] = regularization
-    state = MaxvolState(A=A, Ainv=np.linalg.inv(A), labels=labels)
-    state.log_det = float(np.linalg.slogdet(A)[1])
-    run_swaps(state, Bs, np.arange(n), tol=tol, max_swaps=max_swaps, refresh_every=refresh_every,
-              where=where)
-    # back to B's columns: A = A_s D, A^-1 = D^-1 A_s^-1
-    state.A = state.A * s
-    state.Ainv = state.Ainv / s[:, None]
-    state.log_det += float(np.log(s).sum())
+    if warn and n < m:
+        warnings.warn(f"{where}: {n} rows for {m} parameters: the active set is "
+                      f"underdetermined; using MLIP-2's regularised start ({regularization:g} x "
+                      f"identity), whose rows real rows replace as maxvol proceeds; at least "
+                      f"{m - n} virtual rows remain", UnderdeterminedWarning, stacklevel=2)
+    state = MaxvolState(A=regularization * np.eye(m), Ainv=np.eye(m) / regularization,
+                        labels=np.full(m, VIRTUAL, dtype=np.int64),
+                        log_det=m * float(np.log(regularization)))
+    run_swaps(state, B, np.arange(n), tol=tol, max_swaps=max_swaps, refresh_every=refresh_every,
+              where=where, exchange=True)
     return state
 
 
 def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
-              eligible=None, where="matrix"):
+              eligible=None, where="matrix", exchange=False):
     """Swap rows (with their labels) into `state` while max |rows A^-1| > 1 + tol.
 
-    `eligible(C_abs_max_per_row)` may mask rows (return a boolean mask). Returns the count."""
+    `eligible()` may mask rows (return a boolean mask over `rows`). With `exchange` the row
+    leaving A takes the entering row's place among the candidates (MLIP-2's `SwapRows`),
+    so that it may return; otherwise it is dropped. Returns the count of swaps."""
     n, m = rows.shape
+    if exchange:
+        if eligible is not None:
+            raise ValueError("run_swaps: `eligible` masks rows by position; not with `exchange`")
+        rows = np.array(rows, dtype=np.float64)
+        labels = np.array(labels, dtype=np.int64)
     max_swaps = 20 * m + 100 if max_swaps is None else max_swaps
     refresh_every = max(m, 16) if refresh_every is None else refresh_every
     if n == 0:
@@ -175,9 +147,14 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
             break
         c = C[i].copy()
         factor = c[j]
+        leaving_row, leaving_label = state.A[j].copy(), state.labels[j]
         state.swap(rows[i], j, labels[i], c=c)
         c[j] -= 1.0
-        C -= np.outer(C[:, j], c / factor)          # C' = B A'^-1 by the same rank-1 update
+        u = C[:, j] / factor                        # C' = B A'^-1 by the same rank-1 update
+        if exchange:
+            u[i] += 1.0 / factor                    # row i becomes the leaving row (UpdateBinvA)
+            rows[i], labels[i] = leaving_row, leaving_label
+        C -= np.outer(u, c)
         done += 1
         since_refresh += 1
         if since_refresh >= refresh_every:

@@ -7,6 +7,11 @@ gamma >= gamma_break stops the run ("extrapolation"). The run also stops on a bl
 atoms closer than `min_distance` or a non-finite energy. On grading steps the energy,
 forces and gamma come from one pass of the kernels (`ActiveSet.evaluate`), bit-for-bit the
 forces of plain evaluation.
+
+`run_md(..., engine="native")` steps the same ASE integrator's arithmetic on arrays
+(`mtplib.md`) instead of through `Atoms` and the calculator: the same trajectory, grades,
+candidates and result, bit for bit, at a fraction of the per-step Python cost (NVE and
+Langevin NVT with the MTP, without a committee).
 """
 from __future__ import annotations
 
@@ -19,9 +24,13 @@ import numpy as np
 from ase import units
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from .criteria import default_criteria
 from .grade import evaluate_with_gradients
 
-ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nhc", "npt")
+ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin", "nvt-nhc", "nvt_nh", "nhc", "npt",
+             "npt_cell")
+ENGINES = ("ase", "native")
+NATIVE_ENSEMBLES = ("nve", "nvt", "langevin", "nvt-langevin")
 
 
 class ActiveCalculator(Calculator):
@@ -82,7 +91,8 @@ class ActiveCalculator(Calculator):
 
 @dataclass
 class Thresholds:
-    """Selection and break thresholds for gamma (and the committee's force spread, eV/Å)."""
+    """Selection and break thresholds for gamma (and the committee's force spread, eV/Å),
+    more criteria (`mtplib.active.criteria`), and when to check."""
 
     gamma_select: float = 2.0
     gamma_break: float = 10.0
@@ -91,6 +101,12 @@ class Thresholds:
     interval: int = 1
     max_forces_check: float | None = None
     min_distance: float = 0.5
+    gamma_max: float | None = None   # upper trust level: above it, not a candidate (None: off)
+    criteria: tuple = ()             # more Criterion objects, checked after gamma and spread
+
+    def all_criteria(self):
+        return default_criteria(self.gamma_select, self.gamma_break, self.std_select,
+                                self.std_break, self.gamma_max) + list(self.criteria)
 
 
 @dataclass
@@ -103,6 +119,11 @@ class RunResult:
     candidates: int = 0
     gradings: int = 0
     history: list = field(default_factory=list)   # (step, gamma or nan)
+    above_max: int = 0           # graded frames above gamma_max (seen, not candidates)
+    graded: int = 0              # graded steps
+    graded_below_select: int = 0  # graded steps that no criterion selected
+    last_selected_step: int = -1  # the last step with gamma (or another criterion) above select
+    last_accepted: object = None  # Atoms (with momenta) of the last graded step not selected
 
 
 class Watcher:
@@ -118,11 +139,25 @@ class Watcher:
         self.progress_interval = max(1, int(progress_interval))
         self.scenario = scenario
         self.log = log or (lambda *a, **k: None)
+        self.criteria = thresholds.all_criteria()
         self.n_candidates = 0
-        self.max_gamma = 0.0
-        self.max_std = 0.0
+        self.n_above_max = 0
+        self.graded = 0
+        self.graded_below_select = 0
+        self.last_selected_step = -1
+        self.last_accepted = None
+        self.maxima = {c.name: 0.0 for c in self.criteria}
         self.history = []
         self.last_gamma = float("nan")
+        self.sync_atoms = None     # array engines: brings `atoms` up to date before it is read
+
+    @property
+    def max_gamma(self):
+        return self.maxima["gamma"]
+
+    @property
+    def max_std(self):
+        return self.maxima["force_std"]
 
     def result(self, step, reason, message, log):
         """Say why the run stopped and return its RunResult."""
@@ -130,13 +165,23 @@ class Watcher:
             f"candidates, max gamma {self.max_gamma:.4g}")
         return RunResult(steps=step, reason=reason, message=message, max_gamma=self.max_gamma,
                          max_force_std=self.max_std, candidates=self.n_candidates,
-                         gradings=self.calc.gradings, history=self.history)
+                         gradings=getattr(self.calc, "gradings", 0), history=self.history,
+                         above_max=self.n_above_max, graded=self.graded,
+                         graded_below_select=self.graded_below_select,
+                         last_selected_step=self.last_selected_step,
+                         last_accepted=self.last_accepted)
 
     @property
     def grading(self):
-        return self.calc.active_set is not None or self.calc.committee is not None
+        return (getattr(self.calc, "active_set", None) is not None
+                or getattr(self.calc, "committee", None) is not None or bool(self.t.criteria))
+
+    def _current(self):
+        if self.sync_atoms is not None:
+            self.sync_atoms()
 
     def _write(self, path, atoms, arrays=None, **info):
+        self._current()
         out = atoms.copy()
         out.calc = None
         out.info.update(info)
@@ -163,36 +208,43 @@ class Watcher:
         stop = None
         if due and self.grading:
             res = calc.graded_results(atoms)
-            gamma = float(res.get("gamma", np.nan))
-            std = float(res.get("force_std", np.nan))
-            self.last_gamma = gamma
-            self.history.append((step, gamma))
-            if np.isfinite(gamma):
-                self.max_gamma = max(self.max_gamma, gamma)
-            if np.isfinite(std):
-                self.max_std = max(self.max_std, std)
-            select = (np.isfinite(gamma) and gamma > self.t.gamma_select) or \
-                     (self.t.std_select is not None and np.isfinite(std) and std > self.t.std_select)
-            if select and self.candidates is not None:
+            self._current()                      # criteria and last_accepted read the atoms
+            values = {c.name: c.value(res, atoms) for c in self.criteria}
+            self.last_gamma = values["gamma"]
+            self.history.append((step, values["gamma"]))
+            for name, v in values.items():
+                if np.isfinite(v):
+                    self.maxima[name] = max(self.maxima[name], v)
+            self.graded += 1
+            selected = any(c.selects(values[c.name]) for c in self.criteria)
+            untrusted = any(getattr(c, "untrusted", lambda v: False)(values[c.name])
+                            for c in self.criteria)
+            self.n_above_max += untrusted
+            if selected or untrusted:
+                self.last_selected_step = step
+            else:
+                self.graded_below_select += 1
+                self.last_accepted = atoms.copy()      # positions, cell, momenta
+                self.last_accepted.calc = None
+            if selected and self.candidates is not None:
                 info = dict(step=step, scenario=self.scenario)
-                if np.isfinite(gamma):
-                    info["gamma"] = gamma
-                if np.isfinite(std):
-                    info["force_std"] = std
+                info.update({name: v for name, v in values.items() if np.isfinite(v)})
                 arrays = {"gamma": res["gamma_atoms"]} if "gamma_atoms" in res else None
                 self._write(self.candidates, atoms, arrays=arrays, **info)
                 self.n_candidates += 1
-            if np.isfinite(gamma) and gamma >= self.t.gamma_break:
-                stop = ("extrapolation", f"step {step}: extrapolation grade {gamma:.4g} >= "
-                                         f"gamma_break = {self.t.gamma_break:g}")
-            elif self.t.std_break is not None and np.isfinite(std) and std >= self.t.std_break:
-                stop = ("extrapolation", f"step {step}: committee force spread {std:.4g} eV/Å >= "
-                                         f"{self.t.std_break:g} eV/Å")
-        # grade the next step's forces in the same pass when it is due
-        calc.grade_next = self.grading and (step + 1) % self.t.interval == 0
+            for c in self.criteria:
+                if c.breaks(values[c.name]):
+                    stop = ("extrapolation", c.break_message(step, values[c.name]))
+                    break
+        if self.grading:     # grade the next step's forces in the same pass when it is due
+            calc.grade_next = (step + 1) % self.t.interval == 0
         if self.trajectory is not None and step % self.trajectory_interval == 0:
-            self._write(self.trajectory, atoms, step=step, gamma=self.last_gamma)
+            self._current()
+            self._write(self.trajectory, atoms, step=step, gamma=self.last_gamma,
+                        temperature=atoms.get_temperature(), energy=energy)
         if step % self.progress_interval == 0 or stop:
+            if callable(extra):
+                extra = extra()
             self.log(f"{self.scenario}: step {step:7d}  gamma {self.last_gamma:9.4g}  {extra}"
                      f"E {energy:.5f} eV")
         return stop
@@ -211,10 +263,17 @@ def make_integrator(atoms, ensemble, timestep, temperature, rng, pressure=0.0, f
         from ase.md.langevin import Langevin
         return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs,
                         fixcm=False, rng=rng)
-    if ensemble in ("nvt-nhc", "nhc"):
+    if ensemble in ("nvt-nhc", "nvt_nh", "nhc"):
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature,
                                   tdamp=tdamp * units.fs)
+    if ensemble == "npt_cell":      # MTK barostat on every cell degree of freedom (triclinic)
+        if not atoms.pbc.all():
+            raise ValueError("NPT needs a 3-D periodic cell")
+        from ase.md.nose_hoover_chain import MTKNPT
+        return MTKNPT(atoms, timestep=dt, temperature_K=temperature,
+                      pressure_au=pressure * units.GPa, tdamp=tdamp * units.fs,
+                      pdamp=pdamp * units.fs)
     if ensemble == "npt":
         if not atoms.pbc.all():
             raise ValueError("NPT needs a 3-D periodic cell")
@@ -231,46 +290,177 @@ def make_integrator(atoms, ensemble, timestep, temperature, rng, pressure=0.0, f
     raise ValueError(f"unknown ensemble {ensemble!r}; use one of {ENSEMBLES}")
 
 
-def run_md(potential, atoms, *, active_set=None, committee=None, ensemble="nvt", temperature=300.0,
-           steps=1000, timestep=1.0, pressure=0.0, thresholds=None, candidates=None,
-           trajectory=None, trajectory_interval=100, progress_interval=100, seed=0,
-           scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0, log=print):
-    """Learning-on-the-fly MD of `atoms` (modified in place); returns a `RunResult`.
+def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None, ensemble="nvt",
+           temperature=300.0, steps=1000, timestep=1.0, pressure=0.0, thresholds=None,
+           candidates=None, trajectory=None, trajectory_interval=100, progress_interval=100,
+           seed=0, scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0,
+           thermalize=True, ramp_steps=0, ramp_start=None, log=print, engine="ase"):
+    """MD of `atoms` (modified in place), learning on the fly; returns a `RunResult`.
 
-    Velocities: Maxwell-Boltzmann at `temperature` from a seeded rng, zero total momentum.
-    Every random choice (velocities, Langevin noise) comes from `seed`."""
+    The one MD driver of active learning and validation. With `potential` (and an active set
+    and/or a committee) the configurations are graded and the run stops on extrapolation;
+    with `calculator` (any ASE calculator, e.g. the reference; `potential` None) it is plain
+    MD with the same integrators, blow-up checks and trajectory.
+    Velocities: Maxwell-Boltzmann at `temperature` (or `ramp_start`) from a seeded rng, zero
+    total momentum; with `thermalize=False` the momenta `atoms` carries are kept (a run that
+    continues an earlier one). With `ramp_steps`, the thermostat's target goes linearly from
+    `ramp_start` (K) to `temperature` over the first `ramp_steps` steps (Langevin only).
+    Every random choice (velocities, Langevin noise) comes from `seed`.
+
+    `engine`: "ase" steps the ASE integrator through `Atoms` and the calculator; "native"
+    does the same integrator's arithmetic on arrays (`mtplib.md`), with the same trajectory,
+    grades, candidates and result, for the ensembles NATIVE_ENSEMBLES with the MTP and
+    without a committee. Either way `atoms` ends with the last positions and momenta and
+    an `ActiveCalculator` holding the last results (native: without stress)."""
     from ase.md import velocitydistribution as vd
 
     log = log or (lambda *a, **k: None)
     thresholds = thresholds or Thresholds()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown MD engine {engine!r}; use one of {ENGINES}")
+    if engine == "native" and (committee is not None or calculator is not None or atoms.constraints
+                               or ensemble.lower() not in NATIVE_ENSEMBLES):
+        raise ValueError(f"MD engine 'native' runs the ensembles {NATIVE_ENSEMBLES} with the MTP, "
+                         f"without a committee or constraints; use engine='ase' for ensemble "
+                         f"{ensemble!r}" + (" with a committee" if committee is not None else "")
+                         + (" with another calculator" if calculator is not None else "")
+                         + (" with constraints" if atoms.constraints else ""))
     if active_set is not None:
         potential = active_set.potential
         active_set.check_potential()
-    potential.types_of(atoms, where=scenario)            # unknown species: a clear error now
+    if calculator is None:
+        potential.types_of(atoms, where=scenario)        # unknown species: a clear error now
     rng = np.random.default_rng(seed)
-    if hasattr(vd, "thermalize_momenta"):          # ASE >= 3.28
-        vd.thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-    else:
-        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    vd.Stationary(atoms)
-    calc = ActiveCalculator(potential, active_set, committee)
+    ramp = ramp_steps > 0 and ramp_start is not None
+    if ramp and ensemble.lower() not in ("nvt", "langevin", "nvt-langevin"):
+        raise ValueError(f"{scenario}: a temperature ramp needs the Langevin thermostat (nvt), "
+                         f"not {ensemble!r}")
+    if thermalize or not atoms.has("momenta"):
+        t0 = ramp_start if ramp else temperature
+        if hasattr(vd, "thermalize_momenta"):          # ASE >= 3.28
+            vd.thermalize_momenta(atoms, temperature_K=t0, rng=rng)
+        else:
+            vd.MaxwellBoltzmannDistribution(atoms, temperature_K=t0, rng=rng)
+        vd.Stationary(atoms)
+    calc = calculator if calculator is not None else ActiveCalculator(potential, active_set,
+                                                                       committee)
     atoms.calc = calc
     watcher = Watcher(calc, thresholds, candidates, scenario, log, trajectory,
                       trajectory_interval, progress_interval)
-    calc.grade_next = watcher.grading       # step 0 is always checked
-    dyn = make_integrator(atoms, ensemble, timestep, temperature, rng, pressure, friction,
-                          tdamp, pdamp)
+    if watcher.grading:
+        calc.grade_next = True              # step 0 is always checked
+    dyn = make_integrator(atoms, ensemble, timestep, ramp_start if ramp else temperature, rng,
+                          pressure, friction, tdamp, pdamp)
+    ramp_to = None
+    if ramp:
+        def ramp_to(step):                         # the thermostat's target for the next step
+            if step <= ramp_steps:
+                dyn.set_temperature(temperature_K=ramp_start + (temperature - ramp_start)
+                                    * min(1.0, (step + 1) / ramp_steps))
+    if engine == "native":
+        return _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log, ramp_to)
     reason, message = "finished", f"{steps} steps finished"
     step = 0
     try:
         for _ in dyn.irun(steps):
             step = dyn.nsteps
-            stop = watcher.check(atoms, step, extra=f"T {atoms.get_temperature():7.1f} K  ")
+            if ramp_to is not None:
+                ramp_to(step)
+            stop = watcher.check(atoms, step,
+                                 extra=lambda: f"T {atoms.get_temperature():7.1f} K  ")
             if stop:
                 reason, message = stop
                 break
     except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
         reason, message = "blow-up", f"step {step}: {exc}"
+    return watcher.result(step, reason, message, log)
+
+
+class _ArrayCalculator:
+    """What `Watcher` reads of `ActiveCalculator` (results, grade_next, counters), for the
+    forces of `mtplib.md.ArrayForces` at the current positions."""
+
+    committee = None
+
+    def __init__(self, forces_of, active_set):
+        self.forces_of = forces_of
+        self.active_set = active_set
+        self.grade_next = False
+        self.results = {}
+        self.positions = None
+        self.evaluations = 0
+        self.gradings = 0
+
+    def forces(self, positions):
+        """ActiveCalculator.calculate on arrays: grades when grade_next is set."""
+        grading = self.grade_next and self.active_set is not None
+        self.results = self.forces_of(positions, grade=grading)
+        self.positions = positions
+        self.evaluations += 1
+        self.gradings += grading
+        return self.results["forces"]
+
+    def graded_results(self, atoms):
+        if "gamma" not in self.results and self.active_set is not None:
+            self.grade_next = True
+            self.forces(self.positions)
+        return self.results
+
+
+def _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log, ramp_to=None):
+    """run_md's loop with `mtplib.md`'s array integrator: ASE's `irun` (forces at step 0,
+    then step and check) on arrays; `atoms` is brought up to date before a frame is written
+    and at the end."""
+    from ..md import ArrayForces, array_integrator, kinetic_temperature
+
+    stepper = array_integrator(dyn)
+    array_calc = _ArrayCalculator(ArrayForces(potential, atoms, active_set), active_set)
+    array_calc.grade_next = calc.grade_next
+    watcher.calc = array_calc
+    masses = atoms.get_masses()
+    state = dict(positions=atoms.get_positions(), momenta=atoms.get_momenta())
+
+    def sync():
+        atoms.set_positions(state["positions"], apply_constraint=False)
+        atoms.set_momenta(state["momenta"], apply_constraint=False)
+
+    def extra():
+        return f"T {kinetic_temperature(state['momenta'], masses):7.1f} K  "
+
+    def forces_at(positions):          # as ASE: the new positions are set, then evaluated
+        state["positions"] = positions
+        return array_calc.forces(positions)
+
+    watcher.sync_atoms = sync
+    reason, message = "finished", f"{steps} steps finished"
+    step = 0
+    try:
+        forces = forces_at(state["positions"])
+        if ramp_to is not None:
+            ramp_to(0)
+        while True:
+            stop = watcher.check(atoms, step, extra=extra)
+            if stop:
+                reason, message = stop
+                break
+            if step >= steps:
+                break
+            positions, momenta, forces = stepper.step(state["positions"], state["momenta"],
+                                                      forces, forces_at)
+            state.update(positions=positions, momenta=momenta)
+            step += 1
+            if ramp_to is not None:
+                ramp_to(step)
+    except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
+        reason, message = "blow-up", f"step {step}: {exc}"
+    finally:
+        sync()
+    # as after an ASE run: the calculator holds the results of the last positions
+    calc.atoms = atoms.copy()
+    calc.results = dict(array_calc.results)
+    if "energy" in calc.results:
+        calc.results["free_energy"] = calc.results["energy"]
+    calc.evaluations, calc.gradings = array_calc.evaluations, array_calc.gradings
     return watcher.result(step, reason, message, log)
 
 

@@ -27,7 +27,7 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list
 
 __all__ = ["EV_PER_A3_TO_GPA", "QUANTITIES", "paired_values", "error_metrics",
-           "format_error_table", "write_errors_json", "min_distance"]
+           "format_error_table", "write_errors_json", "min_distance", "describe_metric"]
 
 EV_PER_A3_TO_GPA = 160.21766208  # 1 eV/Å³ in GPa
 
@@ -37,6 +37,29 @@ QUANTITIES = {
     "forces": ("forces", "eV/Å", 1.0),
     "stress": ("stress", "GPa", 1.0),
 }
+
+
+def metric_label(metric: str) -> str:
+    """'test.forces.rmse' -> 'test force RMSE (eV/Å)' (an axis label); other names as given."""
+    parts = metric.split(".")
+    if len(parts) != 3 or parts[1] not in QUANTITIES:
+        return metric
+    name, quantity, statistic = parts
+    label, unit, _ = QUANTITIES[quantity]
+    label = {"forces": "force", "energy/atom": "energy"}.get(label, label)
+    return f"{name} {label} {statistic.upper()} ({unit})"
+
+
+def describe_metric(metric: str, value: float) -> str:
+    """'test.forces.rmse', 0.0326 -> 'test force RMSE = 0.0326 eV/Å' (a console line's
+    words for a `set.quantity.statistic` metric)."""
+    parts = metric.split(".")
+    if len(parts) != 3 or parts[1] not in QUANTITIES:
+        return f"{metric} = {value:.4g}"
+    name, quantity, statistic = parts
+    label, unit, _ = QUANTITIES[quantity]
+    label = {"forces": "force", "energy/atom": "energy"}.get(label, label)
+    return f"{name} {label} {statistic.upper()} = {value:.4g} {unit}"
 
 
 def _voigt(stress) -> np.ndarray:

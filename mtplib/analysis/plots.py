@@ -17,9 +17,10 @@ from ase import Atoms
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mtplib.analysis.errors import QUANTITIES, paired_values
+from mtplib.analysis.errors import QUANTITIES, metric_label, paired_values
 
-__all__ = ["parity_plots", "error_histograms", "seed_error_plot", "learning_curve_plot"]
+__all__ = ["parity_plots", "error_histograms", "seed_error_plot", "learning_curve_plot",
+           "robust_range"]
 
 Sets = Mapping[str, tuple[Sequence[Atoms], Sequence[Mapping]]]
 
@@ -53,14 +54,34 @@ def _pairs(sets: Sets) -> dict[str, dict]:
     return {name: paired_values(ref, pred) for name, (ref, pred) in sets.items()}
 
 
+def robust_range(values, coverage: float = 0.99) -> tuple[float, float, int]:
+    """(lo, hi, n outside): the range of the central `coverage` of `values` (quantiles),
+    widened by 10 %; a few extreme values (e.g. liquid frames among crystals) do not stretch
+    a panel. All values when fewer than 100."""
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return math.nan, math.nan, 0
+    if v.size < 100:
+        lo, hi = float(v.min()), float(v.max())
+    else:
+        tail = (1 - coverage) / 2
+        lo, hi = (float(x) for x in np.quantile(v, [tail, 1 - tail]))
+    pad = 0.1 * (hi - lo) or 0.5 * max(abs(hi), 1e-3)
+    lo, hi = lo - pad, hi + pad
+    return lo, hi, int(np.count_nonzero((v < lo) | (v > hi)))
+
+
 def parity_plots(sets: Sets, path: str | os.PathLike) -> Path:
     """Predicted against reference energy per atom, force and stress components, one panel
-    each; every set (e.g. train, test) in its own colour, the line y = x, RMSE in the legend."""
+    each; every set (e.g. train, test) in its own colour, the line y = x, RMSE in the legend.
+    Each panel's range covers the central 99 % of its values (:func:`robust_range`); the
+    points beyond it are counted in the panel."""
     pairs = _pairs(sets)
     fig = _figure(len(QUANTITIES))
     axes = fig.subplots(1, len(QUANTITIES))
     for ax, (q, (label, unit, factor)) in zip(axes, QUANTITIES.items()):
-        lo, hi = math.inf, -math.inf
+        values = []
         for (name, p), colour in zip(pairs.items(), _colours(len(pairs))):
             ref, pred = p[q]["ref"], p[q]["pred"]
             if ref.size == 0:
@@ -68,13 +89,20 @@ def parity_plots(sets: Sets, path: str | os.PathLike) -> Path:
             rmse = float(np.sqrt(np.mean((pred - ref) ** 2))) * factor
             ax.scatter(ref, pred, s=4, alpha=0.6, color=colour, rasterized=True,
                        label=f"{name}: RMSE {rmse:.3g} {unit}")
-            lo, hi = min(lo, ref.min(), pred.min()), max(hi, ref.max(), pred.max())
-        if lo <= hi:
-            pad = 0.05 * (hi - lo) or 0.5
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k-", lw=0.8)
-            ax.set_xlim(lo - pad, hi + pad)
-            ax.set_ylim(lo - pad, hi + pad)
+            values += [ref, pred]
+        if values:
+            ref_all = np.concatenate(values[::2])
+            lo, hi, _ = robust_range(np.concatenate(values))
+            outside = int(np.count_nonzero(np.any(
+                [(v < lo) | (v > hi) for v in (ref_all, np.concatenate(values[1::2]))], axis=0)))
+            ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
             ax.legend(fontsize="small", loc="upper left")
+            if outside:
+                ax.text(0.98, 0.02, f"{outside} of {ref_all.size} points beyond the range\n"
+                        f"(largest |reference| {np.abs(ref_all).max():.3g})", ha="right",
+                        va="bottom", fontsize="x-small", transform=ax.transAxes)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(label)
@@ -109,6 +137,14 @@ def error_histograms(sets: Sets, path: str | os.PathLike, bins: int = 50) -> Pat
     return _save(fig, path)
 
 
+MIN_BOX_RUNS = 5
+LEARNING_CURVE_NOTE = (
+    "Converged when every MD run survives its steps. The test set is fixed (stage-2 "
+    "structures, never trained on); its error may rise a little as active learning adds\n"
+    "configurations far from it (liquid, hot crystals): the potential trades some accuracy "
+    "near the test structures for coverage. A large rise points to too small a level.")
+
+
 def _finite(v) -> bool:
     return isinstance(v, (int, float, np.number)) and math.isfinite(float(v))
 
@@ -121,38 +157,44 @@ def seed_error_plot(table: Sequence[Mapping], metric: str, path: str | os.PathLi
     title and left out."""
     rows = [r for r in table if _finite(r.get(metric))]
     n_failed = len(table) - len(rows)
-    fig = _figure(2)
-    ax_box, ax_bar = fig.subplots(1, 2, width_ratios=[1, 2])
-    title = f"{metric}: {len(rows)} runs" + (f", {n_failed} without a value" if n_failed
-                                               else "")
+    name = metric_label(metric)
+    with_box = len(rows) >= MIN_BOX_RUNS       # a box plot of 2 values says nothing
+    fig = _figure(2 if with_box else 1, size=4.2 if with_box else 5.0)
+    if with_box:
+        ax_box, ax_bar = fig.subplots(1, 2, width_ratios=[1, 2])
+    else:
+        fig.subplots_adjust(left=0.17)
+        ax_box, ax_bar = None, fig.subplots(1, 1)
+    title = f"{name} of {len(rows)} {label_key}s" + (f", {n_failed} without a value"
+                                                     if n_failed else "")
     fig.suptitle(title)
     if not rows:
-        for ax in (ax_box, ax_bar):
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax_bar.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax_bar.transAxes)
         return _save(fig, path)
     values = np.array([float(r[metric]) for r in rows])
     labels = [str(r.get(label_key, i)) for i, r in enumerate(rows)]
     best = int(np.argmin(values))
 
-    ax_box.boxplot(values, widths=0.5)
-    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, values.size)
-    ax_box.scatter(1 + jitter, values, s=14, color="C0", alpha=0.7, zorder=3)
-    ax_box.scatter([1 + jitter[best]], [values[best]], s=80, marker="*", color="C3",
-                   zorder=4, label=f"best: {label_key} {labels[best]}")
-    ax_box.set_xticks([1], [metric])
-    ax_box.set_ylabel(metric)
-    ax_box.legend(fontsize="small")
+    if with_box:
+        ax_box.boxplot(values, widths=0.5)
+        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, values.size)
+        ax_box.scatter(1 + jitter, values, s=14, color="C0", alpha=0.7, zorder=3)
+        ax_box.scatter([1 + jitter[best]], [values[best]], s=80, marker="*", color="C3",
+                       zorder=4)
+        ax_box.set_xticks([1], [f"{values.size} {label_key}s"])
+        ax_box.set_ylabel(name)
 
     order = np.argsort(values, kind="stable")
     colours = ["C3" if i == best else "C0" for i in order]
     ax_bar.bar(range(values.size), values[order], color=colours)
     ax_bar.set_xticks(range(values.size), [labels[i] for i in order],
                       rotation=90 if values.size > 12 else 0, fontsize="small")
-    ax_bar.set_xlabel(f"{label_key} (sorted)")
-    ax_bar.set_ylabel(metric)
+    ax_bar.set_xlabel(f"{label_key} (sorted, best in red)")
+    ax_bar.set_ylabel(name)
     ax_bar.axhline(values[best], color="C3", lw=0.8, ls="--",
-                   label=f"best {values[best]:.4g}")
-    ax_bar.legend(fontsize="small")
+                   label=f"best: {label_key} {labels[best]}, {values[best]:.4g}")
+    ax_bar.set_ylim(0, 1.3 * values.max())      # head room: the legend sits above the bars
+    ax_bar.legend(fontsize="small", loc="upper left")
     return _save(fig, path)
 
 
@@ -162,7 +204,10 @@ def learning_curve_plot(records: Sequence[Mapping], path: str | os.PathLike) -> 
     ``{scenario: int}``) and ``force_rmse_test``; missing values are left out."""
     records = sorted(records, key=lambda r: r.get("iteration", 0))
     fig = _figure(2)
+    fig.subplots_adjust(bottom=0.24, top=0.86)
     ax_steps, ax_rmse = fig.subplots(1, 2)
+    fig.suptitle("Active learning: MD steps survived and test error per iteration")
+    fig.text(0.01, 0.01, LEARNING_CURVE_NOTE, fontsize="x-small", va="bottom", wrap=True)
 
     series: dict[str, list[tuple[float, float]]] = {}
     for r in records:

@@ -42,7 +42,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
-__all__ = ["iter_cfg", "read_cfg", "write_cfg", "convert"]
+from .frames import Frames
+
+__all__ = ["iter_cfg", "read_cfg", "write_cfg", "convert", "read_cfg_frames",
+           "write_cfg_frames"]
 
 _VOIGT = {"xx": 0, "yy": 1, "zz": 2, "yz": 3, "zy": 3, "xz": 4, "zx": 4, "xy": 5, "yx": 5}
 _VOIGT_ORDER = ("xx", "yy", "zz", "yz", "xz", "xy")
@@ -400,6 +403,214 @@ def write_cfg(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
                 raise ValueError(f"{path}: {err}") from None
             raise ValueError(f"{path}: configuration {index}: {err}") from None
     Path(path).write_text("".join(blocks))
+
+
+# ---- fast path: whole files as joined arrays (`Frames`), no Atoms per configuration ---------
+
+_ATOM_COLUMNS = ("id type cartes_x cartes_y cartes_z", "id type cartes_x cartes_y cartes_z fx fy fz")
+_PLUS_STRESS = "PlusStress:  xx yy zz yz xz xy"
+
+
+def read_cfg_frames(path: str | os.PathLike,
+                    species: Sequence[str] | None = None) -> Frames | None:
+    """The configurations of a `.cfg` file as `Frames`, parsed in one pass: the atom lines
+    of the whole file are read by one numpy call. Handles the blocks MLIP-2 writes (Size,
+    Supercell, AtomData with id, type, cartes_x/y/z and optionally fx fy fz, Energy,
+    PlusStress, Feature); returns None for anything else (the old variant, direct
+    coordinates, extra columns, other sections, malformed input), which `read_cfg` then
+    reads and, for malformed input, reports by file and line. Same values as `read_cfg`."""
+    if species is not None:
+        for sp in species:
+            if sp not in atomic_numbers:
+                raise ValueError(f"species: unknown element symbol {sp!r}")
+    lines = Path(path).read_text().split("\n")
+    n_lines = len(lines)
+    sizes, cells, pbcs, energies, stresses, infos, chunks = [], [], [], [], [], [], []
+    with_forces = None
+    i = 0
+    try:
+        while True:
+            while i < n_lines and not lines[i].strip():
+                i += 1
+            if i == n_lines:
+                break
+            if lines[i].strip() != "BEGIN_CFG" or lines[i + 1].strip() != "Size":
+                return None
+            n = int(lines[i + 2])
+            i += 3
+            cell = np.zeros((3, 3))
+            pbc = [False, False, False]
+            if lines[i].strip() == "Supercell":
+                i += 1
+                for k in range(3):
+                    row = lines[i].split()
+                    if len(row) != 3 or row[0][0].isalpha():
+                        break
+                    cell[k] = [float(v) for v in row]
+                    pbc[k] = True
+                    i += 1
+                if not pbc[0]:
+                    return None
+            head, _, columns = lines[i].strip().partition(" ")
+            columns = " ".join(columns.split())
+            if head != "AtomData:" or columns not in _ATOM_COLUMNS:
+                return None
+            forces_here = columns == _ATOM_COLUMNS[1]
+            if with_forces is None:
+                with_forces = forces_here
+            elif with_forces != forces_here:
+                return None
+            chunks.append("\n".join(lines[i + 1:i + 1 + n]))
+            i += 1 + n
+            energy = np.nan
+            if lines[i].strip() == "Energy":
+                energy = float(lines[i + 1])
+                i += 2
+            plus = None
+            if lines[i].strip() == _PLUS_STRESS:
+                plus = [float(v) for v in lines[i + 1].split()]
+                if len(plus) != 6:
+                    return None
+                i += 2
+            info = {}
+            while lines[i].lstrip().startswith("Feature"):
+                fields = lines[i].strip().split(None, 2)
+                if fields[0] != "Feature" or len(fields) < 2:
+                    return None
+                info[fields[1]] = fields[2] if len(fields) > 2 else ""
+                i += 1
+            if lines[i].strip() != "END_CFG":
+                return None
+            i += 1
+            sizes.append(n)
+            cells.append(cell)
+            pbcs.append(pbc)
+            energies.append(energy)
+            stresses.append(plus)
+            infos.append(info)
+    except (IndexError, ValueError):
+        return None
+    n_cols = 8 if with_forces else 5
+    atom_start = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=atom_start[1:])
+    n_atoms = int(atom_start[-1])
+    try:
+        data = np.fromstring("\n".join(chunks), sep=" ") if n_atoms else np.zeros(0)
+    except ValueError:
+        return None
+    if data.size != n_atoms * n_cols:
+        return None
+    data = data.reshape(n_atoms, n_cols)
+    local = np.arange(n_atoms) - np.repeat(atom_start[:-1], sizes)
+    types = data[:, 1].astype(np.int64)
+    if not (np.array_equal(data[:, 0], local + 1) and np.array_equal(types, data[:, 1])):
+        return None
+    if len(types) and (types.min() < 0 or (species is not None and types.max() >= len(species))):
+        return None
+    numbers = np.zeros(n_atoms, dtype=np.int64)
+    if species is not None:
+        numbers = np.array([atomic_numbers[sp] for sp in species], dtype=np.int64)[types]
+    cells = np.array(cells).reshape(-1, 3, 3)
+    pbcs = np.array(pbcs, dtype=bool).reshape(-1, 3)
+    energy = np.array(energies)
+    stress = None
+    if any(p is not None for p in stresses):
+        if not all(pbcs[c].all() for c, p in enumerate(stresses) if p is not None):
+            return None                  # read_cfg says which configuration
+        stress = np.full((len(sizes), 6), np.nan)
+        for c, plus in enumerate(stresses):
+            if plus is not None:
+                stress[c] = -np.array(plus) / abs(np.linalg.det(cells[c]))
+    return Frames(atom_start, numbers, np.ascontiguousarray(data[:, 2:5]), cells, pbcs, types,
+                  None if np.isnan(energy).all() else energy,
+                  np.ascontiguousarray(data[:, 5:8]) if with_forces else None, stress, None, infos)
+
+
+_ATOM_LINE = "    %d %d %.16e %.16e %.16e"
+_FORCE_FIELDS = " %.16e %.16e %.16e"
+
+
+def frame_types(frames: Frames, species: Sequence[str] | None, where) -> np.ndarray:
+    """MLIP types of Frames' atoms: by `species` from the atomic numbers (atoms of number 0
+    keep their own `types`), else its `types`; a ValueError names the configuration."""
+    if species is None:
+        if frames.types is None:
+            raise ValueError(f"{where}: configuration 0: no species list given and no "
+                             "MLIP types to tell the species apart")
+        return frames.types
+    table = np.full(119, -1, dtype=np.int64)
+    for t, sp in enumerate(species):
+        table[atomic_numbers[sp]] = t
+    numbers = frames.numbers
+    types = table[np.clip(numbers, 0, 118)]
+    if frames.types is not None:
+        types = np.where(numbers == 0, frames.types, types)
+    bad = np.flatnonzero((types < 0) | (numbers < 0) | (numbers > 118))
+    if len(bad):
+        c = int(np.searchsorted(frames.atom_start, bad[0], side="right") - 1)
+        from ase.data import chemical_symbols
+        z = int(numbers[bad[0]])
+        name = chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z)
+        raise ValueError(f"{where}: configuration {c}: element {name!r} (atom "
+                         f"{bad[0] - frames.atom_start[c]}) is not in species {list(species)}")
+    return types
+
+
+def write_cfg_frames(path: str | os.PathLike, frames: Frames,
+                     species: Sequence[str] | None = None) -> None:
+    """`write_cfg` of Frames, byte for byte the same text, formatted one configuration per
+    string operation. Labels: frames.energy, forces, stress (rows of NaN: none)."""
+    types = frame_types(frames, species, path)
+    start = frames.atom_start
+    n_atoms = int(start[-1])
+    forces = frames.forces
+    n_cols = 5 if forces is None else 8
+    data = np.empty((n_atoms, n_cols))
+    data[:, 0] = np.arange(n_atoms) - np.repeat(start[:-1], np.diff(start)) + 1
+    data[:, 1] = types
+    data[:, 2:5] = frames.positions
+    if forces is not None:
+        data[:, 5:8] = forces
+    flat = data.ravel().tolist()
+    line = _ATOM_LINE + ("" if forces is None else _FORCE_FIELDS) + "\n"
+    header = " AtomData:  " + " ".join(["id", "type", *_POS_COLS]
+                                       + ([] if forces is None else list(_FORCE_COLS))) + "\n"
+    formats = {}
+    energy = frames.energy
+    plus = None
+    if frames.stress is not None:
+        bad = np.flatnonzero(~np.isnan(frames.stress).any(axis=1) & ~frames.pbc.all(axis=1))
+        if len(bad):
+            raise ValueError(f"{path}: configuration {bad[0]}: stress given for a configuration "
+                             "that is not periodic in all three directions")
+        plus = (-frames.stress * np.abs(np.linalg.det(frames.cells))[:, None]).tolist()
+    cells = frames.cells.tolist()
+    pbc_any = frames.pbc.any(axis=1).tolist()
+    out = []
+    for c in range(len(frames)):
+        a0, a1 = int(start[c]), int(start[c + 1])
+        n = a1 - a0
+        out.append(f"BEGIN_CFG\n Size\n    {n}\n")
+        if pbc_any[c]:
+            out.append(" Supercell\n" + "".join("    %.16e %.16e %.16e\n" % tuple(row)
+                                                 for row in cells[c]))
+        out.append(header)
+        fmt = formats.get(n)
+        if fmt is None:
+            fmt = formats[n] = line * n
+        out.append(fmt % tuple(flat[a0 * n_cols:a1 * n_cols]))
+        if energy is not None and not np.isnan(energy[c]):
+            out.append(" Energy\n    %.16e\n" % energy[c])
+        if plus is not None and plus[c][0] == plus[c][0]:          # (NaN: none)
+            out.append(" PlusStress:  xx yy zz yz xz xy\n    %.16e %.16e %.16e %.16e %.16e %.16e\n"
+                       % tuple(plus[c]))
+        if frames.info:
+            for key, value in frames.info[c].items():
+                text = _feature_text(key, value)
+                if text is not None:
+                    out.append(text)
+        out.append("END_CFG\n\n")
+    Path(path).write_text("".join(out))
 
 
 def _is_cfg(path: str | os.PathLike) -> bool:

@@ -8,7 +8,7 @@ The layout (MLIP-2 `mtpr.cpp`, `MLMTPR::Load`)::
     scaling = 1.0e+00                 (optional; may also sit in the radial block)
     species_count = 2
     potential_tag = ...               (free text; we keep `species: Cu Au` here)
-    radial_basis_type = RBChebyshev
+    radial_basis_type = RBChebyshev   (or RBChebyshev_repuls: MLIP-2's repulsive core below min_dist)
         min_dist = ...  max_dist = ...  radial_basis_size = ...  radial_funcs_count = ...
         radial_coeffs                 (absent in an untrained potential)
             0-0
@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 SPECIES_TAG = "species:"
+# the radial bases mtplib evaluates (MLIP-2's `radial_basis.h`; RBShapeev and RBTaylor are not)
+RADIAL_BASIS_TYPES = ("RBChebyshev", "RBChebyshev_repuls")
 
 
 class MTPFormatError(ValueError):
@@ -115,10 +117,10 @@ def read_mtp(path):
     if version != "1.1.0":
         raise MTPFormatError(f"{path}:{fields['version'][0]}: unsupported version {version!r} (need 1.1.0)")
     rb_type = scalar("radial_basis_type", str)
-    if rb_type != "RBChebyshev":
+    if rb_type not in RADIAL_BASIS_TYPES:
         raise MTPFormatError(
             f"{path}:{fields['radial_basis_type'][0]}: unknown radial_basis_type {rb_type!r} "
-            "(only RBChebyshev is supported)")
+            f"(supported: {', '.join(RADIAL_BASIS_TYPES)})")
     scaling = scalar("scaling", float, 1.0)
     species_count = scalar("species_count", int)
     radial_basis_size = scalar("radial_basis_size", int)
@@ -187,7 +189,8 @@ def read_mtp(path):
             species = None
     return dict(
         potential_name=fields.get("potential_name", (0, "MTP1m"))[1], potential_tag=tag,
-        species=species, species_count=species_count, scaling=scaling, min_dist=min_dist,
+        species=species, species_count=species_count, scaling=scaling,
+        radial_basis_type=rb_type, min_dist=min_dist,
         max_dist=max_dist, radial_basis_size=radial_basis_size, radial_funcs_count=radial_funcs_count,
         radial_coeffs=radial_coeffs, alpha_moments_count=moments_count, alpha_index_basic=basic,
         alpha_index_times=times, alpha_moment_mapping=mapping, species_coeffs=species_coeffs,
@@ -211,7 +214,8 @@ def write_mtp(path, pot):
     out = ["MTP", "version = 1.1.0", f"potential_name = {pot.potential_name or 'MTP1m'}",
            f"scaling = {_fmt(pot.scaling)}", f"species_count = {pot.species_count}"]
     tag = f"{SPECIES_TAG} {' '.join(pot.species)}" if pot.species else ""
-    out += [f"potential_tag = {tag}", "radial_basis_type = RBChebyshev",
+    rb_type = getattr(pot, "radial_basis_type", "RBChebyshev")
+    out += [f"potential_tag = {tag}", f"radial_basis_type = {rb_type}",
             f"\tmin_dist = {_fmt(pot.min_dist)}", f"\tmax_dist = {_fmt(pot.max_dist)}",
             f"\tradial_basis_size = {pot.radial_basis_size}",
             f"\tradial_funcs_count = {pot.radial_funcs_count}"]

@@ -11,9 +11,13 @@ with the moments (eq. 3)
     f_mu(r) = sum_beta radial_coeffs[t_i, t_j, mu, beta] Q_beta(r),
     Q_beta(r) = scaling T_beta(xi) (max_dist - r)^2,  xi = (2r - min - max) / (max - min),
 
-and the contractions of `alpha_index_times`. Gradients are by reverse mode: one forward
-pass over neighbours and products, one backward pass. The angular part is shared between
-radial functions: a basic moment k is (radial function mu_k) x (angular monomial ang_k).
+and the contractions of `alpha_index_times`. With MLIP-2's `RBChebyshev_repuls` (`repulsive`)
+Q_beta(r < min_dist) = Q_beta(min_dist) with dQ/dr = 0, and each pair closer than min_dist adds
+the fixed repulsion of `repulsion_terms` (MLIP-2's `MLMTPR::CalcSiteEnergyDers`).
+
+Gradients are by reverse mode: one forward pass over neighbours and products, one backward
+pass. The angular part is shared between radial functions: a basic moment k is (radial
+function mu_k) x (angular monomial ang_k).
 
 Layout for speed (timed by benchmarks/bench_evaluate.py): per atom, the radial functions
 and the monomials are vectors over the neighbours, so the loops vectorise (reductions may
@@ -40,6 +44,56 @@ def chebyshev_basis(r, min_dist, max_dist, scaling, vals, ders):
     for b in range(2, size):
         vals[b] = 2.0 * xi * vals[b - 1] - vals[b - 2]
         ders[b] = 2.0 * (mult * vals[b - 1] + xi * ders[b - 1]) - ders[b - 2]
+
+
+@njit(cache=True, inline="always")
+def radial_basis(r, min_dist, max_dist, scaling, repulsive, vals, ders):
+    """`chebyshev_basis`, or MLIP-2's RBChebyshev_repuls when `repulsive`: frozen at
+    min_dist below it (r <= min_dist: the values at min_dist, zero derivatives)."""
+    if repulsive and r <= min_dist:
+        chebyshev_basis(min_dist, min_dist, max_dist, scaling, vals, ders)
+        for b in range(vals.shape[0]):
+            ders[b] = 0.0
+    else:
+        chebyshev_basis(r, min_dist, max_dist, scaling, vals, ders)
+
+
+# MLIP-2's repulsive core (RBChebyshev_repuls): per pair closer than min_dist, the site energy
+# gains REPULSION_STRENGTH (exp(-REPULSION_DECAY (r - 1)) - exp(-REPULSION_DECAY (min_dist - 1)))
+REPULSION_STRENGTH = 10000.0    # eV
+REPULSION_DECAY = 10.0          # 1/Å
+
+
+@njit(cache=True)
+def repulsion_terms(atom_start, offsets, nbr, vec, min_dist, site_energy, forces, virial):
+    """Add MLIP-2's repulsive core to the site energies, forces F = -dE/dr and virials
+    sum_p vec_p (x) dE/dvec_p (in place) of structures c = atoms atom_start[c]..atom_start[c+1]-1
+    of one CSR list (virial: (n_structures, 3, 3)); forces of shape (0, 3) skip forces and
+    virials. Returns the number of pairs closer than min_dist."""
+    n_close = 0
+    with_forces = forces.shape[0] > 0
+    e_min = np.exp(-REPULSION_DECAY * (min_dist - 1.0))
+    for c in range(atom_start.shape[0] - 1):
+        for i in range(atom_start[c], atom_start[c + 1]):
+            for p in range(offsets[i], offsets[i + 1]):
+                x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
+                r = np.sqrt(x * x + y * y + z * z)
+                if r >= min_dist:
+                    continue
+                n_close += 1
+                e = np.exp(-REPULSION_DECAY * (r - 1.0))
+                site_energy[i] += REPULSION_STRENGTH * (e - e_min)
+                if not with_forces:
+                    continue
+                g = -REPULSION_DECAY * REPULSION_STRENGTH * e / r     # dE/dr / r
+                j = nbr[p]
+                for a in range(3):
+                    ga = g * vec[p, a]
+                    forces[i, a] += ga
+                    forces[j, a] -= ga
+                    for b in range(3):
+                        virial[c, a, b] += ga * vec[p, b]
+    return n_close
 
 
 @njit(cache=True, inline="always")
@@ -121,10 +175,29 @@ def _has_neighbour_of(species, nbr_type, n_p):
     return False
 
 
+@njit(cache=True)
+def _freeze_below_min_dist(vec, p0, n_p, scaling, min_dist, max_dist, xi, pair_q, pair_dq, n_b):
+    """RBChebyshev_repuls for the neighbours m < n_p with r <= min_dist: xi, Q_0, Q_1 at
+    r = min_dist and zero dQ_b/dr for b < n_b (MLIP-2's RadialBasis_Chebyshev_repuls::RB_Calc)."""
+    cheb_mult = 2.0 / (max_dist - min_dist)
+    for m in range(n_p):
+        x, y, z = vec[p0 + m, 0], vec[p0 + m, 1], vec[p0 + m, 2]
+        if np.sqrt(x * x + y * y + z * z) > min_dist:
+            continue
+        xm = (2.0 * min_dist - (min_dist + max_dist)) * cheb_mult * 0.5
+        xi[m] = xm
+        d = min_dist - max_dist
+        pair_q[0, m] = scaling * d * d
+        pair_q[1, m] = scaling * xm * d * d
+        for b in range(n_b):
+            pair_dq[b, m] = 0.0
+
+
 @njit(cache=True, fastmath=VECTOR_MATH)
 def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_dist, max_dist,
-                 inv_r, unit, xi, pair_q, pair_dq, pair_f, pair_fp):
-    """Per neighbour m of one atom: 1/r, the unit vector, Q_b(r), dQ_b/dr, f_mu(r), f'_mu(r) (eq. 4).
+                 repulsive, inv_r, unit, xi, pair_q, pair_dq, pair_f, pair_fp):
+    """Per neighbour m of one atom: 1/r, the unit vector, Q_b(r), dQ_b/dr, f_mu(r), f'_mu(r)
+    (eq. 4); `repulsive`: Q_b frozen at min_dist below it (`radial_basis`).
 
     Vector loops over the neighbours; those from n_p to n_pad are padding with zeros."""
     rb_size = pair_q.shape[0]
@@ -146,6 +219,8 @@ def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_
         pair_dq[0, m] = scaling * 2.0 * d
         pair_q[1, m] = scaling * xm * d * d
         pair_dq[1, m] = scaling * (cheb_mult * d * d + 2.0 * xm * d)
+    if repulsive:
+        _freeze_below_min_dist(vec, p0, n_p, scaling, min_dist, max_dist, xi, pair_q, pair_dq, 2)
     for m in range(n_p, n_pad):
         nbr_type[m] = -1
         inv_r[m] = 0.0
@@ -162,6 +237,9 @@ def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_
             pair_q[b, m] = 2.0 * xi[m] * pair_q[b - 1, m] - pair_q[b - 2, m]
             pair_dq[b, m] = (2.0 * (cheb_mult * pair_q[b - 1, m] + xi[m] * pair_dq[b - 1, m])
                              - pair_dq[b - 2, m])
+    if repulsive:
+        _freeze_below_min_dist(vec, p0, n_p, scaling, min_dist, max_dist, xi, pair_q, pair_dq,
+                               rb_size)
     for mu in range(n_mu):
         for m in range(n_pad):
             pair_f[mu, m] = 0.0
@@ -373,9 +451,9 @@ CHUNK = 32
 
 @njit(cache=True)
 def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offsets, nbr, vec,
-               radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
-               mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad,
-               grad):
+               radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc,
+               times, mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy,
+               pair_grad, grad):
     """The MTP of atoms first..last-1: site energies, and optionally dE_i/d(vec_p) and dE_i/dtheta.
 
     Takes the basis in `MTPotential.kernel_arrays`' canonical layout: the basic moments of
@@ -439,8 +517,8 @@ def _mtp_block(first, last, want_forces, want_params, per_atom, row, types, offs
             for m in range(n_p):
                 nbr_type[lane, m] = types[nbr[p0 + m]]
             _pair_radial(vec, p0, n_p, n_pad, nbr_type[lane], types[i], radial_coeffs, scaling,
-                         min_dist, max_dist, inv_r[lane], unit[lane], xi, pair_q[lane], pair_dq,
-                         pair_f[lane], pair_fp[lane])
+                         min_dist, max_dist, repulsive, inv_r[lane], unit[lane], xi, pair_q[lane],
+                         pair_dq, pair_f[lane], pair_fp[lane])
             mono_lane = mono[lane if backward else 0, :n_ang]
             _monomials(unit[lane], parent, axis, n_pad, mono_lane)
             _basic_moments(pair_f[lane], mono_lane, mu_start, n_pad, lane, moments)
@@ -528,9 +606,9 @@ def _gather_forces(first, last, offsets, in_start, in_pairs, vec, pair_grad, for
 
 
 @njit(cache=True)
-def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
-               basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
-               want_forces, want_params, per_atom, tables):
+def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
+               basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
+               n_moments, want_forces, want_params, per_atom, tables):
     """Site energies, forces, virial and dE/dtheta rows on one thread (small cells).
 
     Forces F = -dE/dr and the virial sum_p vec_p (x) dE/dvec_p are (0, 3) and zero without
@@ -545,9 +623,9 @@ def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
     grad = np.zeros(((n_atoms if per_atom else 1) if want_params else 0,
                      n_params if want_params else 0))
     _mtp_block(0, n_atoms, want_forces, want_params, per_atom, 0, types, offsets, nbr, vec,
-               radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times,
-               mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad,
-               grad)
+               radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc,
+               times, mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy,
+               pair_grad, grad)
     forces = np.zeros((n_atoms if want_forces else 0, 3))
     virial = np.zeros((3, 3))
     if want_forces:
@@ -557,9 +635,9 @@ def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
 
 
 @njit(cache=True, parallel=True)
-def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
-                 basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
-                 want_forces, want_params, per_atom, tables, n_blocks):
+def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
+                 basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
+                 n_moments, want_forces, want_params, per_atom, tables, n_blocks):
     """As `mtp_serial`, parallel over blocks of atoms; rows summed per block when not per atom.
     The forces are gathered per atom in a second parallel loop, the virial summed per block
     in block order: the result does not depend on the number of threads."""
@@ -574,9 +652,9 @@ def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max
         first = blk * n_atoms // n_blocks
         last = (blk + 1) * n_atoms // n_blocks
         _mtp_block(first, last, want_forces, want_params, per_atom, np.int64(blk), types, offsets,
-                   nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang,
-                   ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments, tables,
-                   site_energy, pair_grad, grad)
+                   nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+                   basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+                   tables, site_energy, pair_grad, grad)
     forces = np.zeros((n_atoms if want_forces else 0, 3))
     virial = np.zeros((3, 3))
     if want_forces:
@@ -591,9 +669,9 @@ def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max
 
 
 @njit(cache=True, parallel=True)
-def mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu,
-              basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
-              tables, atom_start):
+def mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
+              basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
+              n_moments, tables, atom_start):
     """Site energies, forces and one virial per structure for many structures joined in one
     neighbour list (structure c: atoms atom_start[c] .. atom_start[c+1]-1), in parallel over
     the structures. Per structure the arithmetic is that of `mtp_serial`, so the site
@@ -605,9 +683,9 @@ def mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_di
     no_rows = np.zeros((0, 0))
     for c in prange(n_cfg):
         _mtp_block(atom_start[c], atom_start[c + 1], True, False, False, 0, types, offsets, nbr,
-                   vec, radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc,
-                   times, mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy,
-                   pair_grad, no_rows)
+                   vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang,
+                   ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments, tables,
+                   site_energy, pair_grad, no_rows)
     in_start, in_pairs = incoming_pairs(n_atoms, nbr)
     forces = np.zeros((n_atoms, 3))
     virial = np.zeros((n_cfg, 3, 3))

@@ -20,7 +20,7 @@ Neighbour pairs are in the CSR form of `kernels.mtp` (vec = r_j - r_i).
 import numpy as np
 from numba import njit, prange
 
-from .mtp import _unit_powers, chebyshev_basis, kernel_tables, mtp_batch, product_runs
+from .mtp import _unit_powers, kernel_tables, mtp_batch, product_runs, radial_basis
 
 N_BLOCKS = 16   # fixed decomposition of atoms: reproducible sums whatever the thread count
 
@@ -82,8 +82,8 @@ def basis_dependencies(times, mapping, n_basic, n_moments):
 
 @njit(cache=True)
 def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                  max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
-                  with_forces, site_rows, X, row0):
+                  max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments,
+                  deps, with_forces, site_rows, X, row0):
     """site_rows[i - first, s] = B_s(i) for the atoms first..last-1 of one configuration; with
     forces, g = dB_s(i)/d(vec_p) of each pair p = (i, j) goes straight into the design rows
     X[row0:] of the configuration: F_i += g, F_j -= g, W += vec_p (x) g (see `_config_rows`).
@@ -133,7 +133,7 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
             p = start + q
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
             r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, rb_vals, rb_ders)
+            radial_basis(r, min_dist, max_dist, scaling, repulsive, rb_vals, rb_ders)
             tj = types[nbr[p]]
             for mu in range(n_mu):
                 acc = 0.0
@@ -221,8 +221,8 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
 
 @njit(cache=True)
 def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
-                 basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps, with_forces, X,
-                 row0):
+                 repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
+                 with_forces, X, row0):
     """Design rows of the configuration of atoms a0..a1-1 into X[row0:]: energy, forces
     F = -dE/dr (atom-major), virial W = sum_p vec_p (x) dE/dvec_p (3x3 row-major)."""
     n_atoms = a1 - a0
@@ -230,8 +230,8 @@ def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_d
     n_basis = mapping.shape[0]
     site_rows = np.zeros((n_atoms, n_basis))
     _design_block(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
-                  basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps, with_forces,
-                  site_rows, X, row0)
+                  repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
+                  with_forces, site_rows, X, row0)
     for i in range(n_atoms):                       # energy row, eq. 2
         X[row0, types[a0 + i]] += 1.0
         for s in range(n_basis):
@@ -243,7 +243,7 @@ def design_rows_count(n_atoms, with_forces):
 
 
 @njit(cache=True)
-def linear_design(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
+def linear_design(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
                   basic_mu, basic_ang, ang_abc, times, mapping, n_moments, with_forces):
     """Rows of E, F, W in theta_lin = [species_coeffs, moment_coeffs] for one configuration.
 
@@ -256,36 +256,37 @@ def linear_design(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, ma
     X = np.zeros((n_rows, radial_coeffs.shape[0] + mapping.shape[0]))
     deps = basis_dependencies(times, mapping, basic_mu.shape[0], n_moments)
     _config_rows(0, n_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                 max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
+                 max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
                  with_forces, X, 0)
     return X
 
 
 @njit(cache=True, parallel=True)
 def batch_design(cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, scaling,
-                 min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping, n_moments,
-                 with_forces):
+                 min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
+                 n_moments, with_forces):
     """`linear_design` of configurations c (atoms cfg_atoms[c]..cfg_atoms[c+1]-1 of a batch
     in one CSR list) stacked at rows row_start[c]; parallel over configurations."""
     X = np.zeros((row_start[-1], radial_coeffs.shape[0] + mapping.shape[0]))
     deps = basis_dependencies(times, mapping, basic_mu.shape[0], n_moments)
     for c in prange(cfg_atoms.shape[0] - 1):
         _config_rows(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec, radial_coeffs,
-                     scaling, min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-                     n_moments, deps, with_forces, X, row_start[c])
+                     scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
+                     mapping, n_moments, deps, with_forces, X, row_start[c])
     return X
 
 
 @njit(cache=True)
 def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                   max_dist, basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs,
-                   moment_coeffs, n_moments):
+                   max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
+                   species_coeffs, moment_coeffs, n_moments):
     """Energies (n_cfg,), forces (n_atoms, 3) and virials (n_cfg, 3, 3) of a batch: the
     evaluation kernel `mtp_batch`, one structure per configuration."""
     tables = kernel_tables(ang_abc, basic_mu, radial_coeffs.shape[2], times)
     site, forces, virial = mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                                     max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-                                     species_coeffs, moment_coeffs, n_moments, tables, cfg_atoms)
+                                     max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
+                                     mapping, species_coeffs, moment_coeffs, n_moments, tables,
+                                     cfg_atoms)
     n_cfg = cfg_atoms.shape[0] - 1
     energy = np.zeros(n_cfg)
     for c in range(n_cfg):
@@ -296,7 +297,7 @@ def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, 
 
 @njit(cache=True)
 def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
-                       min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                       min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
                        moment_coeffs, n_moments, alpha, tangent, grad):
     """grad[ti,tj,mu,b] += alpha dE_i/dc + d/deps dE_i/dc(vec + eps t), atoms first..last-1."""
     n_mu = radial_coeffs.shape[2]
@@ -330,7 +331,7 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
             m = p - p0
             x, y, z = vec[p, 0], vec[p, 1], vec[p, 2]
             r = np.sqrt(x * x + y * y + z * z)
-            chebyshev_basis(r, min_dist, max_dist, scaling, pair_q[m], pair_qd[m])
+            radial_basis(r, min_dist, max_dist, scaling, repulsive, pair_q[m], pair_qd[m])
             tj = types[nbr[p]]
             inv_r = 1.0 / r
             ux, uy, uz = x * inv_r, y * inv_r, z * inv_r
@@ -407,22 +408,22 @@ def _radial_grad_block(first, last, types, offsets, nbr, vec, radial_coeffs, sca
 
 
 @njit(cache=True)
-def radial_gradient(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
+def radial_gradient(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
                     basic_mu, basic_ang, ang_abc, times, mapping, moment_coeffs, n_moments,
                     alpha, tangent):
     """d/dc_radial [alpha E + sum_p t_p . dE/dvec_p] (shape of radial_coeffs) of one
     configuration, at fixed species and moment coefficients."""
     grad = np.zeros(radial_coeffs.shape)
     _radial_grad_block(0, types.shape[0], types, offsets, nbr, vec, radial_coeffs, scaling,
-                       min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
+                       min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
                        moment_coeffs, n_moments, alpha, tangent, grad)
     return grad
 
 
 @njit(cache=True, parallel=True)
 def batch_radial_gradient(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling,
-                          min_dist, max_dist, basic_mu, basic_ang, ang_abc, times, mapping,
-                          moment_coeffs, n_moments, alpha, tangent):
+                          min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
+                          mapping, moment_coeffs, n_moments, alpha, tangent):
     """Sum over the configurations of a batch of `radial_gradient` (alpha per configuration,
     tangents per pair); per-configuration results added in order (reproducible)."""
     n_cfg = cfg_atoms.shape[0] - 1
@@ -430,9 +431,9 @@ def batch_radial_gradient(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, sc
     partial = np.zeros((n_cfg, S, S, n_mu, rb))
     for c in prange(n_cfg):
         _radial_grad_block(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec,
-                           radial_coeffs, scaling, min_dist, max_dist, basic_mu, basic_ang,
-                           ang_abc, times, mapping, moment_coeffs, n_moments, alpha[c], tangent,
-                           partial[c])
+                           radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+                           basic_ang, ang_abc, times, mapping, moment_coeffs, n_moments,
+                           alpha[c], tangent, partial[c])
     grad = np.zeros((S, S, n_mu, rb))
     for c in range(n_cfg):
         grad += partial[c]

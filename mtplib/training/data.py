@@ -16,6 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..neighbors import StructureError, neighbor_csr_batch
+from ..potential import MTPInputError
+from ..potential import _check_finite as check_finite
+from ..kernels.mtp import repulsion_terms
+
 SCALINGS = {
     "vibrations": (1, 0, 1),    # powers of 1/N for energy, forces, stress
     "structures": (2, 1, 2),
@@ -102,13 +107,61 @@ def apply_forces_cap(images, forces_cap, labels=None, log=None):
     return kept, kept_labels, dropped
 
 
+NEIGHBOR_GROUP_ATOMS = 1 << 16       # structures per batched neighbour search, in atoms
+
+
+def neighbor_lists(images, potential, labels):
+    """Yield (offsets, nbr, vec) of every image, as `potential.neighbors` gives them (the same
+    pairs in the same order, the same checks and messages), found by batched searches of
+    about NEIGHBOR_GROUP_ATOMS atoms (`neighbor_csr_batch`, the search `evaluate_many` uses:
+    a training run compiles one neighbour kernel, not two)."""
+    first = 0
+    while first < len(images):
+        last, n_atoms = first, 0
+        while last < len(images) and (last == first or n_atoms + len(images[last]) <= NEIGHBOR_GROUP_ATOMS):
+            n_atoms += len(images[last])
+            last += 1
+        group = images[first:last]
+        for atoms, label in zip(group, labels[first:last]):
+            check_finite(atoms, label)
+        try:
+            start, offsets, nbr, vec, _ = neighbor_csr_batch(
+                [(a.positions, a.cell.array, a.pbc) for a in group], potential.max_dist)
+        except StructureError as exc:
+            raise MTPInputError(f"{labels[first + exc.index]}: {exc.reason}") from exc
+        for c in range(len(group)):
+            a0, a1 = start[c], start[c + 1]
+            p0, p1 = offsets[a0], offsets[a1]
+            yield offsets[a0:a1 + 1] - p0, nbr[p0:p1] - a0, vec[p0:p1]
+        first = last
+
+
+def _without_repulsion(potential, offsets, nbr, vec, energy, forces, virial):
+    """Targets less the fixed repulsive core of RBChebyshev_repuls (no parameters of its
+    own), so that every training path fits the MTP part to what the core leaves."""
+    n_atoms = len(offsets) - 1
+    site = np.zeros(n_atoms)
+    rep_forces = np.zeros((n_atoms, 3))
+    rep_virial = np.zeros((1, 3, 3))
+    if not repulsion_terms(np.array([0, n_atoms], dtype=np.int64), offsets, nbr, vec,
+                           float(potential.min_dist), site, rep_forces, rep_virial):
+        return energy, forces, virial
+    return (None if energy is None else energy - float(site.sum()),
+            None if forces is None else forces - rep_forces,
+            None if virial is None else virial - rep_virial[0])
+
+
 def prepare(images, potential, weights=(1.0, 0.01, 0.001), scaling="vibrations", labels=None):
-    """TrainingConfig for every image, with the checks of section 'Data' of the trainer."""
+    """TrainingConfig for every image, with the checks of section 'Data' of the trainer.
+
+    With RBChebyshev_repuls the targets are those less the repulsive core
+    (`_without_repulsion`)."""
     labels = labels or image_labels(images)
     if not len(images):
         raise TrainingDataError("the training set is empty")
     w_e, w_f, w_s = (float(w) for w in weights)
     out = []
+    lists = neighbor_lists(images, potential, labels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # closer than min_dist: allowed in training data
         for atoms, label in zip(images, labels):
@@ -126,17 +179,22 @@ def prepare(images, potential, weights=(1.0, 0.01, 0.001), scaling="vibrations",
                 types = potential.types_of(atoms, where=label)
             except ValueError as exc:
                 raise TrainingDataError(str(exc)) from exc
-            offsets, nbr, vec = potential.neighbors(atoms, where=label)
+            offsets, nbr, vec = next(lists)
             we, wf, ws = config_weights(len(atoms), (w_e, w_f, w_s), scaling,
                                         float(atoms.info.get("weight", 1.0)))
             virial = None
             if stress is not None and periodic:
                 virial = _stress_3x3(stress) * atoms.get_volume()
+            if forces is not None:
+                forces = np.asarray(forces, dtype=np.float64).reshape(-1, 3)
+            if potential.repulsive:
+                energy, forces, virial = _without_repulsion(potential, offsets, nbr, vec, energy,
+                                                            forces, virial)
             out.append(TrainingConfig(
                 label=label, types=types, offsets=offsets, nbr=nbr,
-                vec=np.ascontiguousarray(vec, dtype=np.float64),
+                vec=vec,
                 energy=float(energy) if energy is not None else 0.0,
-                forces=None if forces is None else np.asarray(forces, dtype=np.float64).reshape(-1, 3),
+                forces=forces,
                 virial=virial,
                 w_energy=we if energy is not None else 0.0,
                 w_forces=wf if forces is not None else 0.0,

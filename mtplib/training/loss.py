@@ -110,8 +110,8 @@ class _Serial:
 
 def _k(potential):
     a = potential.kernel_arrays()
-    return (a["radial_coeffs"], a["scaling"], a["min_dist"], a["max_dist"], a["basic_mu"],
-            a["basic_ang"], a["ang_abc"], a["times"], a["mapping"])
+    return (a["radial_coeffs"], a["scaling"], a["min_dist"], a["max_dist"], a["repulsive"],
+            a["basic_mu"], a["basic_ang"], a["ang_abc"], a["times"], a["mapping"])
 
 
 def config_design(potential, cfg, with_forces=True):

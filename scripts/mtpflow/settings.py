@@ -1,0 +1,568 @@
+"""Typed settings: the config, validated against config/schema.yaml (which holds every
+default), converted once into dataclasses that map themselves to library calls.
+
+Nothing here applies a default: a key the schema fills is read as it is. The cross-key checks
+that a JSON schema cannot express run in :func:`check_config`, before any job runs; each
+message names the key (and the file, for files the config names).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config mistake, reported as one line naming the key."""
+
+
+def build(cls, data):
+    """cls(**data) with the keys cls knows (the schema has already rejected unknown keys);
+    `data` may be a JSON string (the argument of an MPI job's script)."""
+    if isinstance(data, str):
+        data = json.loads(data)
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class MTPSettings:
+    level: int
+    radial_basis_size: int
+    min_dist: float
+    max_dist: float
+    radial_basis_type: str
+
+    def initial_potential(self, elements):
+        from mtplib.potential import MTPotential
+        return MTPotential.from_level(self.level, list(elements), self.min_dist, self.max_dist,
+                                      self.radial_basis_size, self.radial_basis_type)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    weights: dict
+    scaling: str
+    seeds: object
+    test_fraction: float
+    split_seed: int
+    metric: str
+    forces_cap: float | None
+    committee_size: int
+    max_iter: int
+    tol: float
+    stop_window: int
+    optimize_radial: bool
+    radial_optimizer: str
+    mpi_tasks: int
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else [int(s) for s in self.seeds]
+
+    def fit_kwargs(self, max_iter: int | None = None) -> dict:
+        """Keyword arguments of mtplib.training.fit; `max_iter` overrides fit.max_iter."""
+        w = self.weights
+        return dict(weights=(w["energy"], w["forces"], w["stress"]), scaling=self.scaling,
+                    max_iter=max_iter or self.max_iter, tol=self.tol,
+                    stop_window=self.stop_window, optimize_radial=self.optimize_radial,
+                    radial_optimizer=self.radial_optimizer, forces_cap=self.forces_cap)
+
+    def split(self, images):
+        """(train, test) of the stage-2 labels: the one fixed split of the workflow."""
+        from mtplib.training import train_test_split
+        return train_test_split(images, self.test_fraction, self.split_seed)
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    name: str
+    kwargs: dict
+    mpi_tasks: int
+    mpi_launcher: str
+    threads: int
+    chunk_size: int
+    retries: int
+    timeout: float | None
+    isolated_box: float
+    isolated_spin: bool
+
+    @property
+    def code(self):
+        from mtplib.labeling.registry import get_code
+        return get_code(self.name)
+
+    def calculator_factory(self, mpi_prefix: str = "", symbols=None):
+        from mtplib.labeling.registry import calculator_factory
+        return calculator_factory(self.name, self.kwargs, mpi_prefix, symbols=symbols)
+
+    def make_calculator(self, mpi_prefix: str = ""):
+        from mtplib.labeling.registry import make_calculator
+        return make_calculator(self.name, self.kwargs, mpi_prefix)
+
+
+@dataclass(frozen=True)
+class MDRun:
+    """One MD run of a scenario: one temperature and one start structure."""
+
+    name: str
+    scenario: str
+    start: dict
+    ensemble: str
+    temperature: float
+    scaling: float              # of the start cell (positions scaled with it)
+    pressure: float
+    steps: int
+    timestep: float
+    seed: int
+    interval: int
+    max_forces_check: float
+    ramp_start: float | None
+    ramp_steps: int
+
+    def start_structure(self, phases: dict, where: str):
+        """The starting structure (a phase supercell, an amorphous box or a file), its cell
+        scaled by `scaling`."""
+        from mtplib.active.grid import scaled_start
+        atoms = self._start(phases, where)
+        return atoms if self.scaling == 1.0 else scaled_start(atoms, self.scaling)
+
+    def _start(self, phases: dict, where: str):
+        from mtplib.structures import amorphous_box, build_phase
+        start = self.start
+        if "phase" in start:
+            atoms = build_phase(start["phase"], phases[start["phase"]])
+            return atoms.repeat(tuple(int(n) for n in start["supercell"]))
+        if "amorphous" in start:
+            am = start["amorphous"]
+            return amorphous_box(am["composition"], am["density"], am["n_atoms"], am["seed"],
+                                 am["min_distance"], where=f"{where}.start.amorphous",
+                                 pair_min_distance=am["pair_min_distance"])
+        from ase.io import read
+        path = Path(start["file"])
+        if not path.exists():
+            raise FileNotFoundError(f"config key '{where}.start.file': no such file {path}")
+        return read(path)
+
+
+def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
+    """Run name -> MDRun, one per start phase (``start.phases``) x temperature x lattice
+    scaling x trajectory (seeds seed, seed+1, ...), in config order, named by
+    ``mtplib.active.grid.expand_grid`` (e.g. ``cu3au_md_600K``, ``md_Cu_300K_x1p02_s1``)."""
+    from mtplib.active.grid import expand_grid
+    runs: dict[str, MDRun] = {}
+    for sc in scenarios:
+        start = dict(sc["start"])
+        starts = [start]
+        if "phases" in start:
+            starts = [{**{k: v for k, v in start.items() if k != "phases"}, "phase": p}
+                      for p in start["phases"]]
+        for st in starts:
+            prefix = "_".join([sc["name"]] + ([st["phase"]] if "phases" in start else []))
+            seeds = [sc["seed"] + k for k in range(sc["trajectories"])]
+            try:
+                points = expand_grid(prefix, sc["temperatures"], sc["lattice_scalings"], seeds)
+            except ValueError as err:
+                raise ConfigError(f"config key 'active_learning.scenarios[{sc['name']}]': "
+                                  f"{err}") from None
+            for p in points:
+                if p.name in runs:
+                    raise ConfigError(f"config key 'active_learning.scenarios': run name "
+                                      f"{p.name!r} occurs twice; give the scenarios distinct names")
+                runs[p.name] = MDRun(
+                    name=p.name, scenario=sc["name"], start=st, ensemble=sc["ensemble"],
+                    temperature=p.temperature, scaling=p.scaling, pressure=sc["pressure"],
+                    steps=sc["steps"], timestep=sc["timestep"], seed=p.seed,
+                    interval=sc["interval"], max_forces_check=sc["max_forces_check"],
+                    ramp_start=sc["ramp_start"], ramp_steps=sc["ramp_steps"])
+    return runs
+
+
+# The loop-level keys, which the per-iteration jobs are not given: changing them (e.g.
+# max_iterations, to continue a finished loop) must not rerun finished iterations.
+LOOP_KEYS = ("max_iterations", "final_max_iter", "scenarios")
+
+
+@dataclass(frozen=True)
+class ActiveLearningSettings:
+    gamma_select: float
+    gamma_break: float
+    max_select: int
+    selection_mode: str
+    committee_criterion: dict
+    refit: str
+    refit_max_iter: int | None
+    gamma_max: float | None
+    md_engine: str
+    continue_runs: bool
+    convergence: dict
+    max_iterations: int | None = None     # None: in a per-iteration job (LOOP_KEYS)
+    final_max_iter: int | None = None
+    scenarios: list = field(default_factory=list)
+
+    def iteration_params(self) -> dict:
+        """The keys a per-iteration job is given (all but LOOP_KEYS), as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in LOOP_KEYS}
+
+    @property
+    def committee_enabled(self) -> bool:
+        """The committee criterion is on when enabled, or when it replaces gamma (only)."""
+        return bool(self.committee_criterion["enabled"] or self.committee_criterion["only"])
+
+    @property
+    def committee_only(self) -> bool:
+        return bool(self.committee_criterion["only"])
+
+    def runs(self) -> dict[str, MDRun]:
+        return expand_scenarios(self.scenarios)
+
+    def engine(self, run: MDRun) -> str:
+        """The MD engine of a run: md_engine where it can run it, else ase."""
+        from mtplib.active.md import NATIVE_ENSEMBLES
+        native = run.ensemble in NATIVE_ENSEMBLES and not self.committee_enabled
+        return "native" if self.md_engine == "native" and native else "ase"
+
+    @property
+    def skipped(self) -> str | None:
+        """Why the loop runs no iteration (None when it runs): with no exploration scenario
+        there is nothing to grade, so nothing can "converge"; the loop is skipped, and said so."""
+        if self.max_iterations == 0:
+            return "no iterations (max_iterations = 0)"
+        if not self.scenarios:
+            return ("active learning skipped: config key 'active_learning.scenarios' is empty "
+                    "(the final fit uses the stage-2 labels)")
+        return None
+
+    def thresholds(self, run: MDRun):
+        """mtplib.active.Thresholds of one run."""
+        from mtplib.active import Thresholds
+        cc = self.committee_criterion
+        use_std = self.committee_enabled
+        return Thresholds(gamma_select=self.gamma_select, gamma_break=self.gamma_break,
+                          std_select=cc["threshold"] if use_std else None,
+                          std_break=cc["break_threshold"] if use_std else None,
+                          interval=run.interval, max_forces_check=run.max_forces_check,
+                          gamma_max=self.gamma_max)
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    name: str
+    phase: str
+    supercell: list
+    ensemble: str
+    temperature: float
+    steps: int
+    timestep: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    scenarios: list
+    rdf: dict
+    adf: dict
+    energy_volume: bool
+    elastic: bool
+    valid_data: str | None
+    md_force_frames: int
+    fail_on_verdict: bool
+    tolerances: dict
+
+    def runs(self) -> dict[str, ValidationRun]:
+        return {v["name"]: build(ValidationRun, v) for v in self.scenarios}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole validated config as typed settings."""
+
+    elements: list
+    phases: dict
+    reference: ReferenceSettings
+    mtp: MTPSettings
+    fit: FitSettings
+    active_learning: ActiveLearningSettings
+    validation: ValidationSettings
+
+    @classmethod
+    def from_config(cls, config: dict, checked: bool = False) -> "Settings":
+        """Settings of a config that the schema has validated (defaults filled); runs the
+        cross-key checks unless ``checked`` (validate_config has run them)."""
+        if not checked:
+            check_config(config)
+        return cls(elements=list(config["elements"]), phases=config["phases"],
+                   reference=build(ReferenceSettings, config["reference"]),
+                   mtp=build(MTPSettings, config["mtp"]), fit=build(FitSettings, config["fit"]),
+                   active_learning=build(ActiveLearningSettings, config["active_learning"]),
+                   validation=build(ValidationSettings, config["validation"]))
+
+
+# ---- validation of the config ----------------------------------------------------------------
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 5] + " ...}"
+
+
+def schema_error_line(err) -> str:
+    """One line for a schema violation (a jsonschema ValidationError, or Snakemake's
+    WorkflowError that wraps one): the key, what is wrong, and for an unknown key the allowed
+    keys nearby (never the schema itself)."""
+    import difflib
+
+    import jsonschema
+    inner = err
+    while inner is not None and not isinstance(inner, jsonschema.ValidationError):
+        inner = inner.__cause__ or inner.__context__     # Snakemake raises inside `except`
+    if inner is None:
+        inner = err
+    if not isinstance(inner, jsonschema.ValidationError):
+        return str(err).splitlines()[0]
+    where = ".".join(str(p) for p in inner.absolute_path)
+    key = f"config key '{where}'" if where else "config"
+    if inner.validator == "additionalProperties":
+        allowed = sorted(inner.schema.get("properties", {}))
+        unknown = sorted(set(inner.instance) - set(allowed)) if isinstance(inner.instance, dict) else []
+        parts = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, allowed, n=1)
+            parts.append(f"{u!r} was unexpected" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"{key}: {'; '.join(parts)}; allowed keys: {', '.join(allowed)}"
+    if inner.validator in ("oneOf", "anyOf"):
+        what = inner.schema.get("description", "")
+        return f"{key} = {_short(inner.instance)} does not match the schema" + (
+            f": {what.strip()}" if what else "")
+    return f"{key}: {inner.message if len(inner.message) < 200 else _short(inner.instance)}"
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH,
+                    read_files: bool = True) -> dict:
+    """Validate ``config`` in place against the schema (filling defaults), then the cross-key
+    checks. Returns ``config``; raises :class:`ConfigError` with one line."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(schema_path))
+    except WorkflowError as err:
+        raise ConfigError(schema_error_line(err)) from None
+    check_config(config, read_files=read_files)
+    return config
+
+
+def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Read a YAML config file and validate it (defaults filled)."""
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    return validate_config(config, schema_path)
+
+
+def _phase_symbols(phase: dict) -> set[str] | None:
+    """The species of a bulk or crystal phase (None for a file phase: read at stage 1)."""
+    from ase.symbols import string2symbols
+    if "bulk" in phase:
+        return set(string2symbols(phase["bulk"]["name"]))
+    if "crystal" in phase:
+        return set(phase["crystal"]["symbols"])
+    return None
+
+
+def _read_structure(path, key: str):
+    """ase.io.read of a file the config names; any failure is a ConfigError naming both."""
+    from ase.io import read
+    if not Path(path).is_file():
+        raise ConfigError(f"config key '{key}': no such file {path}")
+    try:
+        atoms = read(path)
+    except Exception as err:      # ase.io raises anything on a corrupt file
+        detail = str(err).splitlines()[0] if str(err).strip() else "no structure found"
+        raise ConfigError(f"config key '{key}': cannot read {path} as a structure "
+                          f"({type(err).__name__}: {detail})") from None
+    if len(atoms) == 0:
+        raise ConfigError(f"config key '{key}': {path} holds no atoms")
+    return atoms
+
+
+def _check_phases(config: dict, read_files: bool) -> None:
+    """Every phase builds (bulk/crystal arguments, readable file), holds only the configured
+    elements, and its stage-1 structures pass the distance check (stage 1 is seeded, so the
+    very structures the job will write are checked here)."""
+    from mtplib.analysis.errors import min_distance
+    from mtplib.structures import BULK_STRUCTURES, OVERLAP_DISTANCE, build_phase, displace
+    elements = config["elements"]
+    for name, phase in config["phases"].items():
+        sources = [k for k in ("file", "bulk", "crystal") if k in phase]
+        if len(sources) != 1:
+            raise ConfigError(f"config key 'phases.{name}': give exactly one of file, bulk, "
+                              f"crystal (got {sources or 'none'})")
+        if "file" in phase:
+            if not read_files:
+                if not Path(phase["file"]).is_file():
+                    raise ConfigError(f"config key 'phases.{name}.file': no such file "
+                                      f"{phase['file']}")
+                continue
+            unit = _read_structure(phase["file"], f"phases.{name}.file")
+            unit.pbc = True
+        else:
+            bulk_args = phase.get("bulk", {})
+            if bulk_args.get("crystalstructure") not in (None, *BULK_STRUCTURES):
+                raise ConfigError(f"config key 'phases.{name}.bulk.crystalstructure': unknown "
+                                  f"structure {bulk_args['crystalstructure']!r}; ase.build.bulk "
+                                  f"knows {', '.join(BULK_STRUCTURES)}")
+            try:
+                symbols = _phase_symbols(phase)
+            except (ValueError, KeyError) as err:
+                raise ConfigError(f"config key 'phases.{name}.bulk.name': not a chemical formula "
+                                  f"({err})") from None
+            if not symbols <= set(elements):
+                raise ConfigError(f"config key 'phases.{name}': species "
+                                  f"{sorted(symbols - set(elements))} are not in config key "
+                                  f"'elements' {elements}")
+            try:
+                unit = build_phase(name, phase)
+            except Exception as err:     # ase.build.bulk / ase.spacegroup.crystal refused it
+                raise ConfigError(f"config key 'phases.{name}.{sources[0]}': "
+                                  f"{type(err).__name__}: {err}") from None
+        extra = sorted(set(unit.get_chemical_symbols()) - set(elements))
+        if extra:
+            where = f"phases.{name}" + (f".file' ({phase['file']})" if "file" in phase else "'")
+            raise ConfigError(f"config key '{where}: species {extra} are not in config key "
+                              f"'elements' {elements}")
+        src = f" of {phase['file']}" if "file" in phase else ""
+        d_unit, _ = min_distance(unit)
+        if d_unit < OVERLAP_DISTANCE:
+            raise ConfigError(f"config key 'phases.{name}{'.file' if src else ''}': atoms "
+                              f"{d_unit:.3f} Å apart in the unit cell{src} (overlapping sites; "
+                              f"the smallest allowed is {OVERLAP_DISTANCE} Å)")
+        try:
+            displace(unit, name, **phase["displacements"])    # checks min_distance_fraction
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+
+def _check_valid_data(path: str, elements: list) -> None:
+    """valid_data is readable, labelled and finite (NaN would end in summary.json)."""
+    import numpy as np
+
+    from mtplib.io import read_dataset
+    key = "validation.valid_data"
+    if not Path(path).is_file():
+        raise ConfigError(f"config key '{key}': no such file {path}")
+    try:
+        images = read_dataset(path, species=list(elements))
+    except Exception as err:
+        raise ConfigError(f"config key '{key}': cannot read {path} "
+                          f"({type(err).__name__}: {err})") from None
+    if not images:
+        raise ConfigError(f"config key '{key}': {path} holds no configurations")
+    for k, atoms in enumerate(images):
+        extra = sorted(set(atoms.get_chemical_symbols()) - set(elements))
+        if extra:
+            raise ConfigError(f"config key '{key}': {path} configuration {k} has species "
+                              f"{extra}, not in config key 'elements' {elements}")
+        try:
+            values = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        except Exception:
+            raise ConfigError(f"config key '{key}': {path} configuration {k} has no energy "
+                              "and forces (labelled data needed)") from None
+        for what, value in values.items():
+            if not np.all(np.isfinite(value)):
+                raise ConfigError(f"config key '{key}': {path} configuration {k} has a "
+                                  f"non-finite {what} (NaN or inf)")
+
+
+def check_config(config: dict, read_files: bool = True) -> None:
+    """Checks that a JSON schema cannot express; each message names the key (and the file).
+
+    With ``read_files`` the files the config names are read (structures, valid_data), so
+    that a corrupt CIF or a NaN in valid_data stops the workflow before any job runs."""
+    from ase.data import atomic_numbers
+
+    from mtplib.labeling.registry import check_elements, get_code
+
+    elements = config["elements"]
+    if len(set(elements)) != len(elements):
+        raise ConfigError(f"config key 'elements': duplicate symbols in {elements}")
+    unknown = [e for e in elements if e not in atomic_numbers or e == "X"]
+    if unknown:
+        raise ConfigError(f"config key 'elements': {unknown} are not chemical elements")
+    try:
+        get_code(config["reference"]["name"])
+        check_elements(config["reference"]["name"], elements)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    mtp = config["mtp"]
+    if not mtp["min_dist"] < mtp["max_dist"]:
+        raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "
+                          f"{mtp['max_dist']}: min_dist must be smaller than max_dist")
+    phases = config["phases"]
+    _check_phases(config, read_files)
+    al = config["active_learning"]
+    if not al["gamma_select"] <= al["gamma_break"]:
+        raise ConfigError(f"config keys 'active_learning.gamma_select' = {al['gamma_select']} and "
+                          f"'gamma_break' = {al['gamma_break']}: gamma_select must not be larger "
+                          "(equal: each run contributes at most one configuration)")
+    if al["gamma_max"] is not None and not al["gamma_max"] > al["gamma_select"]:
+        raise ConfigError(f"config key 'active_learning.gamma_max' = {al['gamma_max']}: must be "
+                          f"larger than gamma_select = {al['gamma_select']}")
+    for scenario in al["scenarios"]:
+        start = scenario["start"]
+        where = f"active_learning.scenarios[{scenario['name']}].start"
+        for key in ("phase", "phases"):
+            for phase in ([start[key]] if key == "phase" else start[key]) if key in start else []:
+                if phase not in phases:
+                    raise ConfigError(f"config key '{where}.{key}': unknown phase {phase!r}; "
+                                      f"known: {sorted(phases)}")
+        if "amorphous" in start:
+            extra = sorted(set(start["amorphous"]["composition"]) - set(elements))
+            if extra:
+                raise ConfigError(f"config key '{where}.amorphous.composition': species {extra} "
+                                  f"are not in config key 'elements' {elements}")
+        if "file" in start and not read_files and not Path(start["file"]).is_file():
+            raise ConfigError(f"config key '{where}.file': no such file {start['file']}")
+        if "file" in start and read_files:
+            atoms = _read_structure(start["file"], f"{where}.file")
+            extra = sorted(set(atoms.get_chemical_symbols()) - set(elements))
+            if extra:
+                raise ConfigError(f"config key '{where}.file' ({start['file']}): species {extra} "
+                                  f"are not in config key 'elements' {elements}")
+        if scenario["ramp_steps"] > 0 and scenario["ramp_start"] is not None \
+                and scenario["ensemble"] != "nvt":
+            raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
+                              f".ramp_steps': a temperature ramp needs ensemble nvt (Langevin), "
+                              f"not {scenario['ensemble']!r}")
+    validation = config["validation"]
+    for scenario in validation["scenarios"]:
+        if scenario["phase"] not in phases:
+            raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}].phase': "
+                              f"unknown phase {scenario['phase']!r}; known: {sorted(phases)}")
+    if validation["valid_data"]:
+        if read_files:
+            _check_valid_data(validation["valid_data"], elements)
+        elif not Path(validation["valid_data"]).is_file():
+            raise ConfigError(f"config key 'validation.valid_data': no such file "
+                              f"{validation['valid_data']}")
+
+
+# ---- stage-2 chunks (known before stage 1 runs) -----------------------------------------------
+def n_structures(phase: dict) -> int:
+    """Number of displaced structures stage 1 writes for one phase."""
+    disp = phase["displacements"]
+    return len(disp["supercells"]) * disp["structures_per_supercell"]
+
+
+def n_chunks(phase: dict, chunk_size: int) -> int:
+    """Number of labelling chunks of one phase."""
+    return max(1, math.ceil(n_structures(phase) / chunk_size))
+
+
+def chunk_indices(n: int, chunk_size: int, chunk: int) -> range:
+    """Indices of chunk ``chunk`` when ``n`` structures are cut in ``chunk_size`` pieces."""
+    if not 0 <= chunk < max(1, math.ceil(n / chunk_size)):
+        raise IndexError(f"chunk {chunk} out of range for {n} structures / chunk_size {chunk_size}")
+    return range(chunk * chunk_size, min(n, (chunk + 1) * chunk_size))
