@@ -23,87 +23,10 @@ radial coefficients (`mtplib.training.crossval`: one design pass for the whole g
 `--criterion max` scores a CV point by the worse of its two ratios to the published MAEs.
 `--reference published-cv` divides by the same k-fold CV errors of the published MTP's radial
 functions with their linear part refit at PUBLISHED_WEIGHTS, instead of by the published test
-MAEs: CV errors compared with CV errors. (On Si the published recipe's CV errors are
-E 2.57 meV/atom, F 0.0487 eV/Å against its test MAEs 2.31 / 0.056, so ratios to the test MAEs
-favour energy-heavy weights, which cost test force error.)
+MAEs: CV errors compared with CV errors.
 `--force-weight` sets the force weight of the fits (energy weight 1).
 
-Runs behind the figures in issue #3 (2 shared cores; CV and final fits were run as separate
-invocations, the final one with the CV-chosen values as a one-point grid):
-    Li  CV: --stress-weights 1e-3 --seeds 0 1 --cv-iter 15 --radial-fraction 0.5
-        fit: --seeds 1 --max-iter 70 --radial-fraction 0.5 --out-dir L
-        linear CV: --seeds 1 --load L --linear-energy-scales 1 3 10
-    Mo  CV: --stress-weights 1e-4 1e-6 --seeds 0 --cv-iter 10 --radial-fraction 0.3
-        fit: --stress-weights 1e-6 --max-iter 50 --radial-fraction 0.3
-    Si  fit: --stress-weights 1e-3 --seeds 0 --max-iter 40 --radial-fraction 0.1 --out-dir S
-        (no CV), then --warm-start S --max-iter 25 --radial-fraction 0.3 --out-dir S2
-Session 2 (LIN = --linear-energy-scales 1 2 3 5 10 20 30 --linear-ridges 1e-12 1e-10 1e-8):
-    Si  --stress-weights 1e-3 --seeds 0 --warm-start S2 --radial-fraction 1 --max-iter 45
-        --skip-test --out-dir S3, then --load S3 LIN --linear-stress-weights 1e-3 1e-4 0
-    Li  --stress-weights 1e-3 --seeds 1 --warm-start L --radial-fraction 1 --max-iter 60
-        LIN --linear-stress-weights 1e-3 1e-4 0 --skip-test --out-dir L2; L2 (CV score 0.919)
-        chosen over L (--load L, same LIN: 0.970); then --load L2 with the same LIN for test
-    Ni, Cu  --stress-weights 1e-6 --seeds 0 --radial-fraction 0.5 --max-iter 60
-        LIN --linear-stress-weights 1e-4 1e-6 0   (no CV of the radial stage)
-Session 3:
-    Si  --stress-weights 1e-3 --seeds 0 --warm-start S3 --radial-fraction 0.5 --max-iter 20
-        --skip-test --out-dir S4, then --load S4 LIN --linear-stress-weights 1e-3 1e-4 0
-        --skip-test: best linear CV score 0.9362 against 0.9323 for S3, so S3 was kept
-        (the subset stage lowered the loss on its half, 1.0960e-2 -> 1.0822e-2, and raised
-        the full-set loss, 1.2739e-2 -> 1.2752e-2)
-Session 5 (Ge: Si's protocol, stress weight 1e-3 and seed 0 taken from Si without a CV):
-    Ge  --stress-weights 1e-3 --seeds 0 --max-iter 40 --radial-fraction 0.1 --out-dir G1;
-        --warm-start G1 --max-iter 25 --radial-fraction 0.3 --out-dir G2; --warm-start G2
-        --max-iter 45 --radial-fraction 1 --out-dir G3 (all --skip-test); then
-        --load G3 LIN --linear-stress-weights 1e-3 1e-4 0
-Session 6 (a Levenberg-Marquardt radial stage on the full set from the earlier radial
-coefficients; each run reads test.extxyz at its end, and is adopted only where its linear CV
-score beats the earlier potential's):
-    Si  --stress-weights 1e-3 --seeds 0 --warm-start S3 --radial-optimizer lm --max-iter 16
-        LIN --linear-stress-weights 1e-3 1e-4 0   (CV score 0.9283 against S3's 0.9323)
-    Si  a new start, all stages LM (--stress-weights 1e-3 --seeds 1 --radial-optimizer lm):
-        --radial-fraction 0.1 --max-iter 30 --skip-test --out-dir T1; --warm-start T1
-        --radial-fraction 0.3 --max-iter 20 --skip-test --out-dir T2; --warm-start T2
-        --radial-fraction 1 --max-iter 15 LIN --linear-stress-weights 1e-3 1e-4 0
-        (CV score 0.9017 against 0.9283: adopted); the same with --seeds 2: CV score
-        0.9123, not adopted
-    Ni  --stress-weights 1e-6 --seeds 0 --warm-start N --radial-optimizer lm --max-iter 15
-        LIN --linear-stress-weights 1e-4 1e-6 0   (CV score 0.8930 against 0.8964)
-    Ge  --stress-weights 1e-3 --seeds 0 --warm-start G3 --radial-optimizer lm --max-iter 15
-        LIN --linear-stress-weights 1e-3 1e-4 0   (CV score 1.2457 against 1.2234: not adopted)
-    Cu  --stress-weights 1e-6 --seeds 0 --warm-start C --radial-optimizer lm --max-iter 15
-        LIN --linear-stress-weights 1e-4 1e-6 0   (CV score 0.8714 against 0.8918; LM stopped
-        at its 11th iteration, no damped step lowering the loss)
-Session 7 (CV against the published recipe's CV):
-    Si  --stress-weights 1e-3 --seeds 1 --force-weight 0.03 --warm-start T3 (the adopted
-        session-6 Si) --radial-optimizer lm --max-iter 15 LIN --linear-stress-weights 1e-3 1e-4 0
-        (CV score 0.9027 against 0.9017: not adopted)
-    every element, every earlier candidate's radial functions: --load DIR --reference
-        published-cv --skip-test --linear-energy-scales 0.5 0.7 1 1.5 2 3 5
-        --linear-stress-weights 1e-3 1e-4 1e-6 0 --linear-ridges 1e-12 1e-10 1e-8; then the
-        candidate with the lowest score once more without --skip-test. Scores (lowest
-        first where there were several): Li 0.9569, Mo 1.0080, Ni 0.9982 (session 6's),
-        Cu 0.9943 (session 6's), Ge 0.9984 (session 6's LM run), Si 0.9996 (session 6's seed
-        2; seed 1 1.0034, the force-weighted run 1.0000); test MAE E / F: Li 0.379 / 0.00962,
-        Mo 2.301 / 0.08818, Ni 0.450 / 0.01391, Cu 0.367 / 0.00686, Ge 1.898 / 0.04642,
-        Si 2.330 / 0.05563
-    Si  two more new starts, session 6's all-LM stages with --seeds 3 and 4 (NUMBA_NUM_THREADS=1
-        each, in parallel; 0.1 / 0.3 / 1 of the configurations for 30 / 20 / 15 iterations):
-        full-set loss 1.2514e-2 and 1.2549e-2, scores 1.0054 and 1.0009 (--skip-test): not
-        adopted
-Session 8 (the cutoff as a CV hyperparameter; LIN7 = the session-7 linear grid with
---reference published-cv; every run --skip-test until the one adopted):
-    Si  stage 1 of session 6's all-LM protocol (--seeds 1, --radial-fraction 0.1, --max-iter 30)
-        at --max-dist 5.0, 5.3 and 5.6, then LIN7: scores 1.0167, 1.0140, 1.0175 against 1.0570
-        for the same stage at the published 4.7 (--load of session 6's stage 1); 5.3 then took
-        stages 2 and 3 (--warm-start; 0.3 / 1 of the configurations, 20 / 15 iterations;
-        full-set loss 1.1907e-2, against 1.2514e-2 the lowest at 4.7): score 0.9684 against
-        the adopted 0.9996, so adopted; --load of it with LIN7, test MAE E 1.916 meV/atom,
-        F 0.05389 eV/Å (published 2.31 / 0.056), chosen weights (0.5, 0.01, 1e-4), ridge 1e-10
-    Ge  the same stage 1 at --max-dist 5.1 (published), 5.6 and 6.0: scores 1.0367, 1.0495,
-        1.0027; 6.0 then took stages 2 and 3 (full-set loss 8.914e-3 against 9.686e-3 for the
-        adopted session-6 Ge): score 0.9588 against 0.9984, so adopted; test MAE E 1.780 meV/atom,
-        F 0.04434 eV/Å (published 1.79 / 0.0465), chosen weights (0.5, 0.01, 0), ridge 1e-10
+Past runs (commands, CV scores, test MAEs): benchmarks/RESULTS.md, section bench_mlearn.py.
 """
 import argparse
 import itertools
@@ -130,7 +53,7 @@ PUBLISHED = {  # test MAE of the paper's MTPs: energy meV/atom, force eV/Å (dat
     "Mo": (2.94, 0.0901), "Si": (2.31, 0.0560), "Ge": (1.79, 0.0465)}
 # MLIP's energy and force weights with no stress: of (1, 0.01, w_s) for w_s in 0, 1e-4, 1e-3,
 # the least-squares solve at w_s = 0 on train.extxyz with the published radial functions comes
-# closest to each published MTP's predictions (all six elements; session 7)
+# closest to each published MTP's predictions (all six elements)
 PUBLISHED_WEIGHTS = (1.0, 0.01, 0.0)
 
 

@@ -2,8 +2,8 @@
 
 An evaluation of N atoms allocates its neighbour list and pair gradients afresh, about
 3 kB per atom. glibc gives arrays of that size back to the OS when they are freed, so
-the next evaluation takes a page fault on every 4 kB it touches: measured on a 4000-atom
-cell (1 thread), 2645 faults and about 7 ms of 45 ms per evaluation.
+the next evaluation takes a page fault on every 4 kB it touches (figures:
+benchmarks/RESULTS.md, bench_evaluate.py).
 `keep_freed_memory` raises glibc's mmap and trim thresholds so that freed arrays up
 to 32 MiB stay in the heap and are reused: the process keeps up to 256 MiB of freed memory.
 

@@ -5,23 +5,13 @@
 periodic images (no minimum-image assumption), sorted by ``i``, without the self
 pair at zero shift. ``neighbor_csr`` gives the same pairs with CSR offsets.
 
-Backends, measured with benchmarks/bench_neighbors.py (ms per call through
-neighbor_list, median; two runs on a 2-core machine shared with other jobs, so
-absolute figures are noisy, ratios were stable across runs):
-
-    case                              ASE        vesin       numba
-    32-atom fcc Cu, 5 A              31-49      0.34-0.60   0.06-0.12
-    4000-atom fcc Cu, 5 A           620-680     42-51        8-12
-    3-atom triclinic cell, 6 A       44-50      0.19-0.21   0.05-0.07
-    1000 x 32-atom cells, 5 A (s)    33-41      0.73-0.94   0.16-0.22
-
-All three agree pair for pair (random triclinic cells, cutoffs of several cell
-heights, mixed pbc, atoms outside the cell; vesin 0.6 handles all of these).
-Exception: ASE drops pairs when a non-periodic cell row is zero under mixed
-pbc; vesin and numba agree there. The numba cell list is 3-5x faster than vesin
-in every case (vesin with 1 or 2 threads, sorted or not) and 50-500x faster
-than ASE, so ``backend="numba"`` is used in every case. ``backend="vesin"``
-and ``backend="ase"`` remain available and are tested as cross-checks.
+Backends: ``backend="numba"`` (the cell list below) is used in every case, the
+fastest of the three in benchmarks/bench_neighbors.py (figures in
+benchmarks/RESULTS.md); ``backend="vesin"`` and ``backend="ase"`` remain available
+and are tested as cross-checks. All three agree pair for pair (random triclinic
+cells, cutoffs of several cell heights, mixed pbc, atoms outside the cell; vesin
+0.6 handles all of these). Exception: ASE drops pairs when a non-periodic cell row
+is zero under mixed pbc; vesin and numba agree there.
 
 Numba algorithm: non-periodic cell vectors are replaced by orthogonal ones that
 span the atoms, so that every case (bulk, slab, wire, molecule) is one
@@ -416,7 +406,7 @@ def _cell_geometry(positions, box, cutoff):
     heights = np.empty(3)
     for k in range(3):
         heights[k] = volume / np.sqrt(np.sum(np.cross(box[(k + 1) % 3], box[(k + 2) % 3]) ** 2))
-    # bins at least one cutoff thick (thinner bins, cutoff/2 or /3, measured slower);
+    # bins at least one cutoff thick (thinner ones, cutoff/2 or /3, were slower);
     # fewer, wider bins for sparse systems
     n_bins = np.maximum(1, np.floor(heights / cutoff)).astype(np.int64)
     while np.prod(n_bins) > 8 * n_atoms + 64:

@@ -31,7 +31,7 @@ class MTPInputError(ValueError):
 
 
 def _default_blocks(n_atoms):
-    # many small blocks balance the threads best (measured: 64 blocks on 2 threads, 1.7x), but
+    # many small blocks balance the threads best (benchmarks/RESULTS.md, bench_evaluate.py), but
     # a block of fewer than CHUNK atoms runs the products on fewer vector lanes (slower)
     from numba import get_num_threads
     threads = get_num_threads()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.io.espresso import kspacing_to_grid
+from helpers.fd import numerical_stress
 
 from mtplib.labeling.isolated import isolated_atom
 from mtplib.labeling.label import compute_labels
@@ -102,17 +103,7 @@ def test_gpaw_single_point_has_energy_forces_stress(si_single_point):
 def test_gpaw_stress_is_strain_derivative_of_energy(si_single_point, voigt):
     """sigma_ij = (1/V) dE/d eps_ij, by central differences with a strain step of 1e-3."""
     atoms, labelled = si_single_point
-    i, j = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)][voigt]
-    step = 1e-3
-    energies = []
-    for sign in (+1, -1):
-        eps = np.zeros((3, 3))
-        eps[i, j] += sign * step / 2
-        eps[j, i] += sign * step / 2  # symmetric: E = E0 + V sum_ab sigma_ab eps_ab
-        strained = atoms.copy()
-        strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-        energies.append(_energy(strained))
-    numerical = (energies[0] - energies[1]) / (2 * step) / atoms.get_volume()
+    numerical = numerical_stress(atoms, _energy, step=1e-3, components=[voigt])[voigt]
     analytic = labelled.get_stress()[voigt]
     # Loose, 3 %: GPAW's stress is at a fixed cutoff, the finite difference at a fixed cutoff
     # too but with a basis that changes with the cell. Measured here (gamma-centred 2x2x2):

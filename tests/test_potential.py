@@ -1,4 +1,5 @@
-"""The MTP model: kernels against numpy, finite differences, invariances, bad input."""
+"""The MTP model: finite differences, invariances, bad input (kernel paths against the numpy
+reference: test_kernel_paths.py)."""
 
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from conftest import random_potential, triclinic_cell
+from helpers.fd import central_difference, numerical_forces, numerical_stress
 from reference_mtp import reference_evaluate
 
 from mtplib import MTPCalculator, MTPInputError, MTPotential
@@ -21,55 +23,10 @@ def test_forces_and_stress_match_finite_differences(level, species):
     pot = random_potential(level, species, seed=level + len(species))
     atoms = triclinic_cell(species, n_atoms=5, seed=level)
     res = pot.evaluate(atoms)
-    h = 1e-5
-    num_forces = np.zeros_like(atoms.positions)
-    for a in range(len(atoms)):
-        for x in range(3):
-            shifted = atoms.copy()
-            shifted.positions[a, x] += h
-            ep = energy(pot, shifted)
-            shifted.positions[a, x] -= 2 * h
-            em = energy(pot, shifted)
-            num_forces[a, x] = -(ep - em) / (2 * h)
-    scale = np.abs(num_forces).max()
-    np.testing.assert_allclose(res["forces"], num_forces, atol=1e-6 * scale)
-    # stress = (1/V) dE/d(strain), ASE's sign, Voigt xx yy zz yz xz xy
-    num_stress = np.zeros(6)
-    voigt = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-    for n, (a, b) in enumerate(voigt):
-        energies = []
-        for sign in (1, -1):
-            eps = np.zeros((3, 3))
-            eps[a, b] += sign * h / (1 if a == b else 2)
-            eps[b, a] = eps[a, b]
-            strained = atoms.copy()
-            strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-            energies.append(energy(pot, strained))
-        num_stress[n] = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
+    num_forces = numerical_forces(atoms, lambda a: energy(pot, a), step=1e-5)
+    np.testing.assert_allclose(res["forces"], num_forces, atol=1e-6 * np.abs(num_forces).max())
+    num_stress = numerical_stress(atoms, lambda a: energy(pot, a), step=1e-5)
     np.testing.assert_allclose(res["stress"], num_stress, atol=1e-6 * np.abs(num_stress).max())
-
-
-@pytest.mark.parametrize("level", [8, 16])
-def test_kernels_agree_with_numpy_reference(level):
-    pot = random_potential(level, ["Cu", "Au"], seed=3)
-    atoms = triclinic_cell(["Cu", "Au"], n_atoms=4, seed=5)
-    res = pot.evaluate(atoms)
-    site, forces, virial = reference_evaluate(pot, atoms, pot.types_of(atoms))
-    np.testing.assert_allclose(res["energies"], site, rtol=1e-10)
-    np.testing.assert_allclose(res["forces"], forces, rtol=1e-10, atol=1e-10 * np.abs(forces).max())
-    stress = 0.5 * (virial + virial.T)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
-    np.testing.assert_allclose(res["stress"], stress, rtol=1e-10, atol=1e-10 * np.abs(stress).max())
-
-
-def test_molecule_without_cell_matches_reference():
-    pot = random_potential(10, ["Hf", "O"], seed=1)
-    mol = Atoms("HfO2", positions=[[0, 0, 0], [1.9, 0.1, 0], [-0.6, 1.8, 0.3]])
-    res = pot.evaluate(mol)
-    assert res["stress"] is None
-    site, forces, _ = reference_evaluate(pot, mol, pot.types_of(mol))
-    np.testing.assert_allclose(res["energies"], site, rtol=1e-10)
-    np.testing.assert_allclose(res["forces"], forces, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(res["forces"].sum(axis=0), 0, atol=1e-10 * np.abs(forces).max())
 
 
 def test_invariance_rotation_translation_permutation_replication():
@@ -174,17 +131,12 @@ def test_parameter_gradients_match_finite_differences(n_blocks):
     site, grad = pot.site_energy_gradients(atoms, n_blocks=n_blocks)
     assert grad.shape == (len(atoms), pot.parameter_count)
     theta = pot.get_parameters()
-    h = 1e-6
-    numeric = np.zeros_like(grad)
-    for k in range(len(theta)):
-        shifted = theta.copy()
-        shifted[k] += h
-        pot.set_parameters(shifted)
-        plus = pot.evaluate(atoms)["energies"]
-        shifted[k] -= 2 * h
-        pot.set_parameters(shifted)
-        minus = pot.evaluate(atoms)["energies"]
-        numeric[:, k] = (plus - minus) / (2 * h)
+
+    def site_energies(parameters):
+        pot.set_parameters(parameters)
+        return pot.evaluate(atoms)["energies"]
+
+    numeric = central_difference(site_energies, theta, step=1e-6).T
     pot.set_parameters(theta)
     np.testing.assert_allclose(site, pot.evaluate(atoms)["energies"], rtol=1e-12)
     np.testing.assert_allclose(grad, numeric, atol=1e-7 * np.abs(numeric).max())
@@ -281,7 +233,8 @@ def test_repeated_evaluation_reuses_freed_memory():
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     finally:
         numba.set_num_threads(threads)
-    # measured without keep_freed_memory: 1097 faults (4.5 MB of fresh pages); with it, 0
+    # without keep_freed_memory the third evaluation faults on its fresh pages again
+    # (figures: benchmarks/RESULTS.md, bench_evaluate.py)
     assert faults < 100, faults
 
 

@@ -1,4 +1,5 @@
-"""Training: loss gradients (central differences), design rows, reproducibility, MPI, bad input."""
+"""Training: loss gradients (central differences), reproducibility, MPI, bad input (the design
+rows against the numpy reference: test_kernel_paths.py)."""
 import json
 import os
 import subprocess
@@ -10,13 +11,14 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
+from helpers.fd import central_difference
 
 from mtplib.potential import MTPotential
 from mtplib.training import (TrainingDataError, apply_forces_cap, committee_evaluate, fit,
                              prepare, scan, train_test_split)
 from mtplib.kernels.mtp import product_runs
 from mtplib.kernels.training import basis_dependencies
-from mtplib.training.loss import config_design, loss_and_gradient, loss_terms, pack
+from mtplib.training.loss import loss_and_gradient, loss_terms, pack
 from mtplib.training.optimize import VarProProblem
 from mtplib.training.parallel import Reducer
 
@@ -66,34 +68,6 @@ def _trained_at_level(level, seed):
     return pot
 
 
-def _check_design_rows(pot, images, relative):
-    """X theta gives the evaluator's E, F and stress to 1e-10 (forces and stress relative to
-    their largest component when `relative`)."""
-    theta = np.concatenate([pot.species_coeffs, pot.moment_coeffs])
-    for atoms, cfg in zip(images, prepare(images, pot)):
-        pred = config_design(pot, cfg) @ theta
-        ref = pot.evaluate(atoms)
-        W = pred[-9:].reshape(3, 3).T          # row 3b+a holds W[a, b]
-        assert abs(pred[0] - ref["energy"]) < 1e-10 * max(1.0, abs(ref["energy"]))
-        f_scale = np.abs(ref["forces"]).max() if relative else 1.0
-        np.testing.assert_allclose(pred[1:-9].reshape(-1, 3), ref["forces"], atol=1e-10 * f_scale)
-        voigt = W[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / atoms.get_volume()
-        s_scale = np.abs(ref["stress"]).max() if relative else 1.0
-        np.testing.assert_allclose(voigt, ref["stress"], atol=1e-10 * s_scale)
-
-
-def test_design_rows_reproduce_evaluate(images, random_pot):
-    _check_design_rows(random_pot, images, relative=False)
-
-
-@pytest.mark.parametrize("level", [16, 20])
-def test_design_rows_reproduce_evaluate_deep_contractions(images, level):
-    """At levels 16 and 20 basis functions are contractions of up to five moment tensors
-    (products of products), so the reverse sweep of each basis function over its own products
-    is exercised along long chains: X theta must give the evaluator's E, F and stress."""
-    _check_design_rows(_trained_at_level(level, 3), images[:3], relative=True)
-
-
 def test_basis_dependencies_are_the_reachable_products_and_basic_moments():
     """Per basis function: the runs of alpha_index_times it depends on (descending) and the
     basic moments it depends on, against a plain-Python reachability over the products."""
@@ -133,17 +107,16 @@ def test_loss_gradient_central_differences(images, random_pot, scaling):
     n_rad = pot.radial_coeffs.size
     groups = {"radial": range(0, n_rad, 5), "species": range(n_rad, n_rad + 2),
               "moment": range(n_rad + 2, len(theta0), 3)}
+
+    def loss(theta):
+        pot.set_parameters(theta)
+        return loss_and_gradient(pot, configs)[0]
+
     for name, idx in groups.items():
-        for k in idx:
-            vals = []
-            for sign in (1, -1):
-                th = theta0.copy()
-                th[k] += sign * STEP
-                pot.set_parameters(th)
-                vals.append(loss_and_gradient(pot, configs)[0])
-            fd = (vals[0] - vals[1]) / (2 * STEP)
-            assert abs(grad[k] - fd) <= 1e-6 * max(abs(fd), 1e-3 * np.abs(grad).max()), \
-                (name, k, grad[k], fd)
+        fd = central_difference(loss, theta0, STEP, idx)
+        for k, fd_k in zip(idx, fd):
+            assert abs(grad[k] - fd_k) <= 1e-6 * max(abs(fd_k), 1e-3 * np.abs(grad).max()), \
+                (name, k, grad[k], fd_k)
     pot.set_parameters(theta0)
 
 
@@ -155,14 +128,10 @@ def test_varpro_gradient_central_differences(images, random_pot, ridge):
     problem = VarProProblem(pot, batches, len(configs), Reducer(None), ridge=ridge)
     c0 = pot.radial_coeffs.ravel().copy()
     _, grad = problem(c0)
-    for k in range(0, len(c0), 4):
-        vals = []
-        for sign in (1, -1):
-            c = c0.copy()
-            c[k] += sign * STEP
-            vals.append(problem(c)[0])
-        fd = (vals[0] - vals[1]) / (2 * STEP)
-        assert abs(grad[k] - fd) <= 1e-5 * max(abs(fd), np.abs(grad).max() * 1e-3), (k, grad[k], fd)
+    idx = range(0, len(c0), 4)
+    fd = central_difference(lambda c: problem(c)[0], c0, STEP, idx)
+    for k, fd_k in zip(idx, fd):
+        assert abs(grad[k] - fd_k) <= 1e-5 * max(abs(fd_k), np.abs(grad).max() * 1e-3), (k, grad[k], fd_k)
 
 
 def test_solve_linear_ridge_keeps_well_determined_directions_exact():

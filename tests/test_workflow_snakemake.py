@@ -149,6 +149,7 @@ def test_tiny_end_to_end(tmp_path):
     print(f"tiny stages 1-3: {wall:.1f} s")
 
 
+@pytest.mark.slow
 def test_failing_calculator_lists_failures_and_labels_the_rest(tmp_path):
     config = {
         "elements": ["Cu", "Au"],

@@ -19,7 +19,7 @@ Gradients are by reverse mode: one forward pass over neighbours and products, on
 pass. The angular part is shared between radial functions: a basic moment k is (radial
 function mu_k) x (angular monomial ang_k).
 
-Layout for speed (measured in benchmarks/bench_evaluate.py): per atom, the radial functions
+Layout for speed (timed by benchmarks/bench_evaluate.py): per atom, the radial functions
 and the monomials are vectors over the neighbours, so the loops vectorise (reductions may
 be reordered: VECTOR_MATH); the products of alpha_index_times run for a chunk of atoms at
 once, one vector lane per atom; the backward pass evaluates P_mu = sum_g dE/dM_{mu,g} u^g and
@@ -118,7 +118,7 @@ def _monomial_index(a, b, c):
 # Reductions over the neighbours of one atom may be reordered (vectorised); nothing else is
 # relaxed: no assumptions about NaN or infinity, so bad input still shows as NaN.
 VECTOR_MATH = {"reassoc", "contract"}
-# neighbour lists are padded to a multiple of this: two AVX2 vectors (16 measured slower: more padding)
+# neighbour lists are padded to a multiple of this: two AVX2 vectors (16 would pad more)
 PAD = 8
 
 
@@ -444,9 +444,8 @@ def _radial_coeff_gradient(ti, n_species, nbr_type, n_p, n_pad, s_mu, pair_q, gr
                 grad_row[base + mu * rb_size + b] += acc
 
 
-# Atoms whose products go through alpha_index_times together, one vector lane each. At level
-# 16 (4000-atom Cu cell, 1 thread) 32 lanes cut the products from 5.2 to 1.4 us/atom and the
-# whole kernel from 12.2 to 9.0; 16 lanes gave 9.8, 64 the same as 32.
+# Atoms whose products go through alpha_index_times together, one vector lane each (the
+# lane count compared in benchmarks/RESULTS.md, bench_evaluate.py).
 CHUNK = 32
 
 

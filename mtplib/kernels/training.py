@@ -33,7 +33,7 @@ def _max_nu(ang_abc):
     return m
 
 
-BASIS_BLOCK = 32    # design rows of 32 basis functions at a time (measured: 8, 32, 64, 128)
+BASIS_BLOCK = 32    # design rows of 32 basis functions at a time
 
 
 @njit(cache=True)
@@ -94,8 +94,8 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
     the design is sum_k G_sk jb[k]. (A forward-mode Jacobian through all of
     alpha_index_times costs 2 x 49764 multiply-adds per column at level 24 and streams a
     4 MB block from L3; this costs 24759, reading jb (390 KB) from L2, plus the sweeps
-    (75061 products in all, per atom, latency-bound): 1.3-1.4x faster per design call at
-    level 24, 1.2x at level 20, measured in benchmarks/bench_mlearn.py --profile.)"""
+    (75061 products in all, per atom, latency-bound). bench_mlearn.py --profile times it:
+    benchmarks/RESULTS.md.)"""
     run_start, run_target, factor_a, factor_b, s_run_ptr, s_runs, s_basic_ptr, s_basic = deps
     n_mu = radial_coeffs.shape[2]
     rb_size = radial_coeffs.shape[3]

@@ -10,9 +10,8 @@ matrix of the projected loss and its gradient are
 
 and a step solves (H + lambda diag H) dc = -g. There are few radial coefficients (tens)
 and many residuals, so a step costs one evaluation per radial coefficient plus one design
-pass, and follows the curvature that L-BFGS has to learn from gradients: on the level-24
-Si fit of bench_mlearn it lowered the loss in a few steps by what L-BFGS took tens of
-iterations for.
+pass, and follows the curvature that L-BFGS has to learn from gradients
+(benchmarks/bench_radial_optimizer.py compares the two).
 """
 from __future__ import annotations
 
