@@ -27,7 +27,6 @@ the explanation (a bias-limited model, for which the uniform arm samples the tes
 distribution itself) and the commands are in benchmarks/RESULTS.md (bench_al_vs_uniform.py,
 bench_al_learning_curve.py); that script runs the comparison, which is not a test.
 """
-import os
 
 import ase.io
 import numpy as np

@@ -55,7 +55,7 @@ CASES = [
     ("output in a missing folder", ["evaluate", "{d}/pot.mtp", "{d}/cu.xyz", "{d}/no/o.xyz"],
      ["no such directory"]),
     ("atoms at 0 Å", ["evaluate", "{d}/pot.mtp", "{d}/zero.xyz", "{d}/o.xyz"],
-     ["configuration 0", "0 Å apart"]),
+     ["zero.xyz[0]", "0 Å apart"]),
     ("NaN coefficients", ["evaluate", "{d}/nan.mtp", "{d}/cu.xyz", "{d}/o.xyz"],
      ["nan.mtp", "non-finite species_coeffs"]),
     ("inf coefficients", ["errors", "{d}/inf.mtp", "{d}/cu.xyz"],

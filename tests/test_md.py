@@ -38,7 +38,7 @@ def _run(pot, aset, engine, tmp_path, **kwargs):
     ("nvt", "configuration", Thresholds(gamma_select=4.5, gamma_break=5.9), {}),      # stops
     ("nve", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, interval=3), {}),
     ("nvt", "neighborhood", Thresholds(gamma_select=3.0, gamma_break=1e9, interval=10), {}),
-    ("nvt", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, gamma_max=3.5),
+    ("nvt", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, gamma_max=3.0),
      dict(ramp_steps=20, ramp_start=100.0))])
 def test_native_engine_is_ase_bit_for_bit(setup, tmp_path, ensemble, mode, thresholds, extra):
     pot, aset_cfg, aset_nbh = setup
