@@ -672,3 +672,16 @@ def _ase_list(positions, cell, pbc, cutoff):
     i, j, D = primitive_neighbor_list("ijD", pbc, cell, positions, cutoff, self_interaction=False)
     order = np.argsort(i, kind="stable")
     return i[order].astype(np.int64), j[order].astype(np.int64), D[order]
+
+
+def groups_by_atoms(images, max_atoms):
+    """(first, last) index ranges of consecutive structures with at most `max_atoms` atoms in
+    all (a larger structure alone), for batched neighbour searches and evaluation."""
+    first = 0
+    while first < len(images):
+        last, n_atoms = first, 0
+        while last < len(images) and (last == first or n_atoms + len(images[last]) <= max_atoms):
+            n_atoms += len(images[last])
+            last += 1
+        yield first, last
+        first = last

@@ -15,7 +15,7 @@ from .io.mtp import RADIAL_BASIS_TYPES, read_mtp, write_mtp
 from .kernels.mtp import (CHUNK, kernel_tables, mtp_batch, mtp_parallel, mtp_serial,
                           repulsion_terms)
 from .memory import keep_freed_memory
-from .neighbors import StructureError, neighbor_csr_batch, neighbor_csr_shortest
+from .neighbors import StructureError, groups_by_atoms, neighbor_csr_batch, neighbor_csr_shortest
 
 keep_freed_memory()      # reuse freed evaluation buffers: see memory
 
@@ -343,14 +343,8 @@ class MTPotential:
         self.kernel_arrays()
         images = list(images)
         results = []
-        first = 0
-        while first < len(images):
-            last, n_atoms = first, 0
-            while last < len(images) and (last == first or n_atoms + len(images[last]) <= BATCH_ATOMS):
-                n_atoms += len(images[last])
-                last += 1
+        for first, last in groups_by_atoms(images, BATCH_ATOMS):
             results += self._evaluate_batch(images[first:last], where, first)
-            first = last
         return results
 
     def _evaluate_batch(self, images, where, index0):

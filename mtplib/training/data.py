@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..neighbors import StructureError, neighbor_csr_batch
+from ..neighbors import StructureError, groups_by_atoms, neighbor_csr_batch
 from ..potential import MTPInputError
 from ..potential import _check_finite as check_finite
 from ..kernels.mtp import repulsion_terms
@@ -115,12 +115,7 @@ def neighbor_lists(images, potential, labels):
     pairs in the same order, the same checks and messages), found by batched searches of
     about NEIGHBOR_GROUP_ATOMS atoms (`neighbor_csr_batch`, the search `evaluate_many` uses:
     a training run compiles one neighbour kernel, not two)."""
-    first = 0
-    while first < len(images):
-        last, n_atoms = first, 0
-        while last < len(images) and (last == first or n_atoms + len(images[last]) <= NEIGHBOR_GROUP_ATOMS):
-            n_atoms += len(images[last])
-            last += 1
+    for first, last in groups_by_atoms(images, NEIGHBOR_GROUP_ATOMS):
         group = images[first:last]
         for atoms, label in zip(group, labels[first:last]):
             check_finite(atoms, label)
@@ -133,7 +128,6 @@ def neighbor_lists(images, potential, labels):
             a0, a1 = start[c], start[c + 1]
             p0, p1 = offsets[a0], offsets[a1]
             yield offsets[a0:a1 + 1] - p0, nbr[p0:p1] - a0, vec[p0:p1]
-        first = last
 
 
 def _without_repulsion(potential, offsets, nbr, vec, energy, forces, virial):
