@@ -14,7 +14,10 @@ def shared_path(*parts):
     """A file under ../shared, or skip the test when shared data is absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared data not available: {path}")
+        pytest.skip(f"the project's benchmark data ({path}: the mlearn and Ag-Pd DFT sets, kept "
+                    "beside the repository in ../shared, optional) is absent: this test of "
+                    "published potentials against published errors is skipped; every other "
+                    "test runs without it")
     return path
 
 

@@ -1,17 +1,15 @@
 """mtplib.io.cfg: MLIP .cfg read/write, the old variant, error messages, conversion."""
 
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mtplib.io.cfg import convert, iter_cfg, read_cfg, write_cfg
+from conftest import shared_path
 
-SHARED = Path(__file__).parents[1].parent / "shared"
-AGPD = SHARED / "data" / "agpd" / "train.cfg"
+from mtplib.io.cfg import convert, iter_cfg, read_cfg, write_cfg
 
 
 def _labelled(atoms, rng, energy=True, forces=True, stress=True):
@@ -214,9 +212,7 @@ def test_convert_cfg_extxyz_cfg(tmp_path):
 
 @pytest.fixture(scope="module")
 def agpd():
-    if not AGPD.exists():
-        pytest.skip(f"shared data absent: {AGPD}")
-    return read_cfg(AGPD, species=["Ag", "Pd"])
+    return read_cfg(shared_path("data", "agpd", "train.cfg"), species=["Ag", "Pd"])
 
 
 def test_old_variant_agpd(agpd):
