@@ -192,3 +192,22 @@ def test_learning_loop_ends_when_every_relaxation_finishes(tmp_path):
     assert res.labels_spent == len(start) + sum(r["selected"] for r in res.iterations)
     assert len(res.training) == res.labels_spent
     assert (tmp_path / f"iter_{last['iteration']:03d}" / "iteration.json").exists()
+
+
+def test_cli_pool_reference_relaxation_and_hull(tmp_path, capsys):
+    from mtplib.cli import main
+    pool, relaxed = tmp_path / "pool.extxyz", tmp_path / "relaxed.extxyz"
+    assert main(["pool", str(pool), "--elements", "Ag", "Pd", "--lattices", "fcc",
+                 "--max-atoms", "2"]) == 0
+    assert "4 candidate structures" in capsys.readouterr().out
+    assert main(["relax-pool", "-", str(pool), str(relaxed), "--reference", "emt"]) == 0
+    assert "4 relaxations {'converged': 4" in capsys.readouterr().out
+    assert main(["hull", str(relaxed), "--elements", "Ag", "Pd", "--csv",
+                 str(tmp_path / "hull.csv"), "--plot", str(tmp_path / "hull.png")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "hull.csv")))
+    assert [r["name"] for r in rows] == ["fcc-00000", "fcc-00001", "fcc-00002", "fcc-00003"]
+    # EMT puts both ordered AgPd cells above the Ag-Pd tie line
+    assert [r["on_hull"] for r in rows] == ["1", "1", "0", "0"]
+    assert all(float(r["formation_energy_meV_per_atom"]) > 10 for r in rows[2:])
+    assert main(["pool", str(pool), "--elements", "Ag", "--max-atoms", "2"]) == 2
+    assert "elements: need two or more distinct elements" in capsys.readouterr().err

@@ -97,7 +97,7 @@ def _final(atoms, name, status, steps, message, calls, max_gamma=float("nan")):
     if status != "failed":
         energy = float(atoms.get_potential_energy())
     out.calc = None
-    out.info.update(status=status, energy=energy, relax_steps=steps)
+    out.info.update(status=status, relaxed_energy=energy, relax_steps=steps)
     return Relaxation(name=name, status=status, steps=steps, energy=energy, max_gamma=max_gamma,
                       message=message, atoms=out, calls=calls)
 
