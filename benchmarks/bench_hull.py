@@ -62,7 +62,7 @@ def write_relaxed(path, relaxations):
     frames = []
     for r in relaxations:
         a = r.atoms.copy()
-        a.info.update(name=r.name, status=r.status, energy=r.energy, steps=r.steps)
+        a.info.update(name=r.name, status=r.status, relaxed_energy=r.energy, steps=r.steps)
         frames.append(a)
     ase.io.write(path, frames, format="extxyz")
 

@@ -200,7 +200,8 @@ def cmd_hull(args):
     ref = hull_of(args.reference) if args.reference else None
     write_hull_csv(args.csv, hull)
     if args.plot:
-        hull_plot(args.plot, hull, reference=ref)
+        hull_plot(args.plot, hull, reference=ref, label=args.label,
+                  reference_label=args.reference_label)
     on = [hull.names[i] for i in hull.vertices]
     print(f"{args.csv}: {len(hull.names)} structures, {int(hull.on_hull.sum())} on the hull "
           f"(corners {on})")
@@ -309,4 +310,6 @@ def add_parsers(sub):
     p.add_argument("--csv", required=True)
     p.add_argument("--plot")
     p.add_argument("--reference", help="the reference's relaxed structures, for the plot")
+    p.add_argument("--label", default="MTP", help="name of RELAXED's model in the plot")
+    p.add_argument("--reference-label", default="reference")
     p.set_defaults(func=cmd_hull)

@@ -155,9 +155,10 @@ def hull_plot(path: str | os.PathLike, hull: Hull, reference: Hull | None = None
     if len(hull.elements) != 2:
         raise HullError(f"hull_plot draws binary hulls; got elements {hull.elements}")
     panels = [(hull, label)] + ([(reference, reference_label)] if reference is not None else [])
-    fig = _figure(len(panels) + (reference is not None))
-    axes = [fig.add_subplot(1, len(panels) + (reference is not None), k + 1)
-            for k in range(len(panels) + (reference is not None))]
+    n = len(panels) + (reference is not None)
+    fig = _figure(n)
+    fig.subplots_adjust(left=0.16 if n == 1 else 0.06, wspace=0.32)   # room for the y label
+    axes = [fig.add_subplot(1, n, k + 1) for k in range(n)]
     x_label = f"x({hull.elements[1]}) in {hull.elements[0]}$_{{1-x}}${hull.elements[1]}$_x$"
     for ax, (h, name) in zip(axes, panels):
         on = h.on_hull
