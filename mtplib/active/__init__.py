@@ -4,10 +4,14 @@ from .grade import (ActiveSet, ActiveSetError, evaluate_with_gradients, jacobian
                     potential_fingerprint, state_path_for)
 from .maxvol import MaxvolState, UnderdeterminedWarning, maxvol
 from .md import ActiveCalculator, RunResult, Thresholds, run_md
-from .relax import run_relax
+from .pool import PoolSettings, enumerate_pool
+from .relax import Relaxation, relax_pool, relax_pool_with_reference, relax_with_reference, run_relax
+from .relax_learning import RelaxationLearning, learn_by_relaxation
 from .select import canonical_order, select_add
 
 __all__ = ["ActiveSet", "ActiveSetError", "ActiveCalculator", "Committee", "MaxvolState",
            "RunResult", "Thresholds", "UnderdeterminedWarning", "canonical_order",
            "evaluate_with_gradients", "force_std", "jacobian_rows", "load_or_build", "maxvol",
-           "potential_fingerprint", "run_md", "run_relax", "select_add", "state_path_for"]
+           "potential_fingerprint", "run_md", "run_relax", "select_add", "state_path_for",
+           "PoolSettings", "enumerate_pool", "Relaxation", "relax_pool", "relax_pool_with_reference",
+           "relax_with_reference", "RelaxationLearning", "learn_by_relaxation"]

@@ -9,7 +9,6 @@ the largest of the lower facets' planes there (a convex piecewise-linear functio
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +146,7 @@ def write_hull_csv(path, hull, extra=None):
     return Path(path)
 
 
-def hull_plot(path: str | os.PathLike, hull: Hull, reference: Hull | None = None,
+def hull_plot(path, hull: Hull, reference: Hull | None = None,
               label="MTP", reference_label="reference"):
     """hull.png: formation energy against composition with the hull line (binary); with a
     reference, its hull dashed on the same axes, its own panel beside, and a parity panel."""
