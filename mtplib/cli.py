@@ -199,7 +199,8 @@ def build_parser(command=None):
 CORE_VERBS = ("init", "evaluate", "errors", "convert", "mindist")
 # the verbs each module's add_parsers adds: a core verb's parser imports none of them
 SUBCOMMAND_MODULES = {"mtplib.training.cli": ("train", "scan"),
-                      "mtplib.active.cli": ("grade", "select", "sparsify", "md", "relax")}
+                      "mtplib.active.cli": ("grade", "select", "sparsify", "md", "relax", "pool",
+                                            "relax-pool", "hull")}
 
 
 def main(argv=None):

@@ -5,7 +5,9 @@ from .grade import (ActiveSet, ActiveSetError, evaluate_with_gradients, jacobian
 from .maxvol import MaxvolState, UnderdeterminedWarning, maxvol
 from .criteria import CommitteeSpread, Criterion, ExtrapolationGrade
 from .md import ActiveCalculator, RunResult, Thresholds, run_md
-from .relax import run_relax
+from .pool import PoolSettings, enumerate_pool
+from .relax import Relaxation, relax_pool, relax_pool_with_reference, relax_with_reference, run_relax
+from .relax_learning import RelaxationLearning, learn_by_relaxation
 from .select import canonical_order, select_add
 from .sparsify import Sparsification, sparsify
 
@@ -13,4 +15,7 @@ __all__ = ["ActiveSet", "ActiveSetError", "ActiveCalculator", "Committee", "Comm
            "Criterion", "ExtrapolationGrade", "MaxvolState", "RunResult", "Sparsification",
            "Thresholds", "UnderdeterminedWarning", "canonical_order",
            "evaluate_with_gradients", "force_std", "jacobian_rows", "load_or_build", "maxvol",
-           "potential_fingerprint", "run_md", "run_relax", "select_add", "sparsify", "state_path_for"]
+           "potential_fingerprint", "run_md", "run_relax", "select_add", "sparsify",
+           "state_path_for", "PoolSettings", "enumerate_pool", "Relaxation", "relax_pool",
+           "relax_pool_with_reference", "relax_with_reference", "RelaxationLearning",
+           "learn_by_relaxation"]

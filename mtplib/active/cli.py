@@ -6,6 +6,9 @@
     mtplib md POT STRUCTURE --ensemble nvt --temperature 3000 --steps 20000 --timestep 1 \\
         --select 2 --break 10 --candidates OUT [--train TRAIN] [--seed 0] [--species ...]
     mtplib relax POT STRUCTURE --select 2 --break 10 --candidates OUT [--fmax 0.01] [--out F]
+    mtplib pool OUT --elements Ag Pd --lattices fcc bcc hcp --max-atoms 7 [--files F ...]
+    mtplib relax-pool POT POOL OUT [--train TRAIN] [--break 2] [--reference emt] [--steps K]
+    mtplib hull RELAXED --elements Ag Pd --csv hull.csv [--plot hull.png] [--reference REF]
 
 The active-set state is the file --state, by default POT.als.npz (POT's name) in the folder of
 the output (OUT, or --candidates for md and relax), never beside an input; it is built from
@@ -161,6 +164,73 @@ def cmd_relax(args):
           f"{result.candidates} candidates in {args.candidates}")
 
 
+def cmd_pool(args):
+    import ase.io
+
+    from .pool import PoolSettings, enumerate_pool
+    settings = PoolSettings(elements=tuple(args.elements), lattices=tuple(args.lattices),
+                            max_atoms=args.max_atoms, structure_files=tuple(args.files or ()),
+                            max_structures=args.max_structures, seed=args.seed)
+    pool = enumerate_pool(settings)
+    ase.io.write(args.out, pool, format="extxyz")
+    print(f"{args.out}: {len(pool)} candidate structures")
+
+
+def _write_relaxed(path, relaxations):
+    import ase.io
+    frames = []
+    for r in relaxations:
+        atoms = r.atoms.copy()
+        atoms.info.update(name=r.name, status=r.status, relaxed_energy=r.energy,
+                          steps=r.steps, calls=r.calls)
+        frames.append(atoms)
+    ase.io.write(path, frames, format="extxyz")
+
+
+def cmd_relax_pool(args):
+    from ..io import read_dataset
+    from .relax import relax_pool, relax_pool_with_reference
+    pool = read_dataset(args.pool)
+    settings = dict(optimizer=args.optimizer, fmax=args.fmax, steps=args.steps)
+    if args.reference:
+        if args.reference.lower() != "emt":
+            raise ValueError(f"--reference {args.reference!r}: only 'emt' here")
+        from ase.calculators.emt import EMT
+        out = relax_pool_with_reference(pool, EMT, **settings)
+    else:
+        pot = _potential(args)
+        aset = _active_set(args, pot)
+        out = relax_pool(pot, pool, active_set=aset, thresholds=_thresholds(args), **settings)
+    _write_relaxed(args.out, out)
+    counts = {s: sum(r.status == s for r in out) for s in
+              ("converged", "stopped", "not-converged", "failed")}
+    print(f"{args.out}: {len(out)} relaxations {counts}, {sum(r.calls for r in out)} calls")
+
+
+def cmd_hull(args):
+    from ..analysis.hull import convex_hull, hull_plot, write_hull_csv
+    from ..io import read_dataset
+
+    def hull_of(path):
+        images = read_dataset(path)
+        if any("relaxed_energy" not in a.info for a in images):
+            raise ValueError(f"{path}: every frame needs info 'relaxed_energy' (from relax-pool)")
+        ok = [a.info.get("status", "converged") in ("converged", "not-converged") for a in images]
+        energies = [a.info["relaxed_energy"] if k else float("nan") for a, k in zip(images, ok)]
+        names = [str(a.info.get("name", f"{path}[{i}]")) for i, a in enumerate(images)]
+        return convex_hull(energies, images, args.elements, names=names)
+
+    hull = hull_of(args.relaxed)
+    ref = hull_of(args.reference) if args.reference else None
+    write_hull_csv(args.csv, hull)
+    if args.plot:
+        hull_plot(args.plot, hull, reference=ref, label=args.label,
+                  reference_label=args.reference_label)
+    on = [hull.names[i] for i in hull.vertices]
+    print(f"{args.csv}: {len(hull.names)} structures, {int(hull.on_hull.sum())} on the hull "
+          f"(corners {on})")
+
+
 def _common(p, structure=False):
     p.add_argument("potential", help="the .mtp potential")
     p.add_argument("--state", help="active-set state file, built from TRAIN when absent "
@@ -243,3 +313,44 @@ def add_parsers(sub):
     p.add_argument("--steps", type=positive_int, default=1000)
     p.add_argument("--fixed-cell", action="store_true", help="relax positions only")
     p.set_defaults(func=cmd_relax)
+
+    p = sub.add_parser("pool", help="candidate pool: derivative superstructures (icet)")
+    p.add_argument("out", help="extxyz file of the pool")
+    p.add_argument("--elements", nargs="+", required=True)
+    p.add_argument("--lattices", nargs="+", default=["fcc", "bcc", "hcp"])
+    p.add_argument("--max-atoms", type=int, default=6)
+    p.add_argument("--files", nargs="+", help="further structure files")
+    p.add_argument("--max-structures", type=int, help="a seeded draw of at most N")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_pool)
+
+    p = sub.add_parser("relax-pool", help="relax a pool (gamma-checked, or with a reference)")
+    p.add_argument("potential", help="the .mtp potential (ignored with --reference)")
+    p.add_argument("pool")
+    p.add_argument("out", help="extxyz of the relaxed (or stopped) structures")
+    p.add_argument("--state", help="active-set state file (default: POT.als.npz beside POT)")
+    p.add_argument("--mode", choices=["configuration", "neighborhood"])
+    p.add_argument("--species", nargs="+", help="element of each MLIP type")
+    p.add_argument("--train", help="training set to build the active set from if needed")
+    p.add_argument("--select", type=float, default=2.0)
+    p.add_argument("--break", dest="break_", type=float, default=2.0)
+    p.add_argument("--interval", type=int, default=1)
+    p.add_argument("--max-forces-check", type=float, default=None)
+    p.add_argument("--min-distance", type=float, default=0.5)
+    p.add_argument("--std-select", type=float)
+    p.add_argument("--std-break", type=float)
+    p.add_argument("--reference", help="relax with this reference instead (emt)")
+    p.add_argument("--optimizer", default="bfgs", choices=["fire", "bfgs"])
+    p.add_argument("--fmax", type=float, default=0.01, help="eV/Å")
+    p.add_argument("--steps", type=int, default=200, help="K: steps before 'not converged'")
+    p.set_defaults(func=cmd_relax_pool)
+
+    p = sub.add_parser("hull", help="formation energies and the lower convex hull")
+    p.add_argument("relaxed", help="relaxed structures with info 'relaxed_energy' (relax-pool)")
+    p.add_argument("--elements", nargs="+", required=True)
+    p.add_argument("--csv", required=True)
+    p.add_argument("--plot")
+    p.add_argument("--reference", help="the reference's relaxed structures, for the plot")
+    p.add_argument("--label", default="MTP", help="name of RELAXED's model in the plot")
+    p.add_argument("--reference-label", default="reference")
+    p.set_defaults(func=cmd_hull)

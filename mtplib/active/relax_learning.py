@@ -1,0 +1,156 @@
+"""Active learning by relaxation of a candidate pool (Novikov et al. 2021, sec. 6).
+
+Each iteration relaxes every structure of the pool with the current potential
+(`relax_pool`, gamma checked every step). A relaxation converges, runs out of steps, fails,
+or stops at an extrapolative configuration (gamma >= gamma_break). The stopped
+configurations are the candidates: maxvol picks those that grow |det A| (`select_add`),
+the reference labels them, and the potential is refitted on the grown training set
+(`mtplib.training.fit`, warm start from the previous potential). The loop ends when no
+relaxation stops: the last pass is the relaxed pool of the final potential.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from ..training import fit
+from .grade import ActiveSet
+from .md import Thresholds
+from .relax import relax_pool
+from .select import select_add
+
+
+def label(images, calculator_factory):
+    """Copies of `images` with the reference's energy, forces and stress (periodic cells);
+    (labelled, failed): a calculation that raises or gives non-finite values is failed."""
+    labelled, failed = [], []
+    for atoms in images:
+        work = atoms.copy()
+        work.calc = calculator_factory()
+        try:
+            energy = work.get_potential_energy()
+            forces = work.get_forces()
+            stress = work.get_stress() if work.pbc.all() else None
+        except Exception as exc:   # any reference failure is recorded, not fatal
+            atoms = atoms.copy()
+            atoms.info["label_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            failed.append(atoms)
+            continue
+        values = [energy, forces] + ([stress] if stress is not None else [])
+        if not all(np.all(np.isfinite(v)) for v in values):
+            failed.append(atoms.copy())
+            continue
+        out = atoms.copy()
+        out.calc = SinglePointCalculator(out, energy=energy, forces=forces, stress=stress)
+        labelled.append(out)
+    return labelled, failed
+
+
+def select_candidates(active_set, training, candidates, max_select=None, where="candidates"):
+    """Indices of the candidates maxvol selects, and how: `select_add` against the active
+    set; where its rank-1 updates leave A singular (a virtual row of an underdetermined
+    set swapped out on round-off), maxvol over training + candidates from a fresh,
+    column-scaled start (`ActiveSet.from_training`), keeping the candidates' rows
+    (largest gamma first when more than `max_select`)."""
+    try:
+        sel = select_add(active_set, candidates, max_count=max_select, where=where)
+        return list(sel.selected), "select_add"
+    except np.linalg.LinAlgError as exc:
+        union = ActiveSet.from_training(active_set.potential, list(training) + list(candidates),
+                                        mode=active_set.mode, where=where)
+        chosen = [int(k) - len(training) for k in union.member_configurations
+                  if k >= len(training)]
+        if max_select is not None and len(chosen) > max_select:
+            gamma = [active_set.grade(candidates[k].copy()) for k in chosen]
+            chosen = sorted(chosen[i] for i in np.argsort(gamma)[::-1][:max_select])
+        return chosen, f"maxvol over training + candidates (select_add: {exc})"
+
+
+@dataclass
+class RelaxationLearning:
+    """The loop's outcome: the final potential and active set, the training set, one record
+    per iteration, and the final pass's relaxations (pool order)."""
+
+    potential: object
+    active_set: ActiveSet
+    training: list
+    iterations: list = field(default_factory=list)
+    relaxations: list = field(default_factory=list)
+    converged: bool = False
+    initial_labels: int = 0
+
+    @property
+    def labels_spent(self):
+        """Reference calculations: the initial training set and every selection's labels."""
+        return self.initial_labels + sum(r["labels"] for r in self.iterations)
+
+
+def _write_iteration(out_dir, record, relaxations, selected):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "iteration.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out_dir / "relaxations.json").write_text(
+        json.dumps([r.to_dict() for r in relaxations], indent=0) + "\n")
+    ase.io.write(out_dir / "selected.extxyz", selected or [], format="extxyz")
+
+
+def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, thresholds=None,
+                        optimizer="bfgs", fmax=0.01, steps=200, relax_cell=True, pressure=0.0,
+                        max_iterations=20, max_select=None, mode="configuration",
+                        fit_options=None, out_dir=None, log=print):
+    """Active learning on the relaxation of `pool` (list of Atoms), from the labelled
+    `training` set; `init_potential` is fitted on it first (seed and options `fit_options`,
+    passed to `mtplib.training.fit`). `calculator_factory()` gives a fresh reference
+    calculator. Records go to `out_dir`/iter_NNN/ when given."""
+    log = log or (lambda *a, **k: None)
+    thresholds = thresholds or Thresholds(gamma_select=2.0, gamma_break=2.0)
+    fit_options = dict(fit_options or {})
+    quiet = (lambda *a, **k: None)
+    training = list(training)
+    potential = fit(training, init_potential, log=quiet, **fit_options)
+    result = RelaxationLearning(potential=potential, active_set=None, training=training,
+                                initial_labels=len(training))
+    for iteration in range(max_iterations + 1):
+        aset = ActiveSet.from_training(potential, training, mode=mode,
+                                       where=f"training set of iteration {iteration}")
+        result.potential, result.active_set = potential, aset
+        relaxations = relax_pool(potential, pool, active_set=aset, thresholds=thresholds,
+                                 optimizer=optimizer, fmax=fmax, steps=steps,
+                                 relax_cell=relax_cell, pressure=pressure)
+        counts = {s: sum(r.status == s for r in relaxations)
+                  for s in ("converged", "stopped", "not-converged", "failed")}
+        stopped = [r.atoms for r in relaxations if r.status == "stopped"]
+        record = dict(iteration=iteration, training_size=len(training), **counts,
+                      candidates=len(stopped), selected=0, labels=0, label_failures=0,
+                      max_gamma=float(max((r.max_gamma for r in relaxations), default=0.0)),
+                      mtp_calls=int(sum(r.calls for r in relaxations)))
+        selected = []
+        if stopped and iteration < max_iterations:
+            chosen, how = select_candidates(aset, training, stopped, max_select,
+                                            where=f"stopped configurations of iteration {iteration}")
+            selected = [stopped[k] for k in chosen]
+            record["selection"] = how
+            labelled, failed = label(selected, calculator_factory)
+            record.update(selected=len(selected), labels=len(selected),
+                          label_failures=len(failed))
+            training = training + labelled
+            result.training = training
+        log(f"iteration {iteration}: training {record['training_size']}, converged "
+            f"{counts['converged']}, stopped {counts['stopped']}, not converged "
+            f"{counts['not-converged']}, failed {counts['failed']}; selected {record['selected']}")
+        result.iterations.append(record)
+        result.relaxations = relaxations
+        if out_dir is not None:
+            _write_iteration(Path(out_dir) / f"iter_{iteration:03d}", record, relaxations,
+                             selected)
+        if not stopped:
+            result.converged = True
+            break
+        if iteration == max_iterations or not selected:
+            break
+        potential = fit(training, potential, log=quiet, warm_start=True, **fit_options)
+    return result
