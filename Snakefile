@@ -40,6 +40,7 @@ include: "rules/fit.smk"
 include: "rules/active.smk"
 include: "rules/validate.smk"
 include: "rules/report.smk"
+include: "rules/hull.smk"
 
 
 # The report opens on the run's summary page once the workflow has produced it.
@@ -57,6 +58,7 @@ rule all:
         rules.final_gather.output,
         rules.validate_summary.output,
         rules.report_summary.output,
+        hull_targets(),
     default_target: True
 
 

@@ -153,3 +153,16 @@ def validation_potential(wildcards):
 
 def committee_file(wildcards):
     return {"committee": "results/fit/committee.json"} if AL.committee_enabled else {}
+
+
+# ---- the hull target ----
+def hull_inputs(wildcards):
+    """The MTP's relaxed pool, and the reference's when hull.reference_hull."""
+    inputs = {"relaxed": "results/hull/relaxed.extxyz", "record": "results/hull/record.json"}
+    if config["hull"]["reference_hull"]:
+        inputs["reference"] = "results/hull/reference_relaxed.extxyz"
+    return inputs
+
+
+def hull_targets():
+    return ["results/hull/hull.csv", "results/hull/hull.png"] if config["hull"]["enabled"] else []

@@ -373,3 +373,31 @@ def test_console_has_no_python_warnings_and_ends_with_the_verdicts(tmp_path):
                           env=_env(), timeout=600)
     assert proc.returncode != 0
     assert "validation.fail_on_verdict is true and" in proc.stderr
+
+
+@pytest.mark.slow
+def test_hull_target_from_a_config_edit(tmp_path):
+    """hull.enabled: the pool, active learning on its relaxation, the reference's direct
+    route and the hull, from stages 2-3 (a small Ag-Pd EMT pool)."""
+    pytest.importorskip("icet", reason="icet not installed (pip install 'mtplib[hull]')")
+    config = yaml.safe_load((ROOT / "config" / "examples" / "agpd_hull_emt.yaml").read_text())
+    config["mtp"] = {"level": 8, "radial_basis_size": 6, "min_dist": 2.2, "max_dist": 4.5}
+    config["fit"] = {"seeds": 1, "max_iter": 30}
+    for phase in config["phases"].values():
+        phase["displacements"]["supercells"] = [[1, 1, 1]]
+    config["hull"].update(max_atoms=3, max_iterations=6, lattices=["fcc", "bcc"], gamma_break=5.0)
+    config["validation"] = {"energy_volume": False, "elastic": False}
+    path = tmp_path / "hull.yaml"
+    path.write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, path, "results/hull/hull.csv", "results/hull/hull.png", timeout=900)
+    hull = tmp_path / "results" / "hull"
+    rows = (hull / "hull.csv").read_text().splitlines()
+    assert rows[0] == ("name,x_Pd,formation_energy_meV_per_atom,distance_to_hull_meV_per_atom,"
+                       "on_hull")
+    assert len(rows) == 21                     # the 20 candidates of fcc and bcc up to 3 atoms
+    record = json.loads((hull / "record.json").read_text())
+    assert record["initial_labels"] == 6 and record["labels"] > 0
+    assert record["iterations"][0]["stopped"] > 0           # the untrained start extrapolates
+    assert (hull / "hull.png").read_bytes()[:4] == b"\x89PNG"
+    ends = [r for r in rows[1:] if r.split(",")[1] in ("0.000000", "1.000000")]
+    assert ends and all(r.endswith(",1") for r in ends if float(r.split(",")[2]) == 0.0)

@@ -178,13 +178,9 @@ def cmd_pool(args):
 
 def _write_relaxed(path, relaxations):
     import ase.io
-    frames = []
-    for r in relaxations:
-        atoms = r.atoms.copy()
-        atoms.info.update(name=r.name, status=r.status, relaxed_energy=r.energy,
-                          steps=r.steps, calls=r.calls)
-        frames.append(atoms)
-    ase.io.write(path, frames, format="extxyz")
+
+    from .relax import relaxation_frames
+    ase.io.write(path, relaxation_frames(relaxations), format="extxyz")
 
 
 def cmd_relax_pool(args):
@@ -208,17 +204,11 @@ def cmd_relax_pool(args):
 
 
 def cmd_hull(args):
-    from ..analysis.hull import convex_hull, hull_plot, write_hull_csv
+    from ..analysis.hull import hull_of_relaxed, hull_plot, write_hull_csv
     from ..io import read_dataset
 
     def hull_of(path):
-        images = read_dataset(path)
-        if any("relaxed_energy" not in a.info for a in images):
-            raise ValueError(f"{path}: every frame needs info 'relaxed_energy' (from relax-pool)")
-        ok = [a.info.get("status", "converged") in ("converged", "not-converged") for a in images]
-        energies = [a.info["relaxed_energy"] if k else float("nan") for a, k in zip(images, ok)]
-        names = [str(a.info.get("name", f"{path}[{i}]")) for i, a in enumerate(images)]
-        return convex_hull(energies, images, args.elements, names=names)
+        return hull_of_relaxed(read_dataset(path), args.elements, where=str(path))
 
     hull = hull_of(args.relaxed)
     ref = hull_of(args.reference) if args.reference else None

@@ -170,3 +170,17 @@ def relax_pool_with_reference(pool, calculator_factory, **kwargs):
     """`relax_with_reference` for every structure of `pool`, a fresh calculator each."""
     return [relax_with_reference(a, calculator_factory(), name=str(a.info.get("pool_id", f"pool[{k}]")),
                                  **kwargs) for k, a in enumerate(pool)]
+
+
+def relaxation_frames(relaxations):
+    """The relaxed (or stopped) structures of `relaxations` as Atoms with info name, status,
+    relaxed_energy (eV; ASE's extxyz reader would move an 'energy' key to a calculator),
+    steps and calls: what the pool's relaxed file holds."""
+    frames = []
+    for r in relaxations:
+        atoms = r.atoms.copy()
+        atoms.calc = None
+        atoms.info.update(name=r.name, status=r.status, relaxed_energy=r.energy,
+                          steps=r.steps, calls=r.calls)
+        frames.append(atoms)
+    return frames

@@ -185,3 +185,14 @@ def hull_plot(path, hull: Hull, reference: Hull | None = None,
         ax.set_ylabel(f"{label} formation energy (meV/atom)")
         ax.set_title(f"same structures: MAE {mae:.2f} meV/atom")
     return _save(fig, path)
+
+
+def hull_of_relaxed(frames, elements, where="relaxed"):
+    """The Hull of relaxed structures (`relaxation_frames`: info relaxed_energy, status);
+    a relaxation that stopped or failed enters with no energy (NaN: off the hull)."""
+    if any("relaxed_energy" not in a.info for a in frames):
+        raise HullError(f"{where}: every frame needs info 'relaxed_energy' (from relax-pool)")
+    ok = [a.info.get("status", "converged") in ("converged", "not-converged") for a in frames]
+    energies = [a.info["relaxed_energy"] if k else float("nan") for a, k in zip(frames, ok)]
+    names = [str(a.info.get("name", f"{where}[{i}]")) for i, a in enumerate(frames)]
+    return convex_hull(energies, frames, elements, names=names)
