@@ -171,7 +171,7 @@ def main():
     if motep_small:
         print(f"mtplib vs motep (1 thread): {motep_small / one[1]:.1f}x faster (32-atom cells), "
               f"{motep_big / one[2]:.1f}x faster (4000 atoms)")
-    print(f"\nCPU time, 1 thread (the least over repeats; robust to other jobs on the machine):")
+    print("\nCPU time, 1 thread (the least over repeats; robust to other jobs on the machine):")
     for name, a, b in cpu_rows:
         print(f"{name:34s} {a:22.1f} {b:23.1f}")
     if len(cpu_rows) == 3:

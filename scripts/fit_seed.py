@@ -3,7 +3,6 @@ held-out test set.
 
 Run as `[{mpi} -n K] python scripts/fit_seed.py ...` so that a fit can use MPI ranks."""
 import argparse
-import json
 import sys
 import time
 

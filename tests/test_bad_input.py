@@ -1,7 +1,6 @@
 """Bad input: every class of malformed config gets one line naming the key (and the file),
 before any job runs; the Snakefile prints only that line."""
 
-import copy
 import os
 import subprocess
 import sys

@@ -7,7 +7,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
 import yaml
 from docutils.core import publish_parts
 

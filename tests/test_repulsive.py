@@ -1,7 +1,6 @@
 """MLIP-2's RBChebyshev_repuls: the radial basis frozen below min_dist plus a fixed repulsive
 core (radial_basis.cpp, MLMTPR::CalcSiteEnergyDers), in evaluation, files and training."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
