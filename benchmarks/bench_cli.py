@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_evaluate import bench_potential   # the same level-16 Cu MTP as the speed benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKE = ROOT.parent / "shared" / "bench" / "make_cu_emt.py"
@@ -57,19 +58,6 @@ def best(cmd, env, cwd, repeats):
     run(cmd, env, cwd)
     times = [run(cmd, env, cwd) for _ in range(repeats)]
     return min(c for _, c in times), statistics.median(w for w, _ in times)
-
-
-def bench_potential(path):
-    """A level-16 Cu MTP with fixed pseudo-random coefficients (as bench_evaluate.py)."""
-    from mtplib import MTPotential
-    rng = np.random.default_rng(16)
-    pot = MTPotential.from_level(16, ["Cu"], 1.7, 5.0, 8)
-    pot.radial_coeffs = rng.normal(scale=0.3, size=(1, 1, pot.radial_funcs_count, 8))
-    pot.species_coeffs = np.array([-3.0])
-    pot.moment_coeffs = rng.normal(scale=0.05, size=pot.alpha_scalar_moments)
-    pot.scaling = 0.1
-    pot.save(path)
-    return pot
 
 
 def make_data(work, cu_dir, pot):

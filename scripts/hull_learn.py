@@ -20,13 +20,13 @@ with tee_log(sm.log[0]) as log:
     pool = read_frames(sm.input.pool)
     train = read_frames(sm.input.train)
     pot = MTPotential.load(sm.input.potential, species=list(sm.params.elements))
-    fit_options = {k: v for k, v in fit_settings.fit_kwargs().items()}
     result = learn_by_relaxation(
         pool, train, pot, reference.calculator_factory(),
         thresholds=Thresholds(gamma_select=hull["gamma_break"], gamma_break=hull["gamma_break"]),
         optimizer=hull["optimizer"], fmax=hull["fmax"], steps=hull["steps"],
         max_iterations=hull["max_iterations"], max_select=hull["max_select"],
-        mode=sm.params.selection_mode, fit_options=fit_options, out_dir=sm.params.out_dir,
+        mode=sm.params.selection_mode, fit_options=fit_settings.fit_kwargs(),
+        out_dir=sm.params.out_dir,
         log=log)
     write(sm.output.relaxed, relaxation_frames(result.relaxations), format="extxyz")
     result.potential.save(sm.output.potential)

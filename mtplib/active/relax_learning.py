@@ -16,8 +16,8 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
-from ase.calculators.singlepoint import SinglePointCalculator
 
+from ..labeling.label import compute_labels
 from ..training import fit
 from .grade import ActiveSet
 from .md import Thresholds
@@ -26,28 +26,17 @@ from .select import select_add
 
 
 def label(images, calculator_factory):
-    """Copies of `images` with the reference's energy, forces and stress (periodic cells);
-    (labelled, failed): a calculation that raises or gives non-finite values is failed."""
+    """Copies of `images` with the reference's energy, forces and stress (periodic cells),
+    by the labelling's `compute_labels`; (labelled, failed): a calculation that raises or
+    gives non-finite values is failed, its reason in info 'label_error'."""
     labelled, failed = [], []
     for atoms in images:
-        work = atoms.copy()
-        work.calc = calculator_factory()
         try:
-            energy = work.get_potential_energy()
-            forces = work.get_forces()
-            stress = work.get_stress() if work.pbc.all() else None
+            labelled.append(compute_labels(atoms, calculator_factory()))
         except Exception as exc:   # any reference failure is recorded, not fatal
             atoms = atoms.copy()
             atoms.info["label_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             failed.append(atoms)
-            continue
-        values = [energy, forces] + ([stress] if stress is not None else [])
-        if not all(np.all(np.isfinite(v)) for v in values):
-            failed.append(atoms.copy())
-            continue
-        out = atoms.copy()
-        out.calc = SinglePointCalculator(out, energy=energy, forces=forces, stress=stress)
-        labelled.append(out)
     return labelled, failed
 
 
