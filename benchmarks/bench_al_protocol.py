@@ -470,11 +470,92 @@ def analyze(path):
     h3["energy"] = paired(rows, "M4_energy_rmse", "A", "D")
     a_rows = [r for r in rows if r["arm"] == "A"]
     h4 = dict(median_rho=float(np.median([r["M6_spearman_config"] for r in a_rows])),
+              median_rho_atom=float(np.median([r.get("M6_spearman_atom", np.nan) for r in a_rows])),
               median_auc=float(np.median([r["M6_auc_gamma"] for r in a_rows])),
+              median_auc_max_force=float(np.median([r["M6_auc_max_force"] for r in a_rows])),
+              median_auc_energy=float(np.median([r["M6_auc_energy"] for r in a_rows])),
               seeds_gamma_beats_baselines=int(sum(r["M6_auc_gamma"] > max(r["M6_auc_max_force"],
                                                                           r["M6_auc_energy"])
                                                   for r in a_rows)), seeds=len(a_rows))
-    print(json.dumps({"H1": h1, "H2": h2, "H3": h3, "H4": h4}, indent=2))
+    # the verdicts, as pre-registered (AL_PROTOCOL.md)
+    h1["pass"] = all(h1[b]["p_holm"] < 0.05 and h1[b]["median_ratio"] < 1 for b in ("B", "Bprime"))
+    for c in ("C1", "C2"):
+        h2[c]["survival_pass"] = (h2[c]["survival_informative"]
+                                  and h2[c]["survival_difference_mean"] >= 0.10
+                                  and h2[c]["survival_sign_test_p"] is not None
+                                  and h2[c]["survival_sign_test_p"] < 0.05)
+    h2["pass"] = all(h2[c]["p_holm"] < 0.05 and h2[c]["survival_pass"] for c in ("C1", "C2"))
+    h3["pass"] = bool(h3["non_inferior"])
+    h4["pass"] = bool(h4["median_rho"] >= 0.6 and h4["median_auc"] >= 0.8
+                      and h4["seeds_gamma_beats_baselines"] >= 0.75 * h4["seeds"])
+    result = {"H1": h1, "H2": h2, "H3": h3, "H4": h4}
+    print(json.dumps(result, indent=2))
+    print(markdown(rows, result))
+    return result
+
+
+def markdown(rows, h):
+    """The RESULTS.md table: per arm medians, then H1-H4."""
+    arms = [a for a in ARMS if any(r["arm"] == a for r in rows)]
+    med = lambda a, key: float(np.median([r[key] for r in rows if r["arm"] == a]))
+    lines = ["| arm | seeds | M1 p99 |ΔF| (eV/Å) | M1 max | M2 survival (mean) | M3 own-trajectory F RMSE "
+             "| M4 F RMSE (eV/Å) | M4 E RMSE (meV/atom) | M5 labels (mean) | M5 reference MD steps |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for a in arms:
+        mine = [r for r in rows if r["arm"] == a]
+        lines.append(f"| {a} | {len(mine)} | {med(a, 'M1_p99_atom_force_error'):.3f} | "
+                     f"{med(a, 'M1_max_atom_force_error'):.3f} | "
+                     f"{np.mean([r['M2_survival'] for r in mine]):.3f} | "
+                     f"{med(a, 'M3_own_trajectory_force_rmse'):.4f} | {med(a, 'M4_force_rmse'):.4f} | "
+                     f"{1000 * med(a, 'M4_energy_rmse'):.2f} | "
+                     f"{np.mean([r['M5']['labels'] for r in mine]):.1f} | "
+                     f"{np.mean([r['M5']['reference_md_steps'] for r in mine]):.0f} |")
+    ci = lambda d: f"{d['median_ratio']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
+    lines += ["", "| hypothesis | comparison | median ratio [95 % CI] | p (Holm) | verdict |",
+              "|---|---|---|---|---|"]
+    for b in ("B", "Bprime"):
+        lines.append(f"| H1 | M1 A/{b} | {ci(h['H1'][b])} | {h['H1'][b]['p']:.3g} "
+                     f"({h['H1'][b]['p_holm']:.3g}) | {'pass' if h['H1']['pass'] else 'fail'} |")
+    for c in ("C1", "C2"):
+        d = h["H2"][c]
+        surv = (f"survival A-{c} {d['survival_difference_mean']:+.3f}, sign test p "
+                f"{d['survival_sign_test_p']:.3g}" if d["survival_informative"]
+                else "survival uninformative (all 100 %)")
+        lines.append(f"| H2 | M1 A/{c}; {surv} | {ci(d)} | {d['p']:.3g} ({d['p_holm']:.3g}) | "
+                     f"{'pass' if h['H2']['pass'] else 'fail'} |")
+    lines.append(f"| H3 | M4 force RMSE A/D (energy {ci(h['H3']['energy'])}) | {ci(h['H3'])} | "
+                 f"upper limit ≤ 1.10 | {'pass' if h['H3']['pass'] else 'fail'} |")
+    h4 = h["H4"]
+    lines.append(f"| H4 | ρ config {h4['median_rho']:.2f} (atom {h4['median_rho_atom']:.2f}), AUC γ "
+                 f"{h4['median_auc']:.2f} (max force {h4['median_auc_max_force']:.2f}, energy "
+                 f"{h4['median_auc_energy']:.2f}), γ best in {h4['seeds_gamma_beats_baselines']}"
+                 f"/{h4['seeds']} seeds | | ≥ 0.6, ≥ 0.8, ≥ 15/20 | {'pass' if h4['pass'] else 'fail'} |")
+    return "\n".join(lines)
+
+
+def analyze_tuning(paths):
+    """The tuning arms against the chosen loop, paired by seed: median M1 ratio, survival,
+    labels, converged runs, pool size."""
+    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    variants = sorted({r["variant"] for r in rows}, key=lambda v: (v != "chosen", v))
+    print("| variant | seeds | M1 p99 |dF| (eV/Å) median | M1 ratio to chosen (median, 95 % CI) "
+          "| M4 force RMSE | M2 survival | M6 ρ config / atom | AUC γ | labels | converged | "
+          "pool per iteration | above γ_max |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for v in variants:
+        mine = [r for r in rows if r["variant"] == v]
+        ratio = paired([dict(r, arm=r["variant"]) for r in rows if r["variant"] in (v, "chosen")],
+                       "M1_p99_atom_force_error", v, "chosen") if v != "chosen" else None
+        rtxt = (f"{ratio['median_ratio']:.3f} ({ratio['ci95'][0]:.2f}-{ratio['ci95'][1]:.2f}), "
+                f"p={ratio['p']:.2g}" if ratio and ratio["n"] > 1 else "")
+        med = lambda key: float(np.median([r[key] for r in mine]))
+        pools = [p for r in mine for p in r["M5"]["pool_sizes"]]
+        print(f"| {v} | {len(mine)} | {med('M1_p99_atom_force_error'):.3f} | {rtxt} | "
+              f"{med('M4_force_rmse'):.4f} | {np.mean([r['M2_survival'] for r in mine]):.3f} | "
+              f"{med('M6_spearman_config'):.2f} / {med('M6_spearman_atom'):.2f} | "
+              f"{med('M6_auc_gamma'):.2f} | {np.mean([r['M5']['labels'] for r in mine]):.1f} | "
+              f"{sum(r['M5']['converged'] for r in mine)}/{len(mine)} | "
+              f"{np.median(pools):.0f} | {sum(r['M5']['above_gamma_max'] for r in mine)} |")
 
 
 def main():
@@ -484,6 +565,7 @@ def main():
     ap.add_argument("--out", default="benchmarks/out/al_protocol.jsonl")
     ap.add_argument("--hash-test-sets", action="store_true")
     ap.add_argument("--analyze", metavar="JSONL")
+    ap.add_argument("--analyze-tuning", metavar="JSONL", nargs="+")
     ap.add_argument("--workdir", default="benchmarks/out/al_protocol")
     ap.add_argument("--variant", choices=sorted(VARIANTS),
                     help="a tuning arm (with --tuning): arm A with this loop variant")
@@ -492,6 +574,8 @@ def main():
         ap.error("--variant runs on the tuning seeds only: add --tuning")
     if args.analyze:
         return analyze(args.analyze)
+    if args.analyze_tuning:
+        return analyze_tuning(args.analyze_tuning)
     warnings.simplefilter("ignore")
     t1, t2a, t2b = test_sets()
     if args.hash_test_sets:
