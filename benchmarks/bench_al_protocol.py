@@ -179,7 +179,7 @@ VARIANTS = {
     "trajectories_3": dict(trajectories=3),
     "quiet_tail": dict(convergence="quiet_tail"),
     "all_finished": dict(convergence="all_finished"),
-    "force_weights": dict(weights=dict(site_energy=1.0, forces=0.1)),
+    "force_weights": dict(weights=dict(site_energy=1.0, energy=0.0, forces=1.0)),
 }
 
 
@@ -213,7 +213,7 @@ def loop(seed, workdir, query, budget, config=None):
                              thermalize=previous is None,
                              ramp_start=cfg["ramp_start"] if ramp else None,
                              ramp_steps=cfg["ramp_steps"] if ramp else 0,
-                             engine="native" if cfg["weights"] is None else "ase",
+                             engine="native",
                              thresholds=Thresholds(gamma_select=GAMMA_SELECT,
                                                    gamma_break=GAMMA_BREAK,
                                                    gamma_max=cfg["gamma_max"]))
@@ -355,6 +355,7 @@ def score_arm(pot, train, t1, t2a, t2b, seed, workdir, production_runs=PRODUCTIO
             traj.unlink(missing_ok=True)
             res = run_md(pot, atoms, temperature=temperature, steps=PRODUCTION_STEPS, timestep=DT,
                          seed=50000 + 1000 * seed + 10 * k + r, log=None, trajectory=traj,
+                         engine="native",       # ASE's Langevin arithmetic, bit-identical
                          trajectory_interval=PRODUCTION_EVERY,
                          thresholds=Thresholds(gamma_select=1e30, gamma_break=1e31,
                                                min_distance=FAILURE_MIN_DISTANCE))
