@@ -79,12 +79,35 @@ rule validate_compare:
         "../scripts/validate_compare.py"
 
 
+rule validate_relabel:
+    input:
+        trajectory="results/validation/{vscenario}/mtp.extxyz",
+        potential="results/final/potential.mtp",
+    output:
+        relabelled="results/validation/{vscenario}/relabelled.extxyz",
+        own_md="results/validation/{vscenario}/own_md.json",
+    log:
+        "logs/validation/{vscenario}/relabel.log",
+    benchmark:
+        "logs/benchmarks/validation/{vscenario}/relabel.tsv",
+    params:
+        frames=lookup(dpath="validation/md_force_frames", within=config),
+        reference=config["reference"],
+        elements=config["elements"],
+    resources:
+        runtime=60,
+    conda:
+        REFERENCE_ENV
+    script:
+        "../scripts/validate_relabel.py"
+
+
 rule validate_summary:
     input:
         similarity=expand("results/validation/{vscenario}/similarity.json",
                           vscenario=VALIDATION_RUNS),
-        trajectories=expand("results/validation/{vscenario}/mtp.extxyz",
-                            vscenario=VALIDATION_RUNS),
+        own_md=(expand("results/validation/{vscenario}/own_md.json", vscenario=VALIDATION_RUNS)
+                if SETTINGS.validation.md_force_frames else []),
         potential="results/final/potential.mtp",
         test="results/labels/test.extxyz",
     output:

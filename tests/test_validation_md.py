@@ -11,7 +11,7 @@ from ase.io import read, write
 from mtplib.active import ActiveSet
 from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
 from scripts.mtpflow.settings import Settings, validate_config
-from scripts.mtpflow.validation import compare, summarize, validation_md
+from scripts.mtpflow.validation import compare, relabel_own_md, summarize, validation_md
 
 ELEMENTS = ["Cu", "Au"]
 BOX = {"composition": {"Cu": 3, "Au": 1}, "density": 10.0, "n_atoms": 16, "seed": 2,
@@ -79,8 +79,16 @@ def test_compare_and_summary_carry_the_new_keys(setup):
     assert cn["Cu"]["total"] == pytest.approx(cn["Cu"]["Cu"] + cn["Cu"]["Au"]) and \
         cn["Cu"]["total"] > 0
     assert result["md"]["reference"]["atoms"] == 8
+    own = relabel_own_md(tmp / "mtp.extxyz", tmp / "potential.mtp", settings.reference,
+                         ELEMENTS, 3, d / "relabelled.extxyz", d / "own_md.json",
+                         log=lambda m: None)
+    relabelled = read(d / "relabelled.extxyz", ":")
+    steps = [a.info["step"] for a in relabelled]
+    assert len(relabelled) == own["frames"] == 3 and own["failed"] == 0
+    assert steps[0] >= 8 and steps[-1] == 40           # after the first fifth, to the end
+    assert own["rmse"] == own["errors"]["forces"]["rmse"] > 0
     summary = summarize([d / "similarity.json"], ["glass"], {"glass": {"phase": None}},
-                        [tmp / "mtp.extxyz"], tmp / "potential.mtp", tmp / "test.extxyz",
+                        [d / "own_md.json"], tmp / "potential.mtp", tmp / "test.extxyz",
                         settings.reference, {}, ELEMENTS, val, tmp / "summary.json",
                         tmp / "parity.png", tmp / "ev.png", tmp / "verdicts.txt",
                         log=lambda m: None)
@@ -115,3 +123,21 @@ def test_compare_without_a_reference_reports_the_mtp_structure(setup, tmp_path):
     assert set(result["rdf_first_peaks_mtp"]) == {"Cu-Cu", "Cu-Au", "Au-Au", "total"}
     assert np.isfinite(result["structure"]["mtp"]["coordination"]["Au"]["total"])
     assert (tmp_path / "rdf.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("scenario, message", [
+    ({"name": "g", "amorphous": {"composition": {"Zr": 1}, "density": 6.0}},
+     r"'validation.scenarios\[g\].amorphous.composition': species \['Zr'\] are not in"),
+    ({"name": "g", "amorphous": BOX, "reference": {"supercell": [2, 2, 2]}},
+     r"'validation.scenarios\[g\].reference.supercell': an amorphous start has no supercell"),
+    ({"name": "c", "phase": "CuAu", "reference": {"amorphous": BOX}},
+     r"'validation.scenarios\[c\].reference.amorphous': the scenario starts from phase 'CuAu'"),
+    ({"name": "g", "amorphous": BOX, "phase": "CuAu"},
+     r"'validation.scenarios.0' = .* its start is exactly one of phase, amorphous"),
+])
+def test_bad_validation_scenarios_are_named(scenario, message):
+    from scripts.mtpflow.settings import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        validate_config({"elements": ELEMENTS, "reference": {"name": "emt"},
+                         "phases": {"CuAu": {"bulk": {"name": "Cu", "cubic": True}}},
+                         "validation": {"scenarios": [scenario]}}, read_files=False)

@@ -586,6 +586,10 @@ def check_config(config: dict, read_files: bool = True) -> None:
                                   ".reference.supercell': an amorphous start has no supercell; "
                                   "give reference.amorphous")
             continue
+        if scenario["reference"].get("amorphous"):
+            raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}]"
+                              ".reference.amorphous': the scenario starts from phase "
+                              f"{scenario['phase']!r}; give reference.supercell")
         if scenario["phase"] not in phases:
             raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}].phase': "
                               f"unknown phase {scenario['phase']!r}; known: {sorted(phases)}")

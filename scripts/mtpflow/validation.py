@@ -6,6 +6,8 @@
 * :func:`compare`: partial RDFs and ADFs of the MTP and reference trajectories (first
   `discard` fraction dropped as equilibration), plotted on the same axes, with similarity
   numbers.
+* :func:`relabel_own_md`: frames of the MTP's own validation MD labelled by the reference,
+  and the MTP's errors on them.
 * :func:`summarize`: ``summary.json`` (every scenario's similarity, held-out test-set errors
   of the final potential, energy-volume and elastic comparisons when configured, the force
   RMSE on frames of the MTP's own MD, and the pass/fail ``verdicts`` of
@@ -33,7 +35,7 @@ from mtplib.analysis.verdicts import (count_failures, elastic_verdict, failed_ve
 from mtplib.calculator import MTPCalculator
 from mtplib.io import read_dataset
 from mtplib.labeling import (ReferenceFailed, RetryingCalculator, append_frame, compute_labels,
-                             read_frames)
+                             read_frames, write_frames_atomic)
 from mtplib.potential import MTPotential
 from mtplib.structures import build_phase
 
@@ -220,22 +222,41 @@ def compare(mtp_trajectory, reference_trajectory, rdf_settings, adf_settings, el
     return result
 
 
-def own_md_force_rmse(trajectory, pot, reference_calc, n_frames, log=print):
-    """Force RMSE (eV/Å) of the MTP against the reference on `n_frames` evenly spaced frames of
-    the MTP's own validation trajectory (after the equilibration fifth); (rmse, frames, failed)."""
-    images = read(trajectory, index=":")
+def own_md_frames(trajectory, n_frames):
+    """`n_frames` evenly spaced frames of an MTP validation trajectory after its first fifth
+    (equilibration), never its failure record."""
+    images = [a for a in read(trajectory, index=":") if "md_failure" not in a.info]
     images = images[int(0.2 * len(images)):] or images
     picks = np.unique(np.linspace(0, len(images) - 1, min(n_frames, len(images))).astype(int))
+    return [images[int(k)] for k in picks] if images else []
+
+
+def relabel_own_md(trajectory, potential_file, reference, elements, n_frames, out_frames,
+                   out_json, log=print):
+    """Label `n_frames` frames of the MTP's own validation trajectory with the reference
+    (reference failures are recorded, not fatal); their frames to `out_frames`, and to
+    `out_json` the MTP's errors on them (error_metrics; 'rmse': the force RMSE in eV/Å)."""
+    calc = RetryingCalculator(reference.calculator_factory(symbols=list(elements)),
+                              retries=reference.retries, timeout=reference.timeout, log=log)
     labelled, failed = [], 0
-    for k in picks:
+    frames = own_md_frames(trajectory, n_frames)
+    for k, atoms in enumerate(frames):
         try:
-            labelled.append(compute_labels(images[int(k)], reference_calc))
+            labelled.append(compute_labels(atoms, calc))
         except Exception as exc:       # a reference failure is recorded, not fatal
             failed += 1
-            log(f"{trajectory} frame {int(k)}: the reference failed: {type(exc).__name__}: {exc}")
-    if not labelled:
-        return None, 0, failed
-    return error_metrics(labelled, pot.evaluate_many(labelled))["forces"]["rmse"], len(labelled), failed
+            log(f"{trajectory} frame {k} (step {atoms.info.get('step')}): the reference "
+                f"failed: {type(exc).__name__}: {exc}")
+    write_frames_atomic(out_frames, labelled)
+    result = {"rmse": None, "frames": len(labelled), "failed": failed, "errors": None}
+    if labelled:
+        pot = MTPotential.load(potential_file, species=list(elements))
+        result["errors"] = error_metrics(labelled, pot.evaluate_many(labelled))
+        result["rmse"] = result["errors"]["forces"]["rmse"]
+        log(f"{trajectory}: force RMSE {result['rmse']:.4g} eV/Å on {len(labelled)} of its "
+            f"frames relabelled by the reference ({failed} failed)")
+    Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def md_verdicts(phase, record) -> list:
@@ -308,12 +329,13 @@ def format_structure(s) -> str:
     return "; ".join(parts) or "no MD record"
 
 
-def summarize(similarity_files, names, runs, mtp_trajectories, potential_file, test_file,
+def summarize(similarity_files, names, runs, own_md_files, potential_file, test_file,
               reference, phases, elements, validation, out_summary, out_parity, out_ev,
               out_verdicts, log=print):
     """summary.json with the verdicts table, verdicts.txt, the held-out test set's parity plot
     of the final potential; the energy-volume curves (and elastic constants) of every phase
-    when configured."""
+    when configured. `own_md_files`: relabel_own_md's records, one per scenario in `names`
+    order (empty: validation.md_force_frames is 0)."""
     tol = validation.tolerances
     pot = MTPotential.load(potential_file, species=list(elements))
     summary = {"potential": str(potential_file), "test_set": str(test_file), "scenarios": {}}
@@ -381,7 +403,7 @@ def summarize(similarity_files, names, runs, mtp_trajectories, potential_file, t
                                             tol["elastic_relative"], tol["elastic_absolute"]))
     test_rmse = summary["errors"].get("test", {}).get("forces", {}).get("rmse")
     summary["structure"] = {}
-    for name, trajectory in zip(names, mtp_trajectories):
+    for name in names:
         phase = f"{runs[name]['phase'] or 'amorphous'} ({name})"
         data = summary["scenarios"][name]
         summary["structure"][name] = structure_summary(data)
@@ -394,9 +416,9 @@ def summarize(similarity_files, names, runs, mtp_trajectories, potential_file, t
                                           data["rdf_integrated_absolute_difference"],
                                           tol["rdf_difference"], "Å"))
             verdicts.extend(rdf_verdicts(phase, data["rdf"], tol))
-        if validation.md_force_frames:
-            rmse, n, n_failed = own_md_force_rmse(trajectory, pot, reference_calc,
-                                                  validation.md_force_frames, log=log)
+        if own_md_files:
+            own = json.loads(Path(own_md_files[names.index(name)]).read_text())
+            rmse, n, n_failed = own["rmse"], own["frames"], own["failed"]
             data["own_md_force_rmse"] = {
                 "rmse": rmse, "frames": n, "failed": n_failed, "test_rmse": test_rmse,
                 "ratio_to_test": rmse / test_rmse if rmse is not None and test_rmse else None}
