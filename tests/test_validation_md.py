@@ -141,3 +141,22 @@ def test_bad_validation_scenarios_are_named(scenario, message):
         validate_config({"elements": ELEMENTS, "reference": {"name": "emt"},
                          "phases": {"CuAu": {"bulk": {"name": "Cu", "cubic": True}}},
                          "validation": {"scenarios": [scenario]}}, read_files=False)
+
+
+def test_the_hfo2_example_validation_starts_build():
+    """Every validation start of config/examples/hfo2_tblite.yaml packs (a jammed random
+    packing would stop the workflow at stage 5), at the issue's sizes and lengths."""
+    import yaml
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "config" / "examples" / "hfo2_tblite.yaml"
+    config = validate_config(yaml.safe_load(path.read_text()), read_files=False)
+    runs = Settings.from_config(config, checked=True).validation.runs()
+    sizes = {(name, engine): (len(run.start_structure(config["phases"], engine)),
+                              run.steps_of(engine) * run.timestep)
+             for name, run in runs.items() for engine in ("mtp", "reference")
+             if engine == "mtp" or run.compared}
+    assert sizes[("amorphous_300K", "mtp")] == (96, 100000.0)        # 0.1 ns
+    assert sizes[("amorphous_3000K", "mtp")] == (96, 20000.0)        # 20 ps
+    assert sizes[("amorphous_3000K", "reference")] == (48, 1000.0)   # 1 ps of xTB
+    assert not runs["amorphous_300K"].compared
+    assert config["validation"]["md_force_frames"] == 50
