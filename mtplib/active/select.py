@@ -47,12 +47,14 @@ def select_add(active_set: ActiveSet, candidates, max_count=None, threshold=1.00
                where="candidates"):
     """Candidates that increase |det A|, greedily by maxvol, at most `max_count` of them.
 
-    A candidate row enters while its |b A^-1| exceeds `threshold`. Deterministic and
-    independent of the order of `candidates` (a list of Atoms)."""
+    A candidate row enters while its |b A^-1| exceeds `threshold`. The rows are those of the
+    active set's selection weights (`SelectionWeights`). Deterministic and independent of
+    the order of `candidates` (a list of Atoms)."""
     active_set.check_potential()
     order = canonical_order(candidates)
     ordered = [candidates[k] for k in order]
-    rows, owners = jacobian_rows(active_set.potential, ordered, active_set.mode, where=where)
+    rows, owners = jacobian_rows(active_set.potential, ordered, active_set.mode, where=where,
+                                 weights=active_set.weights)
     gamma = np.zeros(len(candidates))
     if len(rows):
         per_row = active_set.grade_rows(rows)
