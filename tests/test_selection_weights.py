@@ -217,3 +217,41 @@ def test_cli_grade_with_force_weights_writes_weights(fitted, tmp_path, capsys):
     state = ActiveSet.load(tmp_path / "cu.als.npz", ActiveSet.from_training(
         pot, train[:1]).potential)
     assert state.weights == SelectionWeights(energy=1.0, forces=1.0)
+
+
+def _config(**weights):
+    from pathlib import Path
+
+    import yaml
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "examples" /
+                             "cuau_tiny.yaml").read_text())
+    al = config.setdefault("active_learning", {})
+    al["selection_mode"] = "configuration"
+    al["selection_weights"] = weights
+    return config
+
+
+def test_config_selection_weights():
+    from scripts.mtpflow.settings import ActiveLearningSettings, build, validate_config
+    config = validate_config(_config(), read_files=False)
+    assert config["active_learning"]["selection_weights"] == dict.fromkeys(
+        ["energy", "forces", "stress", "site_energy"])
+    al = build(ActiveLearningSettings, config["active_learning"])
+    assert al.weights() == SelectionWeights()
+    config = validate_config(_config(forces=1.0), read_files=False)
+    al = build(ActiveLearningSettings, config["active_learning"])
+    assert al.weights() == SelectionWeights(energy=1.0, forces=1.0)
+    assert al.iteration_params()["selection_weights"]["forces"] == 1.0
+
+
+@pytest.mark.parametrize("weights, message", [
+    (dict(site_energy=1.0), "site_energy must be 0 with 'active_learning.selection_mode' = 'configuration'"),
+    (dict(energy=0.0), "all selection weights are zero"),
+    (dict(forces=-1.0), "selection_weights.forces"),
+])
+def test_config_bad_selection_weights_one_line(weights, message):
+    from scripts.mtpflow.settings import ConfigError, validate_config
+    with pytest.raises(ConfigError) as err:
+        validate_config(_config(**weights), read_files=False)
+    assert "\n" not in str(err.value) and message in str(err.value), str(err.value)
+    assert "selection_weights" in str(err.value)

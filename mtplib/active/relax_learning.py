@@ -90,11 +90,12 @@ def _write_iteration(out_dir, record, relaxations, selected):
 def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, thresholds=None,
                         optimizer="bfgs", fmax=0.01, steps=200, relax_cell=True, pressure=0.0,
                         max_iterations=20, max_select=None, mode="configuration",
-                        fit_options=None, out_dir=None, log=print):
+                        selection_weights=None, fit_options=None, out_dir=None, log=print):
     """Active learning on the relaxation of `pool` (list of Atoms), from the labelled
     `training` set; `init_potential` is fitted on it first (seed and options `fit_options`,
     passed to `mtplib.training.fit`). `calculator_factory()` gives a fresh reference
-    calculator. Records go to `out_dir`/iter_NNN/ when given."""
+    calculator. Records go to `out_dir`/iter_NNN/ when given. `selection_weights`
+    (`SelectionWeights` or a dict; None: the mode's default) choose the active set's rows."""
     log = log or (lambda *a, **k: None)
     thresholds = thresholds or Thresholds(gamma_select=2.0, gamma_break=2.0)
     fit_options = dict(fit_options or {})
@@ -105,7 +106,8 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
                                 initial_labels=len(training))
     for iteration in range(max_iterations + 1):
         aset = ActiveSet.from_training(potential, training, mode=mode,
-                                       where=f"training set of iteration {iteration}")
+                                       where=f"training set of iteration {iteration}",
+                                       weights=selection_weights)
         result.potential, result.active_set = potential, aset
         relaxations = relax_pool(potential, pool, active_set=aset, thresholds=thresholds,
                                  optimizer=optimizer, fmax=fmax, steps=steps,
