@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase.io
-import numpy as np
 
 from ..labeling.label import compute_labels
 from ..training import fit
@@ -38,26 +37,6 @@ def label(images, calculator_factory):
             atoms.info["label_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             failed.append(atoms)
     return labelled, failed
-
-
-def select_candidates(active_set, training, candidates, max_select=None, where="candidates"):
-    """Indices of the candidates maxvol selects, and how: `select_add` against the active
-    set; where its rank-1 updates leave A singular (a virtual row of an underdetermined
-    set swapped out on round-off), maxvol over training + candidates from a fresh,
-    column-scaled start (`ActiveSet.from_training`), keeping the candidates' rows
-    (largest gamma first when more than `max_select`)."""
-    try:
-        sel = select_add(active_set, candidates, max_count=max_select, where=where)
-        return list(sel.selected), "select_add"
-    except np.linalg.LinAlgError as exc:
-        union = ActiveSet.from_training(active_set.potential, list(training) + list(candidates),
-                                        mode=active_set.mode, where=where)
-        chosen = [int(k) - len(training) for k in union.member_configurations
-                  if k >= len(training)]
-        if max_select is not None and len(chosen) > max_select:
-            gamma = [active_set.grade(candidates[k].copy()) for k in chosen]
-            chosen = sorted(chosen[i] for i in np.argsort(gamma)[::-1][:max_select])
-        return chosen, f"maxvol over training + candidates (select_add: {exc})"
 
 
 @dataclass
@@ -121,10 +100,11 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
                       mtp_calls=int(sum(r.calls for r in relaxations)))
         selected = []
         if stopped and iteration < max_iterations:
-            chosen, how = select_candidates(aset, training, stopped, max_select,
-                                            where=f"stopped configurations of iteration {iteration}")
-            selected = [stopped[k] for k in chosen]
-            record["selection"] = how
+            # select_add refuses swaps that would leave A singular (an underdetermined
+            # start): no fallback needed here (run_swaps(checked=True))
+            sel = select_add(aset, stopped, max_count=max_select,
+                             where=f"stopped configurations of iteration {iteration}")
+            selected = [stopped[k] for k in sel.selected]
             labelled, failed = label(selected, calculator_factory)
             record.update(selected=len(selected), labels=len(selected),
                           label_failures=len(failed))
