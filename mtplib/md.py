@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .active.grade import gamma_of, selection_rows
 from .neighbors import neighbor_csr_shortest
 from .potential import MTPInputError
 
@@ -51,12 +52,20 @@ class ArrayForces:
             raise MTPInputError(f"{where}: {exc}") from exc
         pot._warn_closer_than_min_dist(shortest, where, stacklevel=3)
         grading = grade and self.active_set is not None
+        weighted = grading and not self.active_set.weights.is_mode_default
         per_atom = grading and self.active_set.mode == "neighborhood"
         site, forces, _, rows = pot.run_kernel(self.types, offsets, nbr, vec, True, grading,
                                                per_atom)
         res = dict(energy=float(site.sum()), forces=forces, energies=site,
                    min_distance=float(shortest))
-        if grading:
+        if weighted:                             # selection weights: `ActiveSet.evaluate`'s rows
+            rows, row_atoms = selection_rows(pot, self.active_set.weights, self.types, offsets,
+                                             nbr, vec, rows)
+            res["gamma"], gamma_atoms = gamma_of(self.active_set.grade_rows(rows), row_atoms,
+                                                 len(site))
+            if gamma_atoms is not None:
+                res["gamma_atoms"] = gamma_atoms
+        elif grading:
             if not per_atom:                     # configuration mode: b = sum_i dE_i/dtheta / N
                 rows = rows.sum(axis=0, keepdims=True) / max(len(site), 1)
             per_row = self.active_set.grade_rows(rows)

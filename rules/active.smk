@@ -18,6 +18,7 @@ rule al_start:
     params:
         elements=config["elements"],
         mode=lookup(dpath="active_learning/selection_mode", within=config),
+        weights=AL.selection_weights,
     conda:
         "../envs/mtp.yaml"
     script:

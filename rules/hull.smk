@@ -39,6 +39,7 @@ rule hull_learn:
         fit=config["fit"],
         reference=config["reference"],
         selection_mode=AL.selection_mode,
+        selection_weights=AL.selection_weights,
         out_dir="results/hull/al",
     conda:
         REFERENCE_ENV

@@ -25,7 +25,8 @@ with tee_log(sm.log[0]) as log:
         thresholds=Thresholds(gamma_select=hull["gamma_break"], gamma_break=hull["gamma_break"]),
         optimizer=hull["optimizer"], fmax=hull["fmax"], steps=hull["steps"],
         max_iterations=hull["max_iterations"], max_select=hull["max_select"],
-        mode=sm.params.selection_mode, fit_options=fit_settings.fit_kwargs(),
+        mode=sm.params.selection_mode, selection_weights=sm.params.selection_weights,
+        fit_options=fit_settings.fit_kwargs(),
         out_dir=sm.params.out_dir,
         log=log)
     write(sm.output.relaxed, relaxation_frames(result.relaxations), format="extxyz")

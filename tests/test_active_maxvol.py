@@ -136,3 +136,52 @@ def test_rank_deficient_matches_mlip2_rule(seed, smallest):
     grade_ref = np.abs(np.linalg.solve(A_ref.T, data.T).T).max(axis=1)
     np.testing.assert_allclose(np.abs(data @ state.Ainv).max(axis=1), grade_ref, rtol=1e-9)
     assert grade_ref.max() > 1.5 and grade_ref.min() < 1.0
+
+
+def test_checked_swaps_never_leave_A_singular():
+    """select_add's swaps (run_swaps(checked=True)) against an active set with a virtual row
+    eps e_k beside real rows whose columns span 12 decades (raw MTP columns): a candidate in
+    the span of the real rows may get |b A^-1| > 1 on the virtual slot by round-off alone;
+    the unchecked rank-1 swap then leaves A singular (np.linalg.inv fails), the checked one
+    refuses it and A stays as it was."""
+    from mtplib.active.maxvol import MaxvolState, equilibrated_condition, run_swaps
+    rng = np.random.default_rng(0)
+    raised = proposed = 0
+    for _ in range(300):
+        m = 6
+        R = rng.normal(size=(m - 1, m)) * 10 ** rng.uniform(0, 12, size=m)
+        A = np.vstack([R, 1e-5 * np.eye(m)[m - 1]])
+        Ainv = np.linalg.inv(A)
+        b = rng.uniform(-1, 1, size=m - 1) @ R          # real-slot coefficients <= 1
+        if np.abs(b @ Ainv).max() <= 1.001:
+            continue
+        proposed += 1
+        labels = np.array([0, 1, 2, 3, 4, VIRTUAL])
+        plain = MaxvolState(A=A.copy(), Ainv=Ainv.copy(), labels=labels.copy())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                run_swaps(plain, b[None], np.array([7]), tol=1e-3)
+        except np.linalg.LinAlgError:
+            raised += 1
+        checked = MaxvolState(A=A.copy(), Ainv=Ainv.copy(), labels=labels.copy())
+        assert run_swaps(checked, b[None], np.array([7]), tol=1e-3, checked=True) == 0
+        np.testing.assert_array_equal(checked.A, A)
+        assert (checked.labels == labels).all()
+        assert equilibrated_condition(checked.A, checked.Ainv) < 1e6
+    assert proposed >= 20 and raised >= 5, (proposed, raised)
+
+
+def test_checked_swaps_take_the_good_rows():
+    """The check refuses nothing that grows |det A|: on random rows it selects what the
+    unchecked greedy selection selects, with the exact log |det A|."""
+    from mtplib.active.maxvol import run_swaps
+    rng = np.random.default_rng(4)
+    B = rng.normal(size=(12, 5))
+    base = maxvol(B[:6], warn=False)
+    cands = rng.normal(size=(20, 5)) * 2.0
+    plain, checked = base, maxvol(B[:6], warn=False)
+    run_swaps(plain, cands, np.arange(20), tol=1e-3)
+    run_swaps(checked, cands, np.arange(20), tol=1e-3, checked=True)
+    assert sorted(plain.labels.tolist()) == sorted(checked.labels.tolist())
+    assert checked.log_det == pytest.approx(np.linalg.slogdet(checked.A)[1], rel=1e-12)

@@ -1,7 +1,8 @@
 """`mtplib grade | select | md | relax` (MLIP-2's calc-grade, select-add, and lotf MD / relax).
 
     mtplib grade POT TRAIN DATA OUT [--state FILE] [--mode configuration|neighborhood]
-    mtplib select POT TRAIN CANDIDATES OUT [--max N] [--threshold 1.001]
+        [--energy-weight W] [--force-weight W] [--stress-weight W] [--site-en-weight W]
+    mtplib select POT TRAIN CANDIDATES OUT [--max N] [--threshold 1.001] [--force-weight W ...]
     mtplib sparsify POT TRAIN OUT [--mode configuration] [--threshold 1.001]
     mtplib md POT STRUCTURE --ensemble nvt --temperature 3000 --steps 20000 --timestep 1 \\
         --select 2 --break 10 --candidates OUT [--train TRAIN] [--seed 0] [--species ...]
@@ -12,7 +13,10 @@
 
 The active-set state is the file --state, by default POT.als.npz (POT's name) in the folder of
 the output (OUT, or --candidates for md and relax), never beside an input; it is built from
-TRAIN when absent.
+TRAIN when absent. The weights of the energy, force, stress and site-energy rows (MLIP's
+`mlp select-add` options; `mtplib.active.SelectionWeights`) default to those of --mode: energy 1
+(configuration) or site energy 1 (neighborhood), the others 0; a weight given overrides its
+default, and the weights are stored in the state file.
 """
 from __future__ import annotations
 
@@ -31,16 +35,45 @@ def _potential(args):
     return MTPotential.load(args.potential, species=species)
 
 
+WEIGHT_OPTIONS = {"energy": "--energy-weight", "forces": "--force-weight",
+                  "stress": "--stress-weight", "site_energy": "--site-en-weight"}
+
+
+def _weights(args, mode):
+    """SelectionWeights of the --*-weight options (None when none is given)."""
+    from .grade import ActiveSetError, SelectionWeights
+    given = {k: getattr(args, k + "_weight", None) for k in WEIGHT_OPTIONS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    options = " ".join(f"{WEIGHT_OPTIONS[k]} {v:g}" for k, v in given.items())
+    weights = SelectionWeights(**{**SelectionWeights.for_mode(mode or "configuration").as_dict(),
+                                  **given})
+    if not (weights.as_array() > 0).any():
+        raise ActiveSetError(f"{options}: all selection weights are zero (with --mode "
+                             f"{mode or 'configuration'}'s defaults); give at least one > 0")
+    if mode is not None and weights.mode != mode:
+        raise ActiveSetError(f"{options}: --mode {mode} needs "
+                             f"{'--site-en-weight > 0' if mode == 'neighborhood' else '--site-en-weight 0'}")
+    return weights.checked(options)
+
+
 def _active_set(args, pot, output):
     """The active set from --state, default POT.als.npz in the folder of `output`."""
     from .grade import ActiveSetError, check_mode, load_or_build, state_path_for
     state = args.state or state_path_for(args.potential, beside=output)
     mode = check_mode(args.mode) if getattr(args, "mode", None) else None
+    weights = _weights(args, mode)
+    if weights is not None:
+        mode = weights.mode
     aset = load_or_build(pot, state, getattr(args, "train", None),
-                         mode=mode or "configuration", log=_log)
+                         mode=mode or "configuration", log=_log, weights=weights)
     if mode is not None and aset.mode != mode:
         raise ActiveSetError(f"{state}: active set in {aset.mode} mode, but --mode {mode} asked; "
                              "delete the state file to rebuild it")
+    if weights is not None and aset.weights != weights:
+        raise ActiveSetError(f"{state}: active set with selection weights ({aset.weights}), but "
+                             f"({weights}) asked; delete the state file to rebuild it")
     return aset
 
 
@@ -53,7 +86,8 @@ def cmd_grade(args):
     for atoms in images:
         atoms.calc = None
     write_dataset(args.out, images, species=pot.species)
-    print(f"{args.out}: {len(images)} configurations graded ({aset.mode} mode); max gamma "
+    print(f"{args.out}: {len(images)} configurations graded ({aset.mode} mode"
+          f"{aset.weights_note}); max gamma "
           f"{gamma.max() if len(gamma) else 0:.4g}, {(gamma > 1 + 1e-6).sum()} extrapolating")
 
 
@@ -228,6 +262,12 @@ def _common(p, structure=False):
     p.add_argument("--mode", choices=["configuration", "neighborhood", "neighbourhood"],
                    help="active-set mode when building it (default configuration)")
     p.add_argument("--species", nargs="+", help="element of each MLIP type")
+    for name, option in WEIGHT_OPTIONS.items():
+        p.add_argument(option, dest=name + "_weight", type=nonnegative_float, default=None,
+                       help=f"weight of the {name.replace('_', '-')} rows in selection and "
+                            f"grading (MLIP's {option}; default: --mode's, energy 1 or "
+                            f"site-en 1, the others 0; force and stress rows cost 2 kernel "
+                            f"passes per radial coefficient)")
     if structure:
         p.add_argument("structure", help="starting structure (extxyz, cfg, or any ASE format)")
         p.add_argument("--index", type=int, default=-1, help="which frame of STRUCTURE")

@@ -107,14 +107,58 @@ def maxvol(B, tol=1e-7, regularization=1e-5, max_swaps=None, refresh_every=None,
     return state
 
 
+MAX_CONDITION = 1e12    # of A with equilibrated rows and columns: above, A is numerically singular
+
+
+def equilibrated_condition(A, Ainv):
+    """1-norm condition number of D_r A D_c (columns scaled to max 1, then rows to 1-norm 1),
+    from A and its inverse, O(m^2): small for virtual rows eps e_k beside rows of large
+    entries, large only for numerically dependent rows."""
+    col = np.abs(A).max(axis=0)
+    dc = 1.0 / np.where(col > 0, col, 1.0)
+    S = np.abs(A) * dc
+    dr = 1.0 / np.maximum(S.sum(axis=1), np.finfo(float).tiny)
+    S *= dr[:, None]
+    Sinv = np.abs(Ainv) / dc[:, None] / dr[None, :]          # (D_r A D_c)^-1 = D_c^-1 A^-1 D_r^-1
+    return float(S.sum(axis=0).max() * Sinv.sum(axis=0).max())
+
+
+def _confirm_swap(state, log_det_before, tol):
+    """After a swap: a fresh A^-1, and whether |det A| grew by more than 1 + tol with A well
+    posed (not singular, equilibrated condition below MAX_CONDITION); sets state.log_det."""
+    sign, log_det = np.linalg.slogdet(state.A)
+    if sign == 0 or not log_det - log_det_before > np.log1p(tol):
+        return False
+    try:
+        state.refresh()
+    except np.linalg.LinAlgError:
+        return False
+    if not np.isfinite(state.Ainv).all() or \
+            not equilibrated_condition(state.A, state.Ainv) < MAX_CONDITION:
+        return False
+    state.log_det = float(log_det)
+    return True
+
+
 def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
-              eligible=None, where="matrix", exchange=False):
+              eligible=None, where="matrix", exchange=False, checked=False):
     """Swap rows (with their labels) into `state` while max |rows A^-1| > 1 + tol.
 
     `eligible()` may mask rows (return a boolean mask over `rows`). With `exchange` the row
     leaving A takes the entering row's place among the candidates (MLIP-2's `SwapRows`),
-    so that it may return; otherwise it is dropped. Returns the count of swaps."""
+    so that it may return; otherwise it is dropped. Returns the count of swaps.
+
+    `checked` (select_add's setting; not with `exchange`): every swap is confirmed on the
+    matrix itself (`_confirm_swap`: |det A'| / |det A| > 1 + tol by LU, A' not numerically
+    singular), and A^-1 and B A^-1 are recomputed after it. With virtual rows eps e_k beside
+    rows whose columns differ by many orders of magnitude (raw MTP columns), B A^-1 can put
+    a coefficient above 1 on a virtual slot for a row that lies in the span of the real
+    rows; swapping it in leaves A singular (np.linalg.inv then fails). Such a swap is
+    undone and that (row, slot) pair not proposed again. Costs two LUs and one B A^-1 per
+    swap."""
     n, m = rows.shape
+    if checked and exchange:
+        raise ValueError("run_swaps: `checked` is for selection without `exchange`")
     if exchange:
         if eligible is not None:
             raise ValueError("run_swaps: `eligible` masks rows by position; not with `exchange`")
@@ -124,6 +168,10 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
     refresh_every = max(m, 16) if refresh_every is None else refresh_every
     if n == 0:
         return 0
+    if checked:
+        state.refresh()
+        log_det_fresh = state.log_det = float(np.linalg.slogdet(state.A)[1])
+        refused = []                                # (row, slot) pairs that failed the check
     C = state.coefficients(rows)
     done = 0
     since_refresh = 0
@@ -132,6 +180,10 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
         if eligible is not None:
             mask = eligible()
             absC[~mask] = 0.0
+        if checked:
+            absC[~np.isfinite(absC)] = 0.0
+            for i, j in refused:
+                absC[i, j] = 0.0
         flat = int(np.argmax(absC))
         i, j = divmod(flat, m)
         if absC[i, j] <= 1.0 + tol:
@@ -148,6 +200,20 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
         c = C[i].copy()
         factor = c[j]
         leaving_row, leaving_label = state.A[j].copy(), state.labels[j]
+        if checked:
+            before = (leaving_row, leaving_label, state.Ainv.copy(), state.log_det,
+                      len(state.swaps))
+            state.swap(rows[i], j, labels[i], c=c)
+            if not _confirm_swap(state, log_det_fresh, tol):
+                state.A[j], state.labels[j], state.Ainv, state.log_det = before[:4]
+                del state.swaps[before[4]:]
+                refused.append((i, j))              # singular or no gain: not a swap
+                continue
+            state.swaps[-1] = (int(j), int(labels[i]), float(np.exp(state.log_det - log_det_fresh)))
+            log_det_fresh = state.log_det
+            C = state.coefficients(rows)
+            done += 1
+            continue
         state.swap(rows[i], j, labels[i], c=c)
         c[j] -= 1.0
         u = C[:, j] / factor                        # C' = B A'^-1 by the same rank-1 update

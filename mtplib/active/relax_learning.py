@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase.io
-import numpy as np
 
 from ..labeling.label import compute_labels
 from ..training import fit
@@ -38,26 +37,6 @@ def label(images, calculator_factory):
             atoms.info["label_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             failed.append(atoms)
     return labelled, failed
-
-
-def select_candidates(active_set, training, candidates, max_select=None, where="candidates"):
-    """Indices of the candidates maxvol selects, and how: `select_add` against the active
-    set; where its rank-1 updates leave A singular (a virtual row of an underdetermined
-    set swapped out on round-off), maxvol over training + candidates from a fresh,
-    column-scaled start (`ActiveSet.from_training`), keeping the candidates' rows
-    (largest gamma first when more than `max_select`)."""
-    try:
-        sel = select_add(active_set, candidates, max_count=max_select, where=where)
-        return list(sel.selected), "select_add"
-    except np.linalg.LinAlgError as exc:
-        union = ActiveSet.from_training(active_set.potential, list(training) + list(candidates),
-                                        mode=active_set.mode, where=where)
-        chosen = [int(k) - len(training) for k in union.member_configurations
-                  if k >= len(training)]
-        if max_select is not None and len(chosen) > max_select:
-            gamma = [active_set.grade(candidates[k].copy()) for k in chosen]
-            chosen = sorted(chosen[i] for i in np.argsort(gamma)[::-1][:max_select])
-        return chosen, f"maxvol over training + candidates (select_add: {exc})"
 
 
 @dataclass
@@ -90,11 +69,12 @@ def _write_iteration(out_dir, record, relaxations, selected):
 def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, thresholds=None,
                         optimizer="bfgs", fmax=0.01, steps=200, relax_cell=True, pressure=0.0,
                         max_iterations=20, max_select=None, mode="configuration",
-                        fit_options=None, out_dir=None, log=print):
+                        selection_weights=None, fit_options=None, out_dir=None, log=print):
     """Active learning on the relaxation of `pool` (list of Atoms), from the labelled
     `training` set; `init_potential` is fitted on it first (seed and options `fit_options`,
     passed to `mtplib.training.fit`). `calculator_factory()` gives a fresh reference
-    calculator. Records go to `out_dir`/iter_NNN/ when given."""
+    calculator. Records go to `out_dir`/iter_NNN/ when given. `selection_weights`
+    (`SelectionWeights` or a dict; None: the mode's default) choose the active set's rows."""
     log = log or (lambda *a, **k: None)
     thresholds = thresholds or Thresholds(gamma_select=2.0, gamma_break=2.0)
     fit_options = dict(fit_options or {})
@@ -105,7 +85,8 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
                                 initial_labels=len(training))
     for iteration in range(max_iterations + 1):
         aset = ActiveSet.from_training(potential, training, mode=mode,
-                                       where=f"training set of iteration {iteration}")
+                                       where=f"training set of iteration {iteration}",
+                                       weights=selection_weights)
         result.potential, result.active_set = potential, aset
         relaxations = relax_pool(potential, pool, active_set=aset, thresholds=thresholds,
                                  optimizer=optimizer, fmax=fmax, steps=steps,
@@ -119,10 +100,11 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
                       mtp_calls=int(sum(r.calls for r in relaxations)))
         selected = []
         if stopped and iteration < max_iterations:
-            chosen, how = select_candidates(aset, training, stopped, max_select,
-                                            where=f"stopped configurations of iteration {iteration}")
-            selected = [stopped[k] for k in chosen]
-            record["selection"] = how
+            # select_add refuses swaps that would leave A singular (an underdetermined
+            # start): no fallback needed here (run_swaps(checked=True))
+            sel = select_add(aset, stopped, max_count=max_select,
+                             where=f"stopped configurations of iteration {iteration}")
+            selected = [stopped[k] for k in sel.selected]
             labelled, failed = label(selected, calculator_factory)
             record.update(selected=len(selected), labels=len(selected),
                           label_failures=len(failed))

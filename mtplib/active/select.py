@@ -2,9 +2,12 @@
 
 From a pool of candidates, rows that increase |det A| are swapped into the active set
 greedily, largest |b A^-1| first; after every swap the remaining candidates are re-graded
-against the updated A^-1 (rank-1 update), so a near-duplicate of a configuration just
+against the updated A^-1 (recomputed after each swap), so a near-duplicate of a configuration just
 selected has gamma <= 1 and is never selected too. The selected configurations are those
-with a row in the final A. The pool is first put in a canonical order (by a hash of its
+with a row in the final A. Every swap is checked on A itself (`run_swaps(checked=True)`):
+one that would leave A singular, or not grow |det A| by the threshold, is refused, so a
+near-singular active set (virtual rows of an underdetermined training set) is handled here
+and callers need no fallback. The pool is first put in a canonical order (by a hash of its
 content), so that the result does not depend on the order of the candidates file.
 """
 from __future__ import annotations
@@ -47,12 +50,14 @@ def select_add(active_set: ActiveSet, candidates, max_count=None, threshold=1.00
                where="candidates"):
     """Candidates that increase |det A|, greedily by maxvol, at most `max_count` of them.
 
-    A candidate row enters while its |b A^-1| exceeds `threshold`. Deterministic and
-    independent of the order of `candidates` (a list of Atoms)."""
+    A candidate row enters while its |b A^-1| exceeds `threshold`. The rows are those of the
+    active set's selection weights (`SelectionWeights`). Deterministic and independent of
+    the order of `candidates` (a list of Atoms)."""
     active_set.check_potential()
     order = canonical_order(candidates)
     ordered = [candidates[k] for k in order]
-    rows, owners = jacobian_rows(active_set.potential, ordered, active_set.mode, where=where)
+    rows, owners = jacobian_rows(active_set.potential, ordered, active_set.mode, where=where,
+                                 weights=active_set.weights)
     gamma = np.zeros(len(candidates))
     if len(rows):
         per_row = active_set.grade_rows(rows)
@@ -74,7 +79,7 @@ def select_add(active_set: ActiveSet, candidates, max_count=None, threshold=1.00
     swaps = 0
     if len(rows) and (max_count is None or max_count > 0):
         swaps = run_swaps(state, rows, np.arange(len(rows)), tol=threshold - 1.0,
-                          eligible=eligible, where=where)
+                          eligible=eligible, where=where, checked=True)
     inside = state.labels[state.labels >= 0]
     chosen = sorted(set(owner_cfg[inside].tolist()))
     return Selection(selected=[order[k] for k in chosen], gamma=gamma, state=state, swaps=swaps)

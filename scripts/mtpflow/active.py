@@ -173,8 +173,8 @@ def refit(previous_potential, previous_train, labelled, test_file, isolated_file
             f"({describe_metric(fit_settings.metric, value)})")
     pot.save(out_potential)
     pot = MTPotential.load(out_potential, species=list(elements))   # exactly what the next MD reads
-    ActiveSet.from_training(pot, everything, mode=al.selection_mode,
-                            where=str(out_train)).save(out_state)
+    ActiveSet.from_training(pot, everything, mode=al.selection_mode, where=str(out_train),
+                            weights=al.weights()).save(out_state)
     sets = {"train": fit_set, "test": test}
     if valid_data:
         sets["valid"] = read_dataset(valid_data, species=list(elements))
@@ -296,9 +296,12 @@ def record(summary_files, out_csv, out_plot, out_failures=None, failed_files=(),
     return status
 
 
-def start_state(potential_file, train_file, elements, mode, out_state, log=print):
-    """The active set of the stage-3 potential on the stage-2 data (iteration 0's MD)."""
+def start_state(potential_file, train_file, elements, mode, out_state, log=print, weights=None):
+    """The active set of the stage-3 potential on the stage-2 data (iteration 0's MD);
+    `weights`: active_learning.selection_weights (None: the mode's default)."""
     pot = MTPotential.load(potential_file, species=list(elements))
-    aset = ActiveSet.from_training(pot, read_frames(train_file), mode=mode, where=str(train_file))
+    aset = ActiveSet.from_training(pot, read_frames(train_file), mode=mode, where=str(train_file),
+                                   weights=weights)
     aset.save(out_state)
-    log(f"active set of {aset.size} rows ({aset.n_virtual} virtual) from {train_file}")
+    log(f"active set of {aset.size} rows ({aset.n_virtual} virtual{aset.weights_note}) "
+        f"from {train_file}")

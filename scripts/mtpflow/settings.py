@@ -201,6 +201,7 @@ class ActiveLearningSettings:
     md_engine: str
     continue_runs: bool
     convergence: dict
+    selection_weights: dict | None = None   # None (or null values): selection_mode's default
     max_iterations: int | None = None     # None: in a per-iteration job (LOOP_KEYS)
     final_max_iter: int | None = None
     scenarios: list = field(default_factory=list)
@@ -220,6 +221,13 @@ class ActiveLearningSettings:
 
     def runs(self) -> dict[str, MDRun]:
         return expand_scenarios(self.scenarios)
+
+    def weights(self):
+        """mtplib.active.SelectionWeights of the active set (selection_mode's default for
+        the weights that are null)."""
+        from mtplib.active import SelectionWeights
+        return SelectionWeights.of(self.selection_weights, self.selection_mode,
+                                   where="config key 'active_learning.selection_weights'")
 
     def engine(self, run: MDRun) -> str:
         """The MD engine of a run: md_engine where it can run it, else ase."""
@@ -511,6 +519,23 @@ def _check_valid_data(path: str, elements: list) -> None:
                                   f"non-finite {what} (NaN or inf)")
 
 
+def _check_selection_weights(al: dict) -> None:
+    """selection_weights: not all zero, and site-energy rows exactly in neighbourhood mode."""
+    from mtplib.active import ActiveSetError, SelectionWeights
+    given = {k: v for k, v in (al.get("selection_weights") or {}).items() if v is not None}
+    if not given:
+        return
+    key = "config key 'active_learning.selection_weights'"
+    try:
+        weights = SelectionWeights.of(given, al["selection_mode"], where=key)
+    except ActiveSetError as err:
+        raise ConfigError(str(err)) from None
+    if weights.mode != al["selection_mode"]:
+        need = "> 0" if al["selection_mode"] == "neighborhood" else "0"
+        raise ConfigError(f"{key} = {given}: site_energy must be {need} with "
+                          f"'active_learning.selection_mode' = {al['selection_mode']!r}")
+
+
 def check_config(config: dict, read_files: bool = True) -> None:
     """Checks that a JSON schema cannot express; each message names the key (and the file).
 
@@ -545,6 +570,7 @@ def check_config(config: dict, read_files: bool = True) -> None:
     if al["gamma_max"] is not None and not al["gamma_max"] > al["gamma_select"]:
         raise ConfigError(f"config key 'active_learning.gamma_max' = {al['gamma_max']}: must be "
                           f"larger than gamma_select = {al['gamma_select']}")
+    _check_selection_weights(al)
     for scenario in al["scenarios"]:
         start = scenario["start"]
         where = f"active_learning.scenarios[{scenario['name']}].start"
