@@ -95,7 +95,7 @@ rule al_label:
         mpi=stage_label_mpi,
         runtime=60,
     conda:
-        STAGE_ENV
+        STAGE_REFERENCE_ENV
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "{params.launcher} {params.python:q} {params.script:q} --structures {input.selected:q}"

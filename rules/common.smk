@@ -114,9 +114,9 @@ def stage_env(wildcards):
     return f"../envs/{stage_reference(wildcards).code.conda_env}.yaml"
 
 
-# The labelling rules of every stage (al_label, fidelity_*): the stage's conda env, by a
-# function only where there are stages.
-STAGE_ENV = stage_env if STAGES else REFERENCE_ENV
+# The labelling rules of every stage (isolated_energies, al_label, their fidelity_* uses): the
+# stage's conda env, by a function only where there are stages.
+STAGE_REFERENCE_ENV = REFERENCE_ENV if not STAGES else stage_env
 
 
 def stage_reference_json(wildcards):

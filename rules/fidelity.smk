@@ -52,15 +52,6 @@ use rule isolated_energies as fidelity_isolated with:
         "logs/al/stage-{stage}/isolated.log",
     benchmark:
         "logs/benchmarks/al/stage-{stage}/isolated.tsv",
-    params:
-        reference=stage_reference_json,
-    threads: lambda wildcards: stage_reference(wildcards).threads
-    resources:
-        tasks=lambda wildcards: stage_reference(wildcards).mpi_tasks,
-        mpi=stage_label_mpi,
-        runtime=30,
-    conda:
-        STAGE_ENV
 
 
 rule fidelity_start:
