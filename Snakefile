@@ -38,6 +38,7 @@ include: "rules/displace.smk"
 include: "rules/label.smk"
 include: "rules/fit.smk"
 include: "rules/active.smk"
+include: "rules/fidelity.smk"
 include: "rules/validate.smk"
 include: "rules/report.smk"
 include: "rules/hull.smk"
@@ -54,7 +55,8 @@ rule all:
         rules.merge_labels.output.summary,
         rules.isolated_energies.output.energies,
         rules.fit_gather.output,
-        rules.al_record.output,
+        expand(rules.al_record.output, alroot=AL_ROOTS),
+        rules.fidelity_record.output if STAGES else [],
         rules.final_gather.output,
         rules.validate_summary.output,
         rules.report_summary.output,

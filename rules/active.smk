@@ -1,4 +1,5 @@
-# Stage 4: active learning. Iteration {i} lives in results/al/iter_{i}/:
+# Stage 4: active learning. Iteration {i} lives in results/{alroot}/iter_{i}/ (results/al/, or
+# results/al/stage-<name>/ per fidelity stage, rules/fidelity.smk):
 #   al_md (one job per scenario) -> al_select -> al_label -> al_refit -> checkpoint al_iteration.
 # The number of iterations is found at run time: al_iterations() (rules/common.smk) walks
 # checkpoints.al_iteration until an iteration.json says converged or max_iterations is
@@ -31,13 +32,13 @@ rule al_md:
         unpack(committee_file),
         unpack(al_previous_last),
     output:
-        candidates="results/al/iter_{i}/md/{scenario}.extxyz",
-        summary="results/al/iter_{i}/md/{scenario}.json",
-        last="results/al/iter_{i}/md/{scenario}.last.extxyz",
+        candidates="results/{alroot}/iter_{i}/md/{scenario}.extxyz",
+        summary="results/{alroot}/iter_{i}/md/{scenario}.json",
+        last="results/{alroot}/iter_{i}/md/{scenario}.last.extxyz",
     log:
-        "logs/al/iter_{i}/md/{scenario}.log",
+        "logs/{alroot}/iter_{i}/md/{scenario}.log",
     benchmark:
-        "logs/benchmarks/al/iter_{i}/md/{scenario}.tsv",
+        "logs/benchmarks/{alroot}/iter_{i}/md/{scenario}.tsv",
     params:
         run=lambda wildcards: asdict(AL_RUNS[wildcards.scenario]),
         al=AL_PARAMS,
@@ -57,13 +58,13 @@ rule al_select:
         candidates=al_md_outputs("extxyz"),
         runs=al_md_outputs("json"),
     output:
-        candidates="results/al/iter_{i}/candidates.extxyz",
-        selected="results/al/iter_{i}/selected.extxyz",
-        summary="results/al/iter_{i}/selection.json",
+        candidates="results/{alroot}/iter_{i}/candidates.extxyz",
+        selected="results/{alroot}/iter_{i}/selected.extxyz",
+        summary="results/{alroot}/iter_{i}/selection.json",
     log:
-        "logs/al/iter_{i}/select.log",
+        "logs/{alroot}/iter_{i}/select.log",
     benchmark:
-        "logs/benchmarks/al/iter_{i}/select.tsv",
+        "logs/benchmarks/{alroot}/iter_{i}/select.tsv",
     params:
         al=AL_PARAMS,
         elements=config["elements"],
@@ -75,27 +76,27 @@ rule al_select:
 
 rule al_label:
     input:
-        selected="results/al/iter_{i}/selected.extxyz",
+        selected="results/{alroot}/iter_{i}/selected.extxyz",
     output:
-        labelled="results/al/iter_{i}/labelled.extxyz",
-        failed="results/al/iter_{i}/failed.extxyz",
+        labelled="results/{alroot}/iter_{i}/labelled.extxyz",
+        failed="results/{alroot}/iter_{i}/failed.extxyz",
     log:
-        "logs/al/iter_{i}/label.log",
+        "logs/{alroot}/iter_{i}/label.log",
     benchmark:
-        "logs/benchmarks/al/iter_{i}/label.tsv",
+        "logs/benchmarks/{alroot}/iter_{i}/label.tsv",
     params:
-        reference=REFERENCE_JSON,
+        reference=stage_reference_json,
         launcher=python_launcher,
         command_prefix=command_prefix,
         python=PYTHON,
         script=f"{SCRIPTS}/label.py",
-    threads: lookup(dpath="reference/threads", within=config)
+    threads: lambda wildcards: stage_reference(wildcards).threads
     resources:
-        tasks=lookup(dpath="reference/mpi_tasks", within=config),
-        mpi=LABEL_MPI,
+        tasks=lambda wildcards: stage_reference(wildcards).mpi_tasks,
+        mpi=stage_label_mpi,
         runtime=60,
     conda:
-        REFERENCE_ENV
+        STAGE_REFERENCE_ENV
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "{params.launcher} {params.python:q} {params.script:q} --structures {input.selected:q}"
@@ -106,18 +107,17 @@ rule al_label:
 rule al_refit:
     input:
         unpack(al_previous),
-        labelled="results/al/iter_{i}/labelled.extxyz",
-        test="results/labels/test.extxyz",
-        isolated="results/labels/isolated.json",
+        unpack(lambda wildcards: stage_data(wildcards.alroot)),
+        labelled="results/{alroot}/iter_{i}/labelled.extxyz",
     output:
-        train="results/al/iter_{i}/train.extxyz",
-        potential="results/al/iter_{i}/potential.mtp",
-        state="results/al/iter_{i}/potential.als.npz",
-        errors="results/al/iter_{i}/errors.json",
+        train="results/{alroot}/iter_{i}/train.extxyz",
+        potential="results/{alroot}/iter_{i}/potential.mtp",
+        state="results/{alroot}/iter_{i}/potential.als.npz",
+        errors="results/{alroot}/iter_{i}/errors.json",
     log:
-        "logs/al/iter_{i}/refit.log",
+        "logs/{alroot}/iter_{i}/refit.log",
     benchmark:
-        "logs/benchmarks/al/iter_{i}/refit.tsv",
+        "logs/benchmarks/{alroot}/iter_{i}/refit.tsv",
     params:
         elements=config["elements"],
         mtp=config["mtp"],
@@ -135,17 +135,17 @@ rule al_refit:
 checkpoint al_iteration:
     input:
         runs=al_md_outputs("json"),
-        selection="results/al/iter_{i}/selection.json",
-        failed="results/al/iter_{i}/failed.extxyz",
-        errors="results/al/iter_{i}/errors.json",
-        potential="results/al/iter_{i}/potential.mtp",
-        state="results/al/iter_{i}/potential.als.npz",
+        selection="results/{alroot}/iter_{i}/selection.json",
+        failed="results/{alroot}/iter_{i}/failed.extxyz",
+        errors="results/{alroot}/iter_{i}/errors.json",
+        potential="results/{alroot}/iter_{i}/potential.mtp",
+        state="results/{alroot}/iter_{i}/potential.als.npz",
     output:
-        summary="results/al/iter_{i}/iteration.json",
+        summary="results/{alroot}/iter_{i}/iteration.json",
     log:
-        "logs/al/iter_{i}/iteration.log",
+        "logs/{alroot}/iter_{i}/iteration.log",
     benchmark:
-        "logs/benchmarks/al/iter_{i}/iteration.tsv",
+        "logs/benchmarks/{alroot}/iter_{i}/iteration.tsv",
     params:
         gamma_break=AL.gamma_break,
         convergence=AL.convergence,
@@ -160,18 +160,18 @@ rule al_record:
         summaries=al_summaries,
         failed=al_failed,
     output:
-        record=report("results/al/record.csv", caption="../report/al_record.rst",
+        record=report("results/{alroot}/record.csv", caption="../report/al_record.rst",
                       category="Active learning"),
-        curve=report("results/al/learning_curve.png", caption="../report/learning_curve.rst",
+        curve=report("results/{alroot}/learning_curve.png", caption="../report/learning_curve.rst",
                      category="Active learning"),
-        failures=report("results/al/failures.json", caption="../report/al_failures.rst",
+        failures=report("results/{alroot}/failures.json", caption="../report/al_failures.rst",
                         category="Active learning"),
     log:
-        "logs/al/record.log",
+        "logs/{alroot}/record.log",
     params:
         empty_status=AL.skipped or "",
     benchmark:
-        "logs/benchmarks/al/record.tsv",
+        "logs/benchmarks/{alroot}/record.tsv",
     conda:
         "../envs/mtp.yaml"
     script:
@@ -182,8 +182,8 @@ rule al_record:
 rule final_seed:
     input:
         train=al_final_train,
-        test="results/labels/test.extxyz",
-        isolated="results/labels/isolated.json",
+        test=final_test,
+        isolated=final_isolated,
     output:
         potential="results/final/seeds/seed_{seed}.mtp",
         errors="results/final/seeds/seed_{seed}.json",
@@ -217,7 +217,7 @@ rule final_gather:
         potentials=expand("results/final/seeds/seed_{seed}.mtp", seed=SEEDS),
         errors=expand("results/final/seeds/seed_{seed}.json", seed=SEEDS),
         train=al_final_train,
-        test="results/labels/test.extxyz",
+        test=final_test,
     output:
         table=report("results/final/seeds.csv", caption="../report/final_seeds.rst",
                      category="Final potential"),

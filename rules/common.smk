@@ -48,14 +48,14 @@ def chunk_files(kind):
 
 def python_launcher(wildcards, resources):
     """'{mpi} -n {tasks}' in front of python when the calculator runs in-process under MPI."""
-    if resources.tasks > 1 and REFERENCE.code.runs_python_under_mpi:
+    if resources.tasks > 1 and stage_reference(wildcards).code.runs_python_under_mpi:
         return f"{resources.mpi} -n {resources.tasks}"
     return ""
 
 
 def command_prefix(wildcards, resources):
     """'{mpi} -n {tasks}' for codes driven through a command (espresso, vasp)."""
-    if resources.tasks > 1 and not REFERENCE.code.runs_python_under_mpi:
+    if resources.tasks > 1 and not stage_reference(wildcards).code.runs_python_under_mpi:
         return f"{resources.mpi} -n {resources.tasks}"
     return ""
 
@@ -77,25 +77,86 @@ AL_PARAMS = AL.iteration_params()
 VALIDATION_RUNS = {name: asdict(run) for name, run in SETTINGS.validation.runs().items()}
 
 
+# Fidelity stages (fidelity_stages): one loop per reference, in results/al/stage-<name>/;
+# without them the one loop lives in results/al/. {alroot} is that folder under results/.
+STAGES = SETTINGS.fidelity_stages
+AL_ROOTS = [s.al_root for s in STAGES] or ["al"]
+FINAL_REFERENCE = config["fidelity_stages"][-1]["reference"] if STAGES else config["reference"]
+FINAL_REFERENCE_ENV = f"../envs/{(STAGES[-1].reference if STAGES else REFERENCE).code.conda_env}.yaml"
+
+
 wildcard_constraints:
     i=r"\d{3}",
+    alroot="|".join(re.escape(r) for r in AL_ROOTS),
+    stage="|".join(re.escape(s.name) for s in STAGES[1:]) or "no-stage",
     scenario="|".join(re.escape(s) for s in AL_RUNS) or "no-scenario",
     vscenario="|".join(re.escape(s) for s in VALIDATION_RUNS) or "no-scenario",
 
 
-def al_dir(i):
-    return f"results/al/iter_{int(i):03d}"
+def stage_index(wildcards):
+    """The fidelity stage of a job ({alroot} or {stage}); 0 without stages."""
+    if hasattr(wildcards, "stage"):
+        return [s.name for s in STAGES].index(wildcards.stage)
+    return AL_ROOTS.index(wildcards.alroot) if hasattr(wildcards, "alroot") else 0
+
+
+def stage_reference(wildcards):
+    """ReferenceSettings of a job's stage (the one reference without stages)."""
+    return STAGES[stage_index(wildcards)].reference if STAGES else REFERENCE
+
+
+def stage_label_mpi(wildcards):
+    reference = stage_reference(wildcards)
+    return reference.mpi_launcher if reference.mpi_tasks > 1 else ""
+
+
+def stage_env(wildcards):
+    return f"../envs/{stage_reference(wildcards).code.conda_env}.yaml"
+
+
+# The labelling rules of every stage (isolated_energies, al_label, their fidelity_* uses): the
+# stage's conda env, by a function only where there are stages.
+STAGE_REFERENCE_ENV = REFERENCE_ENV if not STAGES else stage_env
+
+
+def stage_reference_json(wildcards):
+    return json.dumps(config["fidelity_stages"][stage_index(wildcards)]["reference"]
+                      if STAGES else config["reference"])
+
+
+def stage_start(alroot):
+    """What a stage's loop starts from: stage 3 (first stage), or the stage's relabelled and
+    refitted start (results/al/stage-<name>/start/), with its test set and isolated atoms."""
+    k = AL_ROOTS.index(alroot)
+    if k == 0:
+        return {"potential": "results/fit/best.mtp", "state": "results/al/start/best.als.npz",
+                "train": "results/labels/train.extxyz", "test": "results/labels/test.extxyz",
+                "isolated": "results/labels/isolated.json"}
+    start = f"results/{alroot}/start"
+    return {"potential": f"{start}/potential.mtp", "state": f"{start}/potential.als.npz",
+            "train": f"{start}/train.extxyz", "test": f"{start}/test.extxyz",
+            "isolated": f"results/{alroot}/isolated.json"}
+
+
+def al_dir(alroot, i):
+    return f"results/{alroot}/iter_{int(i):03d}"
 
 
 def al_previous(wildcards):
-    """What iteration {i} starts from: stage 3 for i = 0, else iteration i-1."""
+    """What iteration {i} starts from: the stage's start for i = 0, else iteration i-1."""
     i = int(wildcards.i)
     if i == 0:
-        return {"potential": "results/fit/best.mtp", "state": "results/al/start/best.als.npz",
-                "train": "results/labels/train.extxyz"}
-    prev = al_dir(i - 1)
+        start = stage_start(wildcards.alroot)
+        return {k: start[k] for k in ("potential", "state", "train")}
+    prev = al_dir(wildcards.alroot, i - 1)
     return {"potential": f"{prev}/potential.mtp", "state": f"{prev}/potential.als.npz",
             "train": f"{prev}/train.extxyz", "failed": f"{prev}/failed.extxyz"}
+
+
+def stage_data(alroot):
+    """The held-out test set and isolated-atom energies of a stage (its fits' errors)."""
+    start = stage_start(alroot)
+    return {"test": start["test"], "isolated": start["isolated"]}
 
 
 def al_previous_last(wildcards):
@@ -104,12 +165,13 @@ def al_previous_last(wildcards):
     i = int(wildcards.i)
     if i == 0 or not AL.continue_runs:
         return {}
-    return {"previous_last": f"{al_dir(i - 1)}/md/{wildcards.scenario}.last.extxyz"}
+    return {"previous_last": f"{al_dir(wildcards.alroot, i - 1)}/md/{wildcards.scenario}.last.extxyz"}
 
 
 def al_md_outputs(kind):
     """Every scenario's MD candidates ('extxyz') or summaries ('json') of iteration {i}."""
-    return lambda wildcards: [f"{al_dir(wildcards.i)}/md/{s}.{kind}" for s in AL_RUNS]
+    return lambda wildcards: [f"{al_dir(wildcards.alroot, wildcards.i)}/md/{s}.{kind}"
+                              for s in AL_RUNS]
 
 
 def is_converged(summary_file):
@@ -117,33 +179,55 @@ def is_converged(summary_file):
         return bool(json.load(fh)["converged"])
 
 
-def al_iterations():
-    """Indices of the iterations that run: walk the checkpoints until one has converged or
-    max_iterations is reached. checkpoints.al_iteration.get() raises (and Snakemake
-    schedules that iteration) until iteration.json exists."""
+def al_iterations(alroot):
+    """Indices of the iterations that run in a stage: walk the checkpoints until one has
+    converged or max_iterations is reached. checkpoints.al_iteration.get() raises (and
+    Snakemake schedules that iteration) until iteration.json exists."""
     done = []
     for i in range(0 if AL.skipped else AL.max_iterations):
         done.append(i)
-        summary = checkpoints.al_iteration.get(i=f"{i:03d}").output.summary
+        summary = checkpoints.al_iteration.get(alroot=alroot, i=f"{i:03d}").output.summary
         if is_converged(summary):
             break
     return done
 
 
+def stage_summaries(alroot):
+    return [f"{al_dir(alroot, i)}/iteration.json" for i in al_iterations(alroot)]
+
+
 def al_summaries(wildcards):
-    return [f"{al_dir(i)}/iteration.json" for i in al_iterations()]
+    """iteration.json of the job's stage ({alroot}), or of every stage."""
+    roots = [wildcards.alroot] if hasattr(wildcards, "alroot") else AL_ROOTS
+    return [f for r in roots for f in stage_summaries(r)]
 
 
 def al_failed(wildcards):
-    return [f"{al_dir(i)}/failed.extxyz" for i in al_iterations()]
+    return [f"{al_dir(wildcards.alroot, i)}/failed.extxyz" for i in al_iterations(wildcards.alroot)]
+
+
+def al_final(alroot):
+    """A stage's training set and potential after its loop (its start's without iterations)."""
+    iterations = al_iterations(alroot)
+    if not iterations:
+        start = stage_start(alroot)
+        return {"train": start["train"], "potential": start["potential"]}
+    last = al_dir(alroot, iterations[-1])
+    return {"train": f"{last}/train.extxyz", "potential": f"{last}/potential.mtp"}
 
 
 def al_final_train(wildcards):
-    """The training set after the loop (stage 2's when max_iterations is 0)."""
-    iterations = al_iterations()
-    if not iterations:
-        return "results/labels/train.extxyz"
-    return f"{al_dir(iterations[-1])}/train.extxyz"
+    """The training set after the last stage's loop (stage 2's when max_iterations is 0)."""
+    return al_final(AL_ROOTS[-1])["train"]
+
+
+def final_test(wildcards):
+    """The held-out test set of the last stage (the final fit and validation)."""
+    return stage_data(AL_ROOTS[-1])["test"]
+
+
+def final_isolated(wildcards):
+    return stage_data(AL_ROOTS[-1])["isolated"]
 
 
 def validation_potential(wildcards):

@@ -86,19 +86,19 @@ rule isolated_energies:
     benchmark:
         "logs/benchmarks/label/isolated.tsv",
     params:
-        reference=REFERENCE_JSON,
+        reference=stage_reference_json,
         elements=",".join(config["elements"]),
         launcher=python_launcher,
         command_prefix=command_prefix,
         python=PYTHON,
         script=f"{SCRIPTS}/label_isolated.py",
-    threads: lookup(dpath="reference/threads", within=config)
+    threads: lambda wildcards: stage_reference(wildcards).threads
     resources:
-        tasks=lookup(dpath="reference/mpi_tasks", within=config),
-        mpi=LABEL_MPI,
+        tasks=lambda wildcards: stage_reference(wildcards).mpi_tasks,
+        mpi=stage_label_mpi,
         runtime=30,
     conda:
-        REFERENCE_ENV
+        STAGE_REFERENCE_ENV
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "{params.launcher} {params.python:q} {params.script:q}"

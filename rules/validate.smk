@@ -41,14 +41,14 @@ rule validate_md:
         run=lambda wildcards: VALIDATION_RUNS[wildcards.vscenario],
         phases=config["phases"],
         elements=config["elements"],
-        reference=config["reference"],
+        reference=FINAL_REFERENCE,
         gamma_select=lookup(dpath="active_learning/gamma_select", within=config),
         gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
         md_engine=lookup(dpath="active_learning/md_engine", within=config),
     resources:
         runtime=60,
     conda:
-        REFERENCE_ENV
+        FINAL_REFERENCE_ENV
     script:
         "../scripts/validate_md.py"
 
@@ -92,12 +92,12 @@ rule validate_relabel:
         "logs/benchmarks/validation/{vscenario}/relabel.tsv",
     params:
         frames=lookup(dpath="validation/md_force_frames", within=config),
-        reference=config["reference"],
+        reference=FINAL_REFERENCE,
         elements=config["elements"],
     resources:
         runtime=60,
     conda:
-        REFERENCE_ENV
+        FINAL_REFERENCE_ENV
     script:
         "../scripts/validate_relabel.py"
 
@@ -109,7 +109,7 @@ rule validate_summary:
         own_md=(expand("results/validation/{vscenario}/own_md.json", vscenario=VALIDATION_RUNS)
                 if SETTINGS.validation.md_force_frames else []),
         potential="results/final/potential.mtp",
-        test="results/labels/test.extxyz",
+        test=final_test,
     output:
         summary=report("results/validation/summary.json", caption="../report/validation.rst",
                        category="Validation"),
@@ -126,11 +126,11 @@ rule validate_summary:
     params:
         names=list(VALIDATION_RUNS),
         runs=VALIDATION_RUNS,
-        reference=config["reference"],
+        reference=FINAL_REFERENCE,
         phases=config["phases"],
         elements=config["elements"],
         validation=config["validation"],
     conda:
-        REFERENCE_ENV
+        FINAL_REFERENCE_ENV
     script:
         "../scripts/validate_summary.py"

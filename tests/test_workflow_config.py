@@ -42,10 +42,11 @@ def test_defaults_are_filled():
 
 
 def _resolve(ref, defs):
-    """The subschema of a local $ref: '#/$defs/name' or a pointer into one."""
-    parts = ref.split("/")[2:]
-    sub = defs[parts[0]]
-    for part in parts[1:]:
+    """The subschema of a local $ref: '#/$defs/name', a pointer into one, or a pointer from the
+    root ('#/properties/reference')."""
+    parts = ref.split("/")[1:]
+    sub = {"$defs": defs} if parts[0] == "$defs" else _load(SCHEMA_PATH)
+    for part in parts:
         sub = sub[part]
     return sub
 
@@ -76,7 +77,8 @@ def test_every_key_has_description_and_default():
 
 def test_every_object_forbids_unknown_keys():
     schema = _load(SCHEMA_PATH)
-    free_form = {"config.phases", "config.reference.kwargs", "config.active_learning.scenarios[].start.amorphous.composition",
+    free_form = {"config.phases", "config.reference.kwargs", "config.fidelity_stages[].reference.kwargs",
+                 "config.active_learning.scenarios[].start.amorphous.composition",
                  "config.active_learning.scenarios[].start.amorphous.pair_min_distance",
                  "config.validation.adf.cutoffs", "config.validation.coordination_cutoffs",
                  "config.validation.scenarios[].amorphous.composition",

@@ -149,8 +149,9 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
 def refit(previous_potential, previous_train, labelled, test_file, isolated_file, elements,
           mtp, fit_settings, al, iteration, out_train, out_potential, out_state, out_errors,
           valid_data=None, log=print):
-    """Merge the new labels, refit (warm start or seed scan), rebuild the active set."""
-    previous = read_frames(previous_train)
+    """Merge the new labels, refit (warm start or seed scan), rebuild the active set;
+    `previous_train` None: the new labels alone (a fidelity stage's relabelled set)."""
+    previous = read_frames(previous_train) if previous_train else []
     new = read_frames(labelled)
     everything = previous + new
     write_frames_atomic(out_train, everything)

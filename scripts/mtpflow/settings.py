@@ -7,6 +7,7 @@ message names the key (and the file, for files the config names).
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -104,6 +105,20 @@ class ReferenceSettings:
     def make_calculator(self, mpi_prefix: str = ""):
         from mtplib.labeling.registry import make_calculator
         return make_calculator(self.name, self.kwargs, mpi_prefix)
+
+
+@dataclass(frozen=True)
+class FidelityStage:
+    """One reference of fidelity_stages: active learning on it until converged, then the next."""
+
+    name: str
+    reference: ReferenceSettings
+    md_frames: int
+
+    @property
+    def al_root(self) -> str:
+        """The stage's folder under results/ (and logs/)."""
+        return f"al/stage-{self.name}"
 
 
 @dataclass(frozen=True)
@@ -332,6 +347,7 @@ class Settings:
     fit: FitSettings
     active_learning: ActiveLearningSettings
     validation: ValidationSettings
+    fidelity_stages: tuple = ()
 
     @classmethod
     def from_config(cls, config: dict, checked: bool = False) -> "Settings":
@@ -343,7 +359,10 @@ class Settings:
                    reference=build(ReferenceSettings, config["reference"]),
                    mtp=build(MTPSettings, config["mtp"]), fit=build(FitSettings, config["fit"]),
                    active_learning=build(ActiveLearningSettings, config["active_learning"]),
-                   validation=build(ValidationSettings, config["validation"]))
+                   validation=build(ValidationSettings, config["validation"]),
+                   fidelity_stages=tuple(
+                       FidelityStage(s["name"], build(ReferenceSettings, s["reference"]),
+                                     s["md_frames"]) for s in config["fidelity_stages"]))
 
 
 # ---- validation of the config ----------------------------------------------------------------
@@ -390,10 +409,15 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH,
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
+    if config.get("fidelity_stages") and "reference" in config:
+        raise ConfigError("config keys 'reference' and 'fidelity_stages': give the references "
+                          "only in fidelity_stages (the first one labels stage 2)")
     try:
         validate(config, str(schema_path))
     except WorkflowError as err:
         raise ConfigError(schema_error_line(err)) from None
+    if config["fidelity_stages"]:
+        config["reference"] = copy.deepcopy(config["fidelity_stages"][0]["reference"])
     check_config(config, read_files=read_files)
     return config
 
@@ -536,6 +560,33 @@ def _check_selection_weights(al: dict) -> None:
                           f"'active_learning.selection_mode' = {al['selection_mode']!r}")
 
 
+def _check_fidelity_stages(config: dict) -> None:
+    """Stage names unique, each reference a known code for the elements, two stages at least,
+    and no committee criterion (its members are stage 3's, fitted to the first reference)."""
+    from mtplib.labeling.registry import check_elements
+
+    stages = config.get("fidelity_stages") or []
+    if not stages:
+        return
+    names = [s["name"] for s in stages]
+    if len(stages) < 2:
+        raise ConfigError(f"config key 'fidelity_stages': {len(stages)} stage given; give two "
+                          "or more (cheap first), or none")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"config key 'fidelity_stages': stage names {names} are not unique")
+    for stage in stages:
+        try:
+            check_elements(stage["reference"]["name"], config["elements"])
+        except ValueError as err:
+            raise ConfigError(f"config key 'fidelity_stages[{stage['name']}].reference': "
+                              f"{err}") from None
+    cc = config["active_learning"]["committee_criterion"]
+    if cc["enabled"] or cc["only"]:
+        raise ConfigError("config keys 'fidelity_stages' and 'active_learning."
+                          "committee_criterion': the committee is not refitted per stage; "
+                          "use one of them")
+
+
 def check_config(config: dict, read_files: bool = True) -> None:
     """Checks that a JSON schema cannot express; each message names the key (and the file).
 
@@ -556,6 +607,7 @@ def check_config(config: dict, read_files: bool = True) -> None:
         check_elements(config["reference"]["name"], elements)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    _check_fidelity_stages(config)
     mtp = config["mtp"]
     if not mtp["min_dist"] < mtp["max_dist"]:
         raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "

@@ -1,0 +1,117 @@
+# Fidelity stages (config key fidelity_stages; Novikov et al. 2021, sec. 5.2-5.3). The first
+# stage's loop runs in results/al/stage-<first>/ on stage 2's labels; each later stage starts
+# in results/al/stage-<name>/ once the previous loop has ended:
+#   fidelity_collect -> fidelity_label (al_label's labelling) -> fidelity_start (seed scan)
+# and its loop (rules/active.smk, {alroot} = al/stage-<name>) goes on from start/. Its own
+# isolated-atom energies: fidelity_isolated. Every file stays per stage: nothing is redone.
+
+
+def fidelity_previous(wildcards):
+    """The previous stage's training set and potential after its loop, and stage 2's test set."""
+    k = stage_index(wildcards)
+    return {**al_final(AL_ROOTS[k - 1]), "test": "results/labels/test.extxyz"}
+
+
+rule fidelity_collect:
+    input:
+        unpack(fidelity_previous),
+    output:
+        structures="results/al/stage-{stage}/relabel/structures.extxyz",
+        summary="results/al/stage-{stage}/relabel/collected.json",
+    log:
+        "logs/al/stage-{stage}/relabel/collect.log",
+    benchmark:
+        "logs/benchmarks/al/stage-{stage}/relabel/collect.tsv",
+    params:
+        md_frames=lambda wildcards: STAGES[stage_index(wildcards)].md_frames,
+        runs=[asdict(run) for run in AL_RUNS.values()],
+        phases=config["phases"],
+        elements=config["elements"],
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/fidelity_collect.py"
+
+
+use rule al_label as fidelity_label with:
+    input:
+        selected="results/al/stage-{stage}/relabel/structures.extxyz",
+    output:
+        labelled="results/al/stage-{stage}/relabel/labelled.extxyz",
+        failed="results/al/stage-{stage}/relabel/failed.extxyz",
+    log:
+        "logs/al/stage-{stage}/relabel/label.log",
+    benchmark:
+        "logs/benchmarks/al/stage-{stage}/relabel/label.tsv",
+
+
+use rule isolated_energies as fidelity_isolated with:
+    output:
+        energies="results/al/stage-{stage}/isolated.json",
+    log:
+        "logs/al/stage-{stage}/isolated.log",
+    benchmark:
+        "logs/benchmarks/al/stage-{stage}/isolated.tsv",
+
+
+rule fidelity_start:
+    input:
+        potential=lambda wildcards: fidelity_previous(wildcards)["potential"],
+        labelled="results/al/stage-{stage}/relabel/labelled.extxyz",
+        failed="results/al/stage-{stage}/relabel/failed.extxyz",
+        isolated="results/al/stage-{stage}/isolated.json",
+    output:
+        train="results/al/stage-{stage}/start/train.extxyz",
+        test="results/al/stage-{stage}/start/test.extxyz",
+        potential="results/al/stage-{stage}/start/potential.mtp",
+        state="results/al/stage-{stage}/start/potential.als.npz",
+        errors="results/al/stage-{stage}/start/errors.json",
+        summary="results/al/stage-{stage}/relabel/summary.json",
+    log:
+        "logs/al/stage-{stage}/start.log",
+    benchmark:
+        "logs/benchmarks/al/stage-{stage}/start.tsv",
+    params:
+        elements=config["elements"],
+        mtp=config["mtp"],
+        fit=config["fit"],
+        al=AL_PARAMS,
+        valid_data=lookup(dpath="validation/valid_data", within=config),
+    resources:
+        runtime=60,
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/fidelity_start.py"
+
+
+def fidelity_record_inputs(wildcards):
+    """Each stage's start and end potentials, relabel summaries and iterations; the last
+    stage's test set (the most accurate labels)."""
+    inputs = {"test": stage_data(AL_ROOTS[-1])["test"], "labels": "results/labels/summary.json"}
+    for k, stage in enumerate(STAGES):
+        root = AL_ROOTS[k]
+        inputs[f"start_{stage.name}"] = stage_start(root)["potential"]
+        inputs[f"end_{stage.name}"] = al_final(root)["potential"]
+        inputs[f"iterations_{stage.name}"] = stage_summaries(root)
+        if k:
+            inputs[f"relabel_{stage.name}"] = f"results/{root}/relabel/summary.json"
+    return inputs
+
+
+rule fidelity_record:
+    input:
+        unpack(fidelity_record_inputs),
+    output:
+        json="results/al/fidelity.json",
+        csv=report("results/al/fidelity.csv", caption="../report/fidelity.rst",
+                   category="Active learning"),
+    log:
+        "logs/al/fidelity.log",
+    params:
+        stages=[s.name for s in STAGES],
+        elements=config["elements"],
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/fidelity_record.py"
