@@ -124,13 +124,30 @@ class MDRun:
     max_forces_check: float
     ramp_start: float | None
     ramp_steps: int
+    schedule: tuple = ()        # mtplib.active.grid.Segments that prepare the run (a liquid)
 
-    def start_structure(self, phases: dict, where: str):
+    def __post_init__(self):
+        """Segments also from their dicts (dataclasses.asdict, the rule's params)."""
+        from mtplib.active.grid import Segment
+        object.__setattr__(self, "schedule", tuple(
+            seg if isinstance(seg, Segment) else Segment(**seg) for seg in self.schedule))
+
+    def segments(self):
+        """The run as a schedule: the preparation segments, then `steps` at `temperature`
+        in the start cell scaled by `scaling` (scalings relative to the start structure)."""
+        from mtplib.active.grid import Segment
+        return list(self.schedule) + [Segment(self.steps, self.temperature, self.scaling)]
+
+    @property
+    def steps_requested(self) -> int:
+        return sum(seg.steps for seg in self.segments())
+
+    def start_structure(self, phases: dict, where: str, scaled: bool = True):
         """The starting structure (a phase supercell, an amorphous box or a file), its cell
-        scaled by `scaling`."""
+        scaled by `scaling` (unless not `scaled`: a schedule scales it per segment)."""
         from mtplib.active.grid import scaled_start
         atoms = self._start(phases, where)
-        return atoms if self.scaling == 1.0 else scaled_start(atoms, self.scaling)
+        return atoms if self.scaling == 1.0 or not scaled else scaled_start(atoms, self.scaling)
 
     def _start(self, phases: dict, where: str):
         from mtplib.structures import amorphous_box, build_phase
@@ -153,10 +170,18 @@ class MDRun:
 def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
     """Run name -> MDRun, one per start phase (``start.phases``) x temperature x lattice
     scaling x trajectory (seeds seed, seed+1, ...), in config order, named by
-    ``mtplib.active.grid.expand_grid`` (e.g. ``cu3au_md_600K``, ``md_Cu_300K_x1p02_s1``)."""
-    from mtplib.active.grid import expand_grid
+    ``mtplib.active.grid.expand_grid`` (e.g. ``cu3au_md_600K``, ``md_Cu_300K_x1p02_s1``);
+    a scenario's ``schedule`` becomes every run's preparation segments."""
+    from mtplib.active.grid import expand_grid, parse_schedule
     runs: dict[str, MDRun] = {}
     for sc in scenarios:
+        try:
+            schedule = tuple(parse_schedule(sc["schedule"], where="schedule")) \
+                if sc["schedule"] else ()
+        except ValueError as err:          # "schedule[k]: what is wrong"
+            key, why = str(err).split(": ", 1)
+            raise ConfigError(f"config key 'active_learning.scenarios[{sc['name']}].{key}': "
+                              f"{why}") from None
         start = dict(sc["start"])
         starts = [start]
         if "phases" in start:
@@ -179,7 +204,8 @@ def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
                     temperature=p.temperature, scaling=p.scaling, pressure=sc["pressure"],
                     steps=sc["steps"], timestep=sc["timestep"], seed=p.seed,
                     interval=sc["interval"], max_forces_check=sc["max_forces_check"],
-                    ramp_start=sc["ramp_start"], ramp_steps=sc["ramp_steps"])
+                    ramp_start=sc["ramp_start"], ramp_steps=sc["ramp_steps"],
+                    schedule=schedule)
     return runs
 
 
@@ -536,6 +562,10 @@ def check_config(config: dict, read_files: bool = True) -> None:
             raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
                               f".ramp_steps': a temperature ramp needs ensemble nvt (Langevin), "
                               f"not {scenario['ensemble']!r}")
+        if scenario["schedule"] and scenario["ramp_steps"] > 0:
+            raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
+                              f".schedule': give either a schedule or a temperature ramp "
+                              f"(ramp_steps = {scenario['ramp_steps']}), not both")
     validation = config["validation"]
     for scenario in validation["scenarios"]:
         if scenario["phase"] not in phases:
