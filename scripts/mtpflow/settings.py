@@ -106,6 +106,21 @@ class ReferenceSettings:
         return make_calculator(self.name, self.kwargs, mpi_prefix)
 
 
+def schedule_segments(entries, where: str) -> tuple:
+    """The Segments (mtplib.active.grid) of a schedule given as Segments or as mappings (the
+    config, or dataclasses.asdict in a rule's params); a bad one is a ConfigError naming
+    '<where>.schedule[k]'."""
+    from mtplib.active.grid import Segment, parse_schedule
+    entries = list(entries or ())
+    if all(isinstance(e, Segment) for e in entries):
+        return tuple(entries)
+    try:
+        return tuple(parse_schedule(entries, where="schedule"))
+    except ValueError as err:          # "schedule[k]: what is wrong"
+        key, why = str(err).split(": ", 1)
+        raise ConfigError(f"config key '{where}.{key}': {why}") from None
+
+
 @dataclass(frozen=True)
 class MDRun:
     """One MD run of a scenario: one temperature and one start structure."""
@@ -127,10 +142,8 @@ class MDRun:
     schedule: tuple = ()        # mtplib.active.grid.Segments that prepare the run (a liquid)
 
     def __post_init__(self):
-        """Segments also from their dicts (dataclasses.asdict, the rule's params)."""
-        from mtplib.active.grid import Segment
-        object.__setattr__(self, "schedule", tuple(
-            seg if isinstance(seg, Segment) else Segment(**seg) for seg in self.schedule))
+        object.__setattr__(self, "schedule", schedule_segments(
+            self.schedule, f"active_learning.scenarios[{self.scenario}]"))
 
     def segments(self):
         """The run as a schedule: the preparation segments, then `steps` at `temperature`
@@ -172,16 +185,10 @@ def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
     scaling x trajectory (seeds seed, seed+1, ...), in config order, named by
     ``mtplib.active.grid.expand_grid`` (e.g. ``cu3au_md_600K``, ``md_Cu_300K_x1p02_s1``);
     a scenario's ``schedule`` becomes every run's preparation segments."""
-    from mtplib.active.grid import expand_grid, parse_schedule
+    from mtplib.active.grid import expand_grid
     runs: dict[str, MDRun] = {}
     for sc in scenarios:
-        try:
-            schedule = tuple(parse_schedule(sc["schedule"], where="schedule")) \
-                if sc["schedule"] else ()
-        except ValueError as err:          # "schedule[k]: what is wrong"
-            key, why = str(err).split(": ", 1)
-            raise ConfigError(f"config key 'active_learning.scenarios[{sc['name']}].{key}': "
-                              f"{why}") from None
+        schedule = schedule_segments(sc["schedule"], f"active_learning.scenarios[{sc['name']}]")
         start = dict(sc["start"])
         starts = [start]
         if "phases" in start:
@@ -286,6 +293,11 @@ class ValidationRun:
     steps: int
     timestep: float
     seed: int
+    schedule: tuple = ()        # Segments run before `steps` (not written to the trajectory)
+
+    def __post_init__(self):
+        object.__setattr__(self, "schedule", schedule_segments(
+            self.schedule, f"validation.scenarios[{self.name}]"))
 
 
 @dataclass(frozen=True)
