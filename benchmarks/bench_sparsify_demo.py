@@ -25,14 +25,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]   # this checkout's mtplib and glue
 
-from mtpflow.active import isolated_energies  # noqa: E402
-from mtpflow.settings import Settings, load_config  # noqa: E402
+from mtpflow.active import isolated_energies
+from mtpflow.settings import Settings, load_config
 
-from mtplib.active.testing import label_emt  # noqa: E402
-from mtplib.analysis.errors import error_metrics  # noqa: E402
-from mtplib.cli import main as mtplib_main  # noqa: E402
-from mtplib.io import read_dataset, write_dataset  # noqa: E402
-from mtplib.training.scan import best_of_seeds  # noqa: E402
+from mtplib.active.testing import label_emt
+from mtplib.analysis.errors import error_metrics
+from mtplib.cli import main as mtplib_main
+from mtplib.io import read_dataset, write_dataset
+from mtplib.training.scan import best_of_seeds
 
 
 def test_errors(pot, images):
@@ -85,7 +85,7 @@ def main():
 
     def scan(images):
         t = time.perf_counter()
-        value, seed, pot = best_of_seeds(images, init, fs.seed_list, fs.metric,
+        _, seed, pot = best_of_seeds(images, init, fs.seed_list, fs.metric,
                                          test_images=test, **kwargs)
         return pot, seed, time.perf_counter() - t
 
@@ -104,19 +104,23 @@ def main():
         if mtplib_main(cmd) != 0:
             raise SystemExit(f"mtplib sparsify ({mode}) failed")
         kept = read_dataset(kept_file, species=elements)
+        if len(kept) == len(train):     # nothing dropped: the same fit
+            rows.append((f"sparsified ({mode})", len(kept), full))
+            continue
         pot, seed, secs = scan(kept)
         print(f"seed scan on the {len(kept)} kept ({mode}): best seed {seed}, {secs:.0f} s")
         rows.append((f"sparsified ({mode})", len(kept), pot))
-        if len(kept) < len(train):      # control: a random subset of the same size
-            pick = np.sort(np.random.default_rng(0).choice(len(train), len(kept), replace=False))
-            pot, seed, secs = scan([train[k] for k in pick])
-            rows.append((f"random {len(kept)} (control)", len(kept), pot))
-    print(f"\nRMSE on the test sets: energy (meV/atom), forces (eV/Å)")
+        # control: a random subset of the same size
+        pick = np.sort(np.random.default_rng(0).choice(len(train), len(kept), replace=False))
+        pot, seed, secs = scan([train[k] for k in pick])
+        rows.append((f"random {len(kept)} (control)", len(kept), pot))
+    print("\nRMSE on the test sets: energy (meV/atom), forces (eV/Å)")
     print(f"{'fit':28s} {'configs':>7s}" + "".join(f" | {name[:24]:>24s}" for name in tests))
     for name, n, pot in rows:
         cells = "".join(" | {:>12.3f} {:>11.4f}".format(*test_errors(pot, images))
                         for images in tests.values())
         print(f"{name:28s} {n:7d}{cells}")
+
 
 if __name__ == "__main__":
     main()
