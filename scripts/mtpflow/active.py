@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from mtplib.active import ActiveSet, Committee, run_md, select_add
 from mtplib.active.criteria import CommitteeSpread
@@ -91,6 +94,10 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
     segments = []
     if scheduled:
         plan = run.segments()
+        # the grid points of a scenario share its seed and preparation segments: the run's
+        # name in the seed keeps their preparations apart (independent trajectories)
+        seed = int(np.random.SeedSequence([seed, zlib.crc32(run.name.encode())])
+                   .generate_state(1)[0])
         done = run_schedule(pot, atoms, plan, seed=seed, **md_kwargs)
         result = done.result
         segments = [{"steps_requested": seg.steps, "temperature": seg.temperature,
