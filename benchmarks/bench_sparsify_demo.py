@@ -1,19 +1,19 @@
 """Sparsification of the demo's active-learning training set (Novikov et al. 2021, sec. 5.2.1).
 
     python benchmarks/bench_sparsify_demo.py --data RESULTS/al/iter_NNN/train.extxyz \\
-        [--config config/config.yaml] [--isolated RESULTS/labels/isolated.json] \\
-        [--candidates RESULTS/al/iter_NNN/candidates.extxyz ...] [--modes neighborhood configuration]
-        [--tol 1e-7] [--out-dir /tmp/bench_sparsify_demo]
+        [--test RESULTS/labels/test.extxyz] [--isolated RESULTS/labels/isolated.json] \\
+        [--candidates RESULTS/al/iter_NNN/candidates.extxyz ...] [--config config/config.yaml] \\
+        [--modes neighborhood configuration] [--tol 1e-7] [--out-dir /tmp/bench_sparsify_demo]
 
-The final active-learning training set (`--data`) is split as the demo's final fit splits it
-(fit.test_fraction, fit.split_seed of `--config`); the training part is fitted with the demo's
-final seed scan (fit.seeds, active_learning.final_max_iter, the fit and mtp sections). That
-fit's active set is sparsified by the CLI verb (`python -m mtplib sparsify POT TRAIN OUT
---mode M`), and the kept configurations are fitted again with the same seed scan. Prints the
-configurations before/after and the test errors (RMSE: energy per atom, forces) of both fits
-on the held-out split (and of a random subset of the kept size, as a control) and, with
-`--candidates`, on the MD candidates of the loop (those not
-in the training set) relabelled with EMT (the demo's reference).
+The final active-learning training set (`--data`) is fitted with the demo's final seed scan
+(fit.seeds, active_learning.final_max_iter, the fit and mtp sections of `--config`) against
+the held-out `--test` set of stage 2, as the demo's final fit is (without `--test`, `--data`
+is split by fit.test_fraction and fit.split_seed, as older demos split it). That fit's active
+set is sparsified by the CLI verb (`python -m mtplib sparsify POT TRAIN OUT --mode M`), and
+the kept configurations are fitted again with the same seed scan, as is a random subset of
+the kept size (a control). Prints the configurations before/after and the test errors (RMSE:
+energy per atom, forces) on the test set and, with `--candidates`, on the loop's MD
+candidates that are not in the training set, relabelled with EMT (the demo's reference).
 """
 import argparse
 import sys
@@ -55,6 +55,8 @@ def unseen_candidates(files, train, species):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="the final AL training set (extxyz)")
+    ap.add_argument("--test", help="the held-out test set (results/labels/test.extxyz); "
+                    "without it, --data is split as fit.test_fraction, fit.split_seed say")
     ap.add_argument("--config", default="config/config.yaml")
     ap.add_argument("--isolated", help="isolated.json of stage 2")
     ap.add_argument("--candidates", nargs="*", default=[], help="AL candidate files (EMT test set)")
@@ -67,8 +69,11 @@ def main():
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = read_dataset(args.data, species=elements)
-    train, test = fs.split(data)
-    tests = {"held-out split": test}
+    if args.test:
+        train, test = data, read_dataset(args.test, species=elements)
+    else:
+        train, test = fs.split(data)
+    tests = {"held-out test": test}
     if args.candidates:
         tests["EMT-relabelled candidates"] = unseen_candidates(args.candidates, data, elements)
     kwargs = dict(fs.fit_kwargs(max_iter=settings.active_learning.final_max_iter),
@@ -76,8 +81,9 @@ def main():
     if args.tol is not None:
         kwargs["tol"] = args.tol
     init = settings.mtp.initial_potential(elements)
+    how = args.test or f"test_fraction {fs.test_fraction}, split_seed {fs.split_seed}"
     print(f"{args.data}: {len(data)} configurations -> {len(train)} train, {len(test)} test "
-          f"(test_fraction {fs.test_fraction}, split_seed {fs.split_seed}); level "
+          f"({how}); level "
           f"{settings.mtp.level}, {init.parameter_count} parameters; seeds {fs.seed_list}, "
           f"max_iter {kwargs['max_iter']}, tol {kwargs['tol']:g}, metric {fs.metric}")
     for name, images in tests.items():
