@@ -64,11 +64,23 @@ def test_schedule_prepares_the_run_and_the_record_lists_the_segments(rough, tmp_
     assert summary["graded"] == 6 + 4 + 5 + 3        # every step and each segment's start
     last = ase.io.read(tmp_path / "liquid_900K.last.extxyz")
     assert last.cell.lengths()[0] == pytest.approx(2 * A_CU * 1.02, rel=1e-12)
-    # a run that continues the previous iteration's state is prepared already
-    again = explore(*rough, run, al, config["phases"], ["Cu"], 1, tmp_path / "c.extxyz",
-                    tmp_path / "c.json", tmp_path / "c.last.extxyz",
-                    previous_last=tmp_path / "liquid_900K.last.extxyz", log=lambda *a, **k: None)
-    assert again["continued"] and again["steps"] == 5 and "segments" not in again
+    assert last.info["segment"] == 2                 # accepted in the run's own segment
+
+    def again(previous, name):
+        return explore(*rough, run, al, config["phases"], ["Cu"], 1, tmp_path / f"{name}.extxyz",
+                       tmp_path / f"{name}.json", tmp_path / f"{name}.last.extxyz",
+                       previous_last=previous, log=lambda *a, **k: None)
+
+    # a run that continues a state of its own segment is prepared already ...
+    held = again(tmp_path / "liquid_900K.last.extxyz", "held")
+    assert held["continued"] and held["steps"] == 5 and "segments" not in held
+    assert ase.io.read(tmp_path / "held.last.extxyz").info["segment"] == 2
+    # ... one accepted during the preparation (another temperature and cell) starts afresh
+    last.info["segment"] = 0
+    ase.io.write(tmp_path / "melting.extxyz", last)
+    restarted = again(tmp_path / "melting.extxyz", "restarted")
+    assert not restarted["continued"] and len(restarted["segments"]) == 3
+    assert restarted["steps"] == 15
 
 
 @pytest.mark.parametrize("schedule, extra, message", [

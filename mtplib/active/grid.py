@@ -117,7 +117,8 @@ def run_schedule(potential, atoms, segments, *, seed=0, log=print, **md_kwargs):
     Maxwell-Boltzmann velocities at its temperature (`run_md`, seed `segment_seed(seed, k)`).
     Stops at the first segment that does not finish (extrapolation, blow-up). The whole run's
     `RunResult` counts steps, candidates and graded frames over the segments that ran (steps
-    of the whole run, e.g. `last_selected_step`), with the last accepted state of any.
+    of the whole run, e.g. `last_selected_step`), with the last accepted state of any (its
+    info 'segment' says which).
 
     `md_kwargs` go to `run_md` (active_set, thresholds, candidates, timestep, ensemble, ...)."""
     start_cell = atoms.cell.array.copy()
@@ -135,6 +136,7 @@ def run_schedule(potential, atoms, segments, *, seed=0, log=print, **md_kwargs):
             last_selected = steps + res.last_selected_step
         if res.last_accepted is not None:
             last_accepted = res.last_accepted
+            last_accepted.info["segment"] = k        # where a continued run would resume
         steps += res.steps
         if res.reason != "finished":
             break

@@ -66,14 +66,17 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
     `previous_last` (the previous iteration's, when active_learning.continue_runs), the run
     continues from there instead of its start structure. A run with a schedule (MDRun.schedule)
     runs its preparation segments first (``mtplib.active.grid.run_schedule``), unless it
-    continues; the record then lists the segments."""
+    continues a state of its last segment; the record then lists the segments."""
     pot = MTPotential.load(potential_file, species=list(elements))
     aset = None if al.committee_only else ActiveSet.load(state_file, pot)
     committee = committee_of(pot, committee_file, elements) if al.committee_enabled else None
     where = f"active_learning.scenarios[{run.scenario}]"
     previous = read_frames(previous_last) if previous_last else []
-    continued = bool(previous)
-    scheduled = bool(run.schedule) and not continued     # a continued run is prepared already
+    # a scheduled run continues only a state of its own last segment (prepared already);
+    # one accepted during the preparation (another temperature and cell) starts afresh
+    continued = bool(previous) and (not run.schedule or
+                                    int(previous[-1].info.get("segment", -1)) == len(run.schedule))
+    scheduled = bool(run.schedule) and not continued
     atoms = previous[-1] if continued else run.start_structure(phases, where=where,
                                                                scaled=not scheduled)
     check_species(atoms, elements, f"config key '{where}'")
@@ -112,6 +115,8 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
                         thermalize=not continued, ramp_steps=0 if continued else run.ramp_steps,
                         ramp_start=run.ramp_start, **md_kwargs)
     out_candidates.touch()
+    if run.schedule and continued and result.last_accepted is not None:
+        result.last_accepted.info["segment"] = len(run.schedule)    # still the last segment
     write_frames_atomic(out_last, [result.last_accepted] if result.last_accepted is not None
                         else [])
     summary = {"scenario": run.name, "iteration": int(iteration), "steps": int(result.steps),
