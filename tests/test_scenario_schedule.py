@@ -154,34 +154,3 @@ def test_two_scenario_grid_through_the_workflow_one_configuration_per_trajectory
     assert set(rec["stop_reasons"]) == set(runs) and not rec["converged"]
     assert sorted(n for n, why in rec["stop_reasons"].items() if why == "extrapolation") == stopped
 
-
-def test_validation_md_runs_the_schedule_and_writes_only_the_run(tmp_path):
-    """A validation scenario with a schedule: melted in an expanded cell, then held in the
-    phase's cell; the trajectory holds the run's own steps only, the same for both runs."""
-    from ase.calculators.emt import EMT
-
-    from scripts.mtpflow.validation import validation_md
-
-    config = validate_config({"elements": ["Cu"], "phases": PHASES, "validation": {
-        "scenarios": [{"name": "liquid", "phase": "Cu", "supercell": [2, 2, 2], "steps": 5,
-                       "temperature": 1500, "timestep": 2.0,
-                       "schedule": [{"steps": 8, "temperature": 4000, "scaling": 1.04}]}]}})
-    run = Settings.from_config(config).validation.runs()["liquid"]
-    assert run.schedule == (Segment(8, 4000.0, 1.04),)
-    assert build(type(run), asdict(run)) == run
-    trajectories = []
-    for k in range(2):
-        atoms = bulk("Cu", "fcc", a=A_CU, cubic=True).repeat((2, 2, 2))
-        lines = []
-        validation_md(run, atoms, EMT(), tmp_path / f"emt{k}.extxyz", "reference",
-                      log=lines.append)
-        trajectories.append(ase.io.read(tmp_path / f"emt{k}.extxyz", ":"))
-    frames = trajectories[0]
-    assert len(frames) == 6 and all(f.info.get("md_failure") is None for f in frames)
-    assert frames[0].cell.lengths()[0] == pytest.approx(2 * A_CU, rel=1e-12)
-    assert any(line.startswith("liquid (reference): preparation 8 of 8 steps (1 segment(s)), "
-                               "finished") for line in lines), lines
-    start = bulk("Cu", "fcc", a=A_CU, cubic=True).repeat((2, 2, 2))
-    assert abs(frames[0].positions - start.positions).max() > 0.2    # melted, not the crystal
-    for a, b in zip(*trajectories):
-        assert (a.positions == b.positions).all()

@@ -293,11 +293,6 @@ class ValidationRun:
     steps: int
     timestep: float
     seed: int
-    schedule: tuple = ()        # Segments run before `steps` (not written to the trajectory)
-
-    def __post_init__(self):
-        object.__setattr__(self, "schedule", schedule_segments(
-            self.schedule, f"validation.scenarios[{self.name}]"))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,5 @@
 """Stage 5 glue, validation of the final potential against the reference calculator.
 
-* :func:`validation_md`: the MD of one validation scenario with the MTP or the reference
-  (``mtplib.active.run_md``), after the scenario's schedule if it has one.
 * :func:`compare`: partial RDFs and ADFs of the MTP and reference trajectories (first
   `discard` fraction dropped as equilibration), plotted on the same axes, with similarity
   numbers.
@@ -20,8 +18,6 @@ from ase.io import read
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mtplib.active import run_md
-from mtplib.active.grid import run_schedule
 from mtplib.analysis.errors import error_metrics
 from mtplib.analysis.plots import parity_plots
 from mtplib.analysis.properties import elastic_constants, energy_volume
@@ -30,54 +26,9 @@ from mtplib.analysis.verdicts import (count_failures, elastic_verdict, failed_ve
                                       format_verdicts, limit_verdict)
 from mtplib.calculator import MTPCalculator
 from mtplib.io import read_dataset
-from mtplib.labeling import (ReferenceFailed, RetryingCalculator, append_frame, compute_labels,
-                             read_frames)
+from mtplib.labeling import RetryingCalculator, compute_labels, read_frames
 from mtplib.potential import MTPotential
 from mtplib.structures import build_phase
-
-
-FRAMES = 50     # snapshots written per validation trajectory
-
-
-def validation_md(run, atoms, calc, trajectory, engine, log=print):
-    """MD of one validation run (a ValidationRun) of `atoms` with `calc` (the MTP's or the
-    reference's calculator) to `trajectory` (written whole at the end). The run's schedule,
-    if any, first prepares `atoms` (``run_schedule``, the same seeds for both engines) and
-    is not written; a preparation that stops early, or a reference that fails for good,
-    ends the trajectory with a frame whose info 'md_failure' says why."""
-    out = Path(trajectory)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    kwargs = dict(calculator=calc, ensemble=run.ensemble, timestep=run.timestep, log=log)
-    try:
-        prepared = None
-        if run.schedule:
-            start_cell = atoms.cell.array.copy()
-            prepared = run_schedule(None, atoms, run.schedule, seed=run.seed,
-                                    scenario=f"{run.name} (preparation)",
-                                    progress_interval=max(1, run.steps // 10), **kwargs).result
-            log(f"{run.name} ({engine}): preparation {prepared.steps} of "
-                f"{sum(seg.steps for seg in run.schedule)} steps ({len(run.schedule)} "
-                f"segment(s)), {prepared.reason}, T {atoms.get_temperature():.0f} K")
-            atoms.set_cell(start_cell, scale_atoms=True)   # the run holds in the phase's cell
-        if prepared is not None and prepared.reason != "finished":
-            failed = atoms.copy()
-            failed.info.update(md_failure=f"preparation: {prepared.message}")
-            append_frame(tmp, failed)
-        else:
-            result = run_md(None, atoms, temperature=run.temperature, steps=run.steps,
-                            seed=run.seed, trajectory=tmp,
-                            trajectory_interval=max(1, run.steps // FRAMES),
-                            progress_interval=max(1, run.steps // 10), scenario=run.name,
-                            **kwargs)
-            log(f"{run.name} ({engine}): {result.steps} of {run.steps} steps, {result.reason}, "
-                f"{len(atoms)} atoms, final T {atoms.get_temperature():.0f} K")
-    except ReferenceFailed as err:
-        failed = atoms.copy()
-        failed.info.update(md_failure=str(err), md_failed_attempts=len(calc.failures))
-        append_frame(tmp, failed)
-        log(f"{run.name} (reference): MD stopped, {err}; recorded in the validation summary")
-    tmp.replace(out)
 
 
 def _figure(n, size=3.6):
