@@ -151,31 +151,87 @@ def start_cells(seed):
     return emt_cells(START_CELLS, seed=seed, rattle=0.05, strain=0.01)
 
 
-def loop(seed, workdir, query, budget):
+# The loop's configuration for arm A (and B, B'): issue 18's changes 1-5. Chosen on the
+# tuning seeds 100-109 (`--tuning --variant ...`, see VARIANTS); fixed here before the
+# protocol's seeds ran.
+LOOP = dict(
+    continue_runs=True,        # 1: each run continues from its last accepted state
+    ramp_start=300.0,          # 1: the first run of a condition ramps from 300 K ...
+    ramp_steps=100,            #    ... to its temperature over 100 steps (Langevin)
+    gamma_max=None,            # 2: upper trust level (None: off)
+    trajectories=1,            # 3: runs per condition per iteration (velocity seeds)
+    convergence="all_finished",  # 5: all_finished | quiet_tail
+    quiet_steps=100,           # 5: quiet_tail: no candidate in the last 100 steps of each run
+    weights=None,              # 4: selection weights (None: the mode's rows)
+)
+# the tuning arms: the old loop, the chosen loop, and each change switched (with / without)
+VARIANTS = {
+    "old": dict(continue_runs=False, ramp_start=None, gamma_max=None, trajectories=1,
+                convergence="all_finished"),
+    "chosen": {},
+    "continue_off": dict(continue_runs=False),
+    "continue_on": dict(continue_runs=True),
+    "ramp_off": dict(ramp_start=None),
+    "ramp_on": dict(ramp_start=300.0),
+    "gamma_max_5": dict(gamma_max=5.0),
+    "gamma_max_off": dict(gamma_max=None),
+    "trajectories_1": dict(trajectories=1),
+    "trajectories_3": dict(trajectories=3),
+    "quiet_tail": dict(convergence="quiet_tail"),
+    "all_finished": dict(convergence="all_finished"),
+    "force_weights": dict(weights=dict(site_energy=1.0, energy=0.0, forces=1.0)),
+}
+
+
+def loop(seed, workdir, query, budget, config=None):
     """Arms A (query 'maxvol'), B ('uniform-candidates'), B' ('uniform-frames'): explore every
     condition of S with the current potential, pick at most MAX_SELECT per iteration by the
-    query, label, refit warm; until the budget is spent or (A) every run finishes."""
+    query, label, refit warm; until the budget is spent or (A) the loop has converged."""
+    cfg = dict(LOOP, **(config or {}))
     rng = np.random.default_rng(seed + 12345)
     train = start_cells(seed)
     pot = cold_fit(train)
-    labels, md_steps, iterations, survived = 0, 0, 0, []
+    labels, md_steps, iterations, survived, pools, above_max = 0, 0, 0, [], [], 0
+    state = {}                 # (condition, trajectory) -> last accepted Atoms
     while labels < budget:
-        aset = ActiveSet.from_training(pot, train, mode=MODE)
-        pool, frames, finished = [], [], True
+        aset = active_set(pot, train, cfg)
+        pool, frames, converged, steps_now = [], [], True, []
         for k, (name, (builder, temperature)) in enumerate(EXPLORATION.items()):
-            cand = workdir / f"{query}_{seed}_{iterations}_{name}.extxyz"
-            traj = workdir / f"{query}_{seed}_{iterations}_{name}.traj.extxyz"
-            atoms = builder()
-            res = run_md(pot, atoms, active_set=aset, temperature=temperature, steps=MD_STEPS,
-                         timestep=DT, seed=seed * 1000 + iterations * 10 + k, candidates=cand,
-                         trajectory=traj, trajectory_interval=10, log=None,
-                         thresholds=Thresholds(gamma_select=GAMMA_SELECT, gamma_break=GAMMA_BREAK))
-            md_steps += res.steps
-            finished &= res.reason == "finished"
-            survived.append(res.steps)
-            pool += _read(cand)
-            frames += _read(traj)
-        if query == "maxvol" and finished:
+            for t in range(cfg["trajectories"]):
+                tag = f"{query}_{seed}_{iterations}_{name}_{t}"
+                cand = workdir / f"{tag}.extxyz"
+                traj = workdir / f"{tag}.traj.extxyz"
+                for path in (cand, traj):
+                    path.unlink(missing_ok=True)
+                previous = state.get((name, t)) if cfg["continue_runs"] else None
+                atoms = previous.copy() if previous is not None else builder()
+                ramp = previous is None and cfg["ramp_start"] is not None
+                res = run_md(pot, atoms, active_set=aset, temperature=temperature,
+                             steps=MD_STEPS, timestep=DT,
+                             seed=seed * 1000 + iterations * 10 + k + 100000 * t,
+                             candidates=cand, trajectory=traj, trajectory_interval=10, log=None,
+                             thermalize=previous is None,
+                             ramp_start=cfg["ramp_start"] if ramp else None,
+                             ramp_steps=cfg["ramp_steps"] if ramp else 0,
+                             engine="native",
+                             thresholds=Thresholds(gamma_select=GAMMA_SELECT,
+                                                   gamma_break=GAMMA_BREAK,
+                                                   gamma_max=cfg["gamma_max"]))
+                md_steps += res.steps
+                above_max += res.above_max
+                steps_now.append(res.steps)
+                if res.last_accepted is not None:
+                    state[(name, t)] = res.last_accepted
+                if res.reason != "finished":
+                    converged = False
+                elif cfg["convergence"] == "quiet_tail" and \
+                        res.last_selected_step > MD_STEPS - cfg["quiet_steps"]:
+                    converged = False
+                pool += _read(cand)
+                frames += _read(traj)
+        survived.append(steps_now)
+        pools.append(len(pool))
+        if query == "maxvol" and converged:
             break
         n = min(MAX_SELECT, budget - labels)
         if query == "maxvol":
@@ -191,7 +247,15 @@ def loop(seed, workdir, query, budget):
         iterations += 1
         pot = warm_fit(train, pot, iterations)
     return train, dict(labels=labels, reference_md_steps=0, md_steps=md_steps,
-                       iterations=iterations, steps_survived=survived)
+                       iterations=iterations, steps_survived=survived, pool_sizes=pools,
+                       above_gamma_max=above_max, converged=bool(query == "maxvol" and converged))
+
+
+def active_set(pot, train, cfg):
+    if cfg["weights"] is None:
+        return ActiveSet.from_training(pot, train, mode=MODE)
+    from mtplib.active.grade import SelectionWeights
+    return ActiveSet.from_training(pot, train, mode=MODE, weights=SelectionWeights(**cfg["weights"]))
 
 
 def _read(path):
@@ -255,7 +319,7 @@ def auc(score, positive):
                   + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg)))
 
 
-def score_arm(pot, train, t1, t2a, t2b, seed, workdir):
+def score_arm(pot, train, t1, t2a, t2b, seed, workdir, production_runs=PRODUCTION_RUNS):
     out = {}
     atom_df = {c: errors(pot, f)[0] for c, f in {**t2a, **t2b}.items()}
     all_df = np.concatenate(list(atom_df.values()))
@@ -272,6 +336,7 @@ def score_arm(pot, train, t1, t2a, t2b, seed, workdir):
     test = [a for f in {**t2a, **t2b}.values() for a in f]
     aset = ActiveSet.from_training(pot, train, mode=MODE)
     gamma = np.array(aset.grade_many(test))
+    out["M6_spearman_atom"] = atom_spearman(aset, test)
     _, _, de2, conf2, res2 = errors(pot, test)
     bad = conf2 > 2 * np.median(conf_f)
     out["M6_spearman_config"] = float(stats.spearmanr(gamma, conf2)[0])
@@ -283,13 +348,14 @@ def score_arm(pot, train, t1, t2a, t2b, seed, workdir):
     runs = failures = 0
     own = []
     for k, (name, (builder, temperature)) in enumerate({**EXPLORATION, **HELD_OUT}.items()):
-        for r in range(PRODUCTION_RUNS):
+        for r in range(production_runs):
             runs += 1
             atoms = builder()
             traj = workdir / f"production_{seed}_{name}_{r}.extxyz"
             traj.unlink(missing_ok=True)
             res = run_md(pot, atoms, temperature=temperature, steps=PRODUCTION_STEPS, timestep=DT,
                          seed=50000 + 1000 * seed + 10 * k + r, log=None, trajectory=traj,
+                         engine="native",       # ASE's Langevin arithmetic, bit-identical
                          trajectory_interval=PRODUCTION_EVERY,
                          thresholds=Thresholds(gamma_select=1e30, gamma_break=1e31,
                                                min_distance=FAILURE_MIN_DISTANCE))
@@ -304,6 +370,28 @@ def score_arm(pot, train, t1, t2a, t2b, seed, workdir):
     out["M2_survival"] = 1.0 - failures / runs
     out["M3_own_trajectory_force_rmse"] = float(np.sqrt(np.mean(np.square(own))))
     return out
+
+
+def atom_spearman(aset, images):
+    """Spearman rho between per-atom gamma (neighbourhood mode) and per-atom |dF|."""
+    g, d = [], []
+    for a in images:
+        res = aset.evaluate(a)
+        g.append(res["gamma_atoms"])
+        d.append(np.linalg.norm(res["forces"] - a.get_forces(), axis=1))
+    return float(stats.spearmanr(np.concatenate(g), np.concatenate(d))[0])
+
+
+def run_tuning(seed, variant, workdir, t1, t2a, t2b):
+    """A tuning arm: arm A with one loop variant, scored as the protocol scores A but with
+    one production run per condition (the tuning seeds only)."""
+    t0 = time.process_time()
+    train, cost = loop(seed, workdir, "maxvol", LABEL_BUDGET, VARIANTS[variant])
+    pot = cold_fit(train)
+    row = dict(seed=seed, arm="A", variant=variant, training_set_size=len(train), M5=cost,
+               level=LEVEL, **score_arm(pot, train, t1, t2a, t2b, seed, workdir, production_runs=1))
+    row["cpu_s"] = round(time.process_time() - t0, 1)
+    return row
 
 
 # ---- the benchmark ------------------------------------------------------------------------
@@ -383,11 +471,92 @@ def analyze(path):
     h3["energy"] = paired(rows, "M4_energy_rmse", "A", "D")
     a_rows = [r for r in rows if r["arm"] == "A"]
     h4 = dict(median_rho=float(np.median([r["M6_spearman_config"] for r in a_rows])),
+              median_rho_atom=float(np.median([r.get("M6_spearman_atom", np.nan) for r in a_rows])),
               median_auc=float(np.median([r["M6_auc_gamma"] for r in a_rows])),
+              median_auc_max_force=float(np.median([r["M6_auc_max_force"] for r in a_rows])),
+              median_auc_energy=float(np.median([r["M6_auc_energy"] for r in a_rows])),
               seeds_gamma_beats_baselines=int(sum(r["M6_auc_gamma"] > max(r["M6_auc_max_force"],
                                                                           r["M6_auc_energy"])
                                                   for r in a_rows)), seeds=len(a_rows))
-    print(json.dumps({"H1": h1, "H2": h2, "H3": h3, "H4": h4}, indent=2))
+    # the verdicts, as pre-registered (AL_PROTOCOL.md)
+    h1["pass"] = all(h1[b]["p_holm"] < 0.05 and h1[b]["median_ratio"] < 1 for b in ("B", "Bprime"))
+    for c in ("C1", "C2"):
+        h2[c]["survival_pass"] = (h2[c]["survival_informative"]
+                                  and h2[c]["survival_difference_mean"] >= 0.10
+                                  and h2[c]["survival_sign_test_p"] is not None
+                                  and h2[c]["survival_sign_test_p"] < 0.05)
+    h2["pass"] = all(h2[c]["p_holm"] < 0.05 and h2[c]["survival_pass"] for c in ("C1", "C2"))
+    h3["pass"] = bool(h3["non_inferior"])
+    h4["pass"] = bool(h4["median_rho"] >= 0.6 and h4["median_auc"] >= 0.8
+                      and h4["seeds_gamma_beats_baselines"] >= 0.75 * h4["seeds"])
+    result = {"H1": h1, "H2": h2, "H3": h3, "H4": h4}
+    print(json.dumps(result, indent=2))
+    print(markdown(rows, result))
+    return result
+
+
+def markdown(rows, h):
+    """The RESULTS.md table: per arm medians, then H1-H4."""
+    arms = [a for a in ARMS if any(r["arm"] == a for r in rows)]
+    med = lambda a, key: float(np.median([r[key] for r in rows if r["arm"] == a]))
+    lines = ["| arm | seeds | M1 p99 |ΔF| (eV/Å) | M1 max | M2 survival (mean) | M3 own-trajectory F RMSE "
+             "| M4 F RMSE (eV/Å) | M4 E RMSE (meV/atom) | M5 labels (mean) | M5 reference MD steps |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for a in arms:
+        mine = [r for r in rows if r["arm"] == a]
+        lines.append(f"| {a} | {len(mine)} | {med(a, 'M1_p99_atom_force_error'):.3f} | "
+                     f"{med(a, 'M1_max_atom_force_error'):.3f} | "
+                     f"{np.mean([r['M2_survival'] for r in mine]):.3f} | "
+                     f"{med(a, 'M3_own_trajectory_force_rmse'):.4f} | {med(a, 'M4_force_rmse'):.4f} | "
+                     f"{1000 * med(a, 'M4_energy_rmse'):.2f} | "
+                     f"{np.mean([r['M5']['labels'] for r in mine]):.1f} | "
+                     f"{np.mean([r['M5']['reference_md_steps'] for r in mine]):.0f} |")
+    ci = lambda d: f"{d['median_ratio']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
+    lines += ["", "| hypothesis | comparison | median ratio [95 % CI] | p (Holm) | verdict |",
+              "|---|---|---|---|---|"]
+    for b in ("B", "Bprime"):
+        lines.append(f"| H1 | M1 A/{b} | {ci(h['H1'][b])} | {h['H1'][b]['p']:.3g} "
+                     f"({h['H1'][b]['p_holm']:.3g}) | {'pass' if h['H1']['pass'] else 'fail'} |")
+    for c in ("C1", "C2"):
+        d = h["H2"][c]
+        surv = (f"survival A-{c} {d['survival_difference_mean']:+.3f}, sign test p "
+                f"{d['survival_sign_test_p']:.3g}" if d["survival_informative"]
+                else "survival uninformative (all 100 %)")
+        lines.append(f"| H2 | M1 A/{c}; {surv} | {ci(d)} | {d['p']:.3g} ({d['p_holm']:.3g}) | "
+                     f"{'pass' if h['H2']['pass'] else 'fail'} |")
+    lines.append(f"| H3 | M4 force RMSE A/D (energy {ci(h['H3']['energy'])}) | {ci(h['H3'])} | "
+                 f"upper limit ≤ 1.10 | {'pass' if h['H3']['pass'] else 'fail'} |")
+    h4 = h["H4"]
+    lines.append(f"| H4 | ρ config {h4['median_rho']:.2f} (atom {h4['median_rho_atom']:.2f}), AUC γ "
+                 f"{h4['median_auc']:.2f} (max force {h4['median_auc_max_force']:.2f}, energy "
+                 f"{h4['median_auc_energy']:.2f}), γ best in {h4['seeds_gamma_beats_baselines']}"
+                 f"/{h4['seeds']} seeds | | ≥ 0.6, ≥ 0.8, ≥ 15/20 | {'pass' if h4['pass'] else 'fail'} |")
+    return "\n".join(lines)
+
+
+def analyze_tuning(paths):
+    """The tuning arms against the chosen loop, paired by seed: median M1 ratio, survival,
+    labels, converged runs, pool size."""
+    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    variants = sorted({r["variant"] for r in rows}, key=lambda v: (v != "chosen", v))
+    print("| variant | seeds | M1 p99 |dF| (eV/Å) median | M1 ratio to chosen (median, 95 % CI) "
+          "| M4 force RMSE | M2 survival | M6 ρ config / atom | AUC γ | labels | converged | "
+          "pool per iteration | above γ_max |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for v in variants:
+        mine = [r for r in rows if r["variant"] == v]
+        ratio = paired([dict(r, arm=r["variant"]) for r in rows if r["variant"] in (v, "chosen")],
+                       "M1_p99_atom_force_error", v, "chosen") if v != "chosen" else None
+        rtxt = (f"{ratio['median_ratio']:.3f} ({ratio['ci95'][0]:.2f}-{ratio['ci95'][1]:.2f}), "
+                f"p={ratio['p']:.2g}" if ratio and ratio["n"] > 1 else "")
+        med = lambda key: float(np.median([r[key] for r in mine]))
+        pools = [p for r in mine for p in r["M5"]["pool_sizes"]]
+        print(f"| {v} | {len(mine)} | {med('M1_p99_atom_force_error'):.3f} | {rtxt} | "
+              f"{med('M4_force_rmse'):.4f} | {np.mean([r['M2_survival'] for r in mine]):.3f} | "
+              f"{med('M6_spearman_config'):.2f} / {med('M6_spearman_atom'):.2f} | "
+              f"{med('M6_auc_gamma'):.2f} | {np.mean([r['M5']['labels'] for r in mine]):.1f} | "
+              f"{sum(r['M5']['converged'] for r in mine)}/{len(mine)} | "
+              f"{np.median(pools):.0f} | {sum(r['M5']['above_gamma_max'] for r in mine)} |")
 
 
 def main():
@@ -397,10 +566,17 @@ def main():
     ap.add_argument("--out", default="benchmarks/out/al_protocol.jsonl")
     ap.add_argument("--hash-test-sets", action="store_true")
     ap.add_argument("--analyze", metavar="JSONL")
+    ap.add_argument("--analyze-tuning", metavar="JSONL", nargs="+")
     ap.add_argument("--workdir", default="benchmarks/out/al_protocol")
+    ap.add_argument("--variant", choices=sorted(VARIANTS),
+                    help="a tuning arm (with --tuning): arm A with this loop variant")
     args = ap.parse_args()
+    if args.variant and not args.tuning:
+        ap.error("--variant runs on the tuning seeds only: add --tuning")
     if args.analyze:
         return analyze(args.analyze)
+    if args.analyze_tuning:
+        return analyze_tuning(args.analyze_tuning)
     warnings.simplefilter("ignore")
     t1, t2a, t2b = test_sets()
     if args.hash_test_sets:
@@ -409,18 +585,23 @@ def main():
                                                                for s in (t1, t2a, t2b)],
                           "liquid_rdf_ratio_at_a": liquid_check(t1["liquid"])}, indent=2))
         return 0
-    seeds = list(TUNING_SEEDS) if args.tuning else args.seeds
+    seeds = [s for s in args.seeds if s in TUNING_SEEDS] or list(TUNING_SEEDS) if args.tuning \
+        else args.seeds
+    if not args.tuning and set(seeds) & set(TUNING_SEEDS):
+        ap.error("the tuning seeds 100-109 run with --tuning only")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(line)["seed"] for line in out.read_text().splitlines()} if out.exists() else set()
+    done = {(r["seed"], r.get("variant")) for r in map(json.loads, out.read_text().splitlines())} \
+        if out.exists() else set()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
-        if seed in done:
+        if (seed, args.variant) in done:
             print(f"seed {seed}: already in {out}", file=sys.stderr)
             continue
         t0 = time.perf_counter()
-        rows = run_seed(seed, workdir, t1, t2a, t2b)
+        rows = [run_tuning(seed, args.variant, workdir, t1, t2a, t2b)] if args.variant \
+            else run_seed(seed, workdir, t1, t2a, t2b)
         with open(out, "a") as fh:
             for row in rows:
                 fh.write(json.dumps(row) + "\n")

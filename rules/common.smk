@@ -147,8 +147,18 @@ def al_final_train(wildcards):
 
 
 def validation_potential(wildcards):
-    """Stage 5 MD: the final potential for the MTP run, nothing for the reference run."""
-    return {"potential": "results/final/potential.mtp"} if wildcards.engine == "mtp" else {}
+    """Stage 5 MD: the final potential and its active set for the MTP run, nothing for the
+    reference run."""
+    return {"potential": "results/final/potential.mtp",
+            "state": "results/final/potential.als.npz"} if wildcards.engine == "mtp" else {}
+
+
+def validation_reference(wildcards):
+    """Stage 5 comparison: the reference MD of a scenario, unless its reference is disabled."""
+    if not VALIDATION_RUNS[wildcards.vscenario]["reference"].get("enabled", True):
+        return {}
+    d = f"results/validation/{wildcards.vscenario}"
+    return {"reference": f"{d}/reference.extxyz", "reference_record": f"{d}/reference.json"}
 
 
 def committee_file(wildcards):

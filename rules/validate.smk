@@ -1,7 +1,28 @@
 # Stage 5: validation of the final potential. The same MD (start, ensemble, temperature,
-# seed) is run with the MTP and with the reference calculator; RDFs/ADFs are compared.
+# seed; the reference may run a smaller box or fewer steps) is run with the MTP, graded
+# against the final potential's active set, and with the reference calculator; RDFs, ADFs
+# and coordination numbers are compared.
 # The reference run needs no potential (validation_potential), so it starts as soon as a
 # core is free, beside stages 1-4.
+
+
+rule validate_state:
+    input:
+        potential="results/final/potential.mtp",
+        train=al_final_train,
+    output:
+        state="results/final/potential.als.npz",
+    log:
+        "logs/validation/state.log",
+    benchmark:
+        "logs/benchmarks/validation/state.tsv",
+    params:
+        elements=config["elements"],
+        mode=lookup(dpath="active_learning/selection_mode", within=config),
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_start.py"
 
 
 rule validate_md:
@@ -9,6 +30,7 @@ rule validate_md:
         unpack(validation_potential),
     output:
         trajectory="results/validation/{vscenario}/{engine}.extxyz",
+        record="results/validation/{vscenario}/{engine}.json",
     log:
         "logs/validation/{vscenario}/{engine}.log",
     benchmark:
@@ -20,6 +42,9 @@ rule validate_md:
         phases=config["phases"],
         elements=config["elements"],
         reference=config["reference"],
+        gamma_select=lookup(dpath="active_learning/gamma_select", within=config),
+        gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
+        md_engine=lookup(dpath="active_learning/md_engine", within=config),
     resources:
         runtime=60,
     conda:
@@ -30,8 +55,9 @@ rule validate_md:
 
 rule validate_compare:
     input:
+        unpack(validation_reference),
         mtp="results/validation/{vscenario}/mtp.extxyz",
-        reference="results/validation/{vscenario}/reference.extxyz",
+        mtp_record="results/validation/{vscenario}/mtp.json",
     output:
         similarity="results/validation/{vscenario}/similarity.json",
         rdf=report("results/validation/{vscenario}/rdf.png", caption="../report/rdf.rst",
@@ -45,6 +71,7 @@ rule validate_compare:
     params:
         rdf=lookup(dpath="validation/rdf", within=config),
         adf=lookup(dpath="validation/adf", within=config),
+        coordination_cutoffs=lookup(dpath="validation/coordination_cutoffs", within=config),
         elements=config["elements"],
     conda:
         "../envs/mtp.yaml"
@@ -52,12 +79,35 @@ rule validate_compare:
         "../scripts/validate_compare.py"
 
 
+rule validate_relabel:
+    input:
+        trajectory="results/validation/{vscenario}/mtp.extxyz",
+        potential="results/final/potential.mtp",
+    output:
+        relabelled="results/validation/{vscenario}/relabelled.extxyz",
+        own_md="results/validation/{vscenario}/own_md.json",
+    log:
+        "logs/validation/{vscenario}/relabel.log",
+    benchmark:
+        "logs/benchmarks/validation/{vscenario}/relabel.tsv",
+    params:
+        frames=lookup(dpath="validation/md_force_frames", within=config),
+        reference=config["reference"],
+        elements=config["elements"],
+    resources:
+        runtime=60,
+    conda:
+        REFERENCE_ENV
+    script:
+        "../scripts/validate_relabel.py"
+
+
 rule validate_summary:
     input:
         similarity=expand("results/validation/{vscenario}/similarity.json",
                           vscenario=VALIDATION_RUNS),
-        trajectories=expand("results/validation/{vscenario}/mtp.extxyz",
-                            vscenario=VALIDATION_RUNS),
+        own_md=(expand("results/validation/{vscenario}/own_md.json", vscenario=VALIDATION_RUNS)
+                if SETTINGS.validation.md_force_frames else []),
         potential="results/final/potential.mtp",
         test="results/labels/test.extxyz",
     output:

@@ -8,7 +8,7 @@ from mtpflow.validation import summarize
 sm = snakemake  # noqa: F821
 with tee_log(sm.log[0]) as log:
     summarize(list(sm.input.similarity), sm.params.names, sm.params.runs,
-              list(sm.input.trajectories), sm.input.potential, sm.input.test,
+              list(sm.input.own_md), sm.input.potential, sm.input.test,
               build(ReferenceSettings, sm.params.reference), sm.params.phases,
               sm.params.elements, build(ValidationSettings, sm.params.validation),
               sm.output.summary, sm.output.parity, sm.output.energy_volume, sm.output.verdicts,

@@ -282,7 +282,7 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     assert (tmp_path / "results" / "final" / "potential.mtp").exists()
     summary = json.loads((tmp_path / "results" / "validation" / "summary.json").read_text())
     rdf = summary["scenarios"]["cuau_v"]["rdf"]
-    assert set(rdf) == {"Cu-Cu", "Cu-Au", "Au-Au"}
+    assert set(rdf) == {"Cu-Cu", "Cu-Au", "Au-Au", "total"}
     assert 0.0 <= summary["scenarios"]["cuau_v"]["rdf_integrated_absolute_difference"] < 1.0
     assert summary["errors"]["test"]["forces"]["rmse"] < 0.5
 

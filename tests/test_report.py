@@ -51,6 +51,28 @@ def test_summary_page_has_potential_verdicts_errors_and_record(tmp_path):
     assert "converged at iteration 0" in html
 
 
+def test_summary_page_has_the_validation_md_table(tmp_path):
+    """Grade, densities under NPT and coordination numbers of every validation MD."""
+    config, (pot, errors), d = _run_files(tmp_path)
+    validation = json.loads((d / "validation.json").read_text())
+    validation["structure"] = {"glass_3000K": {
+        "atoms_mtp": 96, "atoms_reference": 48, "steps_mtp": 20000, "steps_reference": 1000,
+        "density_mtp_g_cm3": 8.71, "density_reference_g_cm3": None, "max_gamma": 1.35,
+        "frames_above_gamma_break": 0,
+        "coordination_mtp": {"Hf": {"Hf": 0.0, "O": 6.9, "total": 6.9},
+                             "O": {"Hf": 3.45, "O": 0.0, "total": 3.45}},
+        "own_md_force_rmse": {"rmse": 0.31}}}
+    (d / "validation.json").write_text(json.dumps(validation))
+    text = summary_rst(config, pot, errors, [d / "iteration.json"], d / "labels.json",
+                       d / "validation.json")
+    html = publish_parts(text + "\n.. _Workflow: #\n.. _Statistics: #\n",
+                         writer="html", settings_overrides={"report_level": 2,
+                                                                 "halt_level": 2})["body"]
+    assert "<td>glass_3000K</td>" in html and "<td>96 / 48</td>" in html
+    assert "<td>8.71 / n/a</td>" in html and "<td>1.35</td>" in html and "<td>0</td>" in html
+    assert "<td>Hf 6.90, O 3.45 / n/a</td>" in html and "<td>0.31</td>" in html
+
+
 def chromium_dom(html_file, screenshot=None):
     """The DOM of `html_file` after its scripts ran in headless Chromium (Debian's
     `chromium`); a 1400x1000 screenshot too when `screenshot` is a path."""

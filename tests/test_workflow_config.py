@@ -41,10 +41,19 @@ def test_defaults_are_filled():
     assert config["phases"]["Cu"]["displacements"]["structures_per_supercell"] == 5
 
 
+def _resolve(ref, defs):
+    """The subschema of a local $ref: '#/$defs/name' or a pointer into one."""
+    parts = ref.split("/")[2:]
+    sub = defs[parts[0]]
+    for part in parts[1:]:
+        sub = sub[part]
+    return sub
+
+
 def _walk(schema, path, defs):
     """Yield (path, subschema, exempt) for every property of every object in the schema."""
     if "$ref" in schema:
-        schema = {**defs[schema["$ref"].split("/")[-1]], **{k: v for k, v in schema.items() if k != "$ref"}}
+        schema = {**_resolve(schema["$ref"], defs), **{k: v for k, v in schema.items() if k != "$ref"}}
     alternatives = {r for branch in schema.get("oneOf", []) for r in branch.get("required", [])}
     required = set(schema.get("required", []))
     for name, sub in schema.get("properties", {}).items():
@@ -69,10 +78,14 @@ def test_every_object_forbids_unknown_keys():
     schema = _load(SCHEMA_PATH)
     free_form = {"config.phases", "config.reference.kwargs", "config.active_learning.scenarios[].start.amorphous.composition",
                  "config.active_learning.scenarios[].start.amorphous.pair_min_distance",
-                 "config.validation.adf.cutoffs"}
+                 "config.validation.adf.cutoffs", "config.validation.coordination_cutoffs",
+                 "config.validation.scenarios[].amorphous.composition",
+                 "config.validation.scenarios[].amorphous.pair_min_distance",
+                 "config.validation.scenarios[].reference.amorphous.composition",
+                 "config.validation.scenarios[].reference.amorphous.pair_min_distance"}
     for path, sub, _ in _walk(schema, "config", schema["$defs"]):
         if "$ref" in sub:
-            sub = schema["$defs"][sub["$ref"].split("/")[-1]]
+            sub = _resolve(sub["$ref"], schema["$defs"])
         if "properties" in sub:
             assert sub.get("additionalProperties") is False, f"{path} accepts unknown keys"
         elif "object" in str(sub.get("type")) and path not in free_form:

@@ -8,6 +8,10 @@ alike two of them are.
 * ``adf``: for every triplet type (a, b, c), centre b, the distribution of the angle a-b-c
   over neighbours within per-pair cutoffs (the first RDF minimum unless given), as a
   probability density in 1/degree.
+* ``total_rdf``: the total g(r) = sum over ordered pairs x_a x_b g_ab(r) (x: atom fractions).
+* ``species_coordination``: mean number of b neighbours of an a atom within per-pair
+  cutoffs (the first RDF minimum unless given), per species and in total.
+* ``mass_densities``: the mass density (g/cm³) of every frame (an NPT run's density).
 * similarity: integrated absolute difference and peak positions.
 """
 from __future__ import annotations
@@ -20,7 +24,8 @@ from ase import Atoms
 
 from ..neighbors import neighbor_list
 
-__all__ = ["pair_key", "rdf", "coordination_numbers", "first_minimum", "peak_positions",
+__all__ = ["pair_key", "rdf", "total_rdf", "coordination_numbers", "species_coordination",
+           "mass_densities", "first_minimum", "peak_positions",
            "resolve_cutoffs", "adf", "integrated_absolute_difference", "compare_curves"]
 
 
@@ -73,6 +78,60 @@ def rdf(images: Sequence[Atoms], r_max: float = 6.0, bins: int = 200,
             used[key] += 1
     g = {k: v / used[k] for k, v in g.items() if used[k]}
     return 0.5 * (edges[1:] + edges[:-1]), g, density
+
+
+def total_rdf(g: Mapping[str, np.ndarray], density: Mapping[str, float]) -> np.ndarray:
+    """Total g(r) = sum over ordered pairs (a, b) of x_a x_b g_ab(r), x_a = rho_a / rho, from
+    the partials and densities of ``rdf`` (a pair that never occurs counts as zero)."""
+    total = sum(density.values())
+    out = 0.0
+    for key, curve in g.items():
+        a, b = key.split("-")
+        weight = density[a] * density[b] / total ** 2
+        out = out + (1.0 if a == b else 2.0) * weight * np.asarray(curve, float)
+    return np.asarray(out, float)
+
+
+def species_coordination(images: Sequence[Atoms], cutoffs: Mapping[str, float],
+                         elements: Sequence[str] | None = None) -> dict:
+    """{a: {b: n_ab, ..., 'total': n_a}}: the mean number of b atoms within cutoffs['a-b'] (Å,
+    either order of the pair) of an a atom, averaged over the a atoms of every frame; 'total'
+    sums over b. Pairs without a cutoff count no neighbours."""
+    images = [images] if isinstance(images, Atoms) else list(images)
+    elements = _elements(images, elements)
+    cut = {}
+    for a in elements:
+        for b in elements:
+            key = pair_key(a, b, elements)
+            value = cutoffs.get(key, cutoffs.get(f"{key.split('-')[1]}-{key.split('-')[0]}"))
+            if value is not None:
+                cut[(a, b)] = float(value)
+    counts = {a: {b: 0.0 for b in elements} for a in elements}
+    centres = {a: 0 for a in elements}
+    r_max = max(cut.values()) if cut else 0.0
+    for atoms in images:
+        symbols = np.array(atoms.get_chemical_symbols())
+        for a in elements:
+            centres[a] += int(np.count_nonzero(symbols == a))
+        if r_max <= 0:
+            continue
+        i, j, D = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, r_max)
+        d = np.sqrt((D ** 2).sum(axis=1))
+        for (a, b), rc in cut.items():
+            counts[a][b] += int(np.count_nonzero((symbols[i] == a) & (symbols[j] == b) & (d < rc)))
+    out = {}
+    for a in elements:
+        if centres[a] == 0:
+            continue
+        out[a] = {b: counts[a][b] / centres[a] for b in elements}
+        out[a]["total"] = sum(out[a][b] for b in elements)
+    return out
+
+
+def mass_densities(images: Sequence[Atoms]) -> np.ndarray:
+    """Mass density (g/cm³) of every frame: total mass (u) / volume (Å³) x 1.66053906660."""
+    images = [images] if isinstance(images, Atoms) else list(images)
+    return np.array([a.get_masses().sum() * 1.66053906660 / a.get_volume() for a in images])
 
 
 def coordination_numbers(r: np.ndarray, g: np.ndarray, density_b: float) -> np.ndarray:

@@ -109,6 +109,25 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
                            ["phase", "quantity", "value", "reference", "tolerance", "verdict"],
                            rows), ""]
 
+    structure = validation.get("structure", {})
+    if structure:
+        def cn(c):
+            return ", ".join(f"{a} {v['total']:.2f}" for a, v in (c or {}).items()) or NONE
+
+        def pair(s, key):        # "{engine}" in key: mtp / reference
+            values = [s.get(key.format(engine=e)) for e in ("mtp", "reference")]
+            return " / ".join(NONE if v is None else _number(v) for v in values)
+        rows = [[_escape(name), pair(s, "atoms_{engine}"), pair(s, "steps_{engine}"),
+                 _number(s.get("max_gamma")), _number(s.get("frames_above_gamma_break")),
+                 pair(s, "density_{engine}_g_cm3"),
+                 f"{cn(s.get('coordination_mtp'))} / {cn(s.get('coordination_reference'))}",
+                 _number((s.get("own_md_force_rmse") or {}).get("rmse"))]
+                for name, s in structure.items()]
+        out += [list_table("Validation MD, MTP / reference (density in g/cm³ after the first "
+                           "fifth; coordination: neighbours within the first RDF minimum)",
+                           ["scenario", "atoms", "steps", "max γ", "frames ≥ γ_break",
+                            "density", "coordination", "own-MD force RMSE (eV/Å)"], rows), ""]
+
     out += ["Errors of the final potential", "-----------------------------", ""]
     rows = []
     for name in ("train", "test", "valid"):

@@ -286,13 +286,47 @@ class ActiveLearningSettings:
 @dataclass(frozen=True)
 class ValidationRun:
     name: str
-    phase: str
     supercell: list
     ensemble: str
     temperature: float
     steps: int
     timestep: float
     seed: int
+    phase: str | None = None
+    amorphous: dict | None = None
+    pressure: float = 0.0
+    gamma_interval: int = 10
+    reference: dict = field(default_factory=lambda: {"enabled": True, "steps": None})
+
+    @property
+    def label(self) -> str:
+        """What the run starts from, for the verdicts table: the phase or 'amorphous'."""
+        return self.phase or "amorphous"
+
+    @property
+    def compared(self) -> bool:
+        """Whether a reference MD runs and the RDF/ADF are compared."""
+        return bool(self.reference.get("enabled", True))
+
+    def start_structure(self, phases: dict, engine: str = "mtp"):
+        """The start of the MTP run, or of the reference run (its own box or supercell when
+        validation.scenarios[].reference gives one)."""
+        from mtplib.structures import amorphous_box, build_phase
+        where = f"validation.scenarios[{self.name}]"
+        ref = self.reference if engine == "reference" else {}
+        amorphous = ref.get("amorphous") or self.amorphous
+        if self.phase is None:
+            where += ".reference.amorphous" if ref.get("amorphous") else ".amorphous"
+            return amorphous_box(amorphous["composition"], amorphous["density"],
+                                 amorphous["n_atoms"], amorphous["seed"],
+                                 amorphous["min_distance"], where=where,
+                                 pair_min_distance=amorphous["pair_min_distance"])
+        supercell = ref.get("supercell") or self.supercell
+        return build_phase(self.phase, phases[self.phase]).repeat(tuple(int(n) for n in supercell))
+
+    def steps_of(self, engine: str) -> int:
+        return int(self.reference.get("steps") or self.steps) if engine == "reference" \
+            else int(self.steps)
 
 
 @dataclass(frozen=True)
@@ -306,6 +340,7 @@ class ValidationSettings:
     md_force_frames: int
     fail_on_verdict: bool
     tolerances: dict
+    coordination_cutoffs: float | dict | None = None
 
     def runs(self) -> dict[str, ValidationRun]:
         return {v["name"]: build(ValidationRun, v) for v in self.scenarios}
@@ -575,6 +610,23 @@ def check_config(config: dict, read_files: bool = True) -> None:
                               f"(ramp_steps = {scenario['ramp_steps']}), not both")
     validation = config["validation"]
     for scenario in validation["scenarios"]:
+        for key, am in (("amorphous", scenario.get("amorphous")),
+                        ("reference.amorphous", scenario["reference"].get("amorphous"))):
+            extra = sorted(set(am["composition"]) - set(elements)) if am else []
+            if extra:
+                raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}].{key}"
+                                  f".composition': species {extra} are not in config key "
+                                  f"'elements' {elements}")
+        if "phase" not in scenario:
+            if scenario["reference"].get("supercell"):
+                raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}]"
+                                  ".reference.supercell': an amorphous start has no supercell; "
+                                  "give reference.amorphous")
+            continue
+        if scenario["reference"].get("amorphous"):
+            raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}]"
+                              ".reference.amorphous': the scenario starts from phase "
+                              f"{scenario['phase']!r}; give reference.supercell")
         if scenario["phase"] not in phases:
             raise ConfigError(f"config key 'validation.scenarios[{scenario['name']}].phase': "
                               f"unknown phase {scenario['phase']!r}; known: {sorted(phases)}")
