@@ -6,6 +6,7 @@ physics of its own. Load and save go through MLIP-2's `.mtp` format (`mtplib.io.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,32 @@ def _default_blocks(n_atoms):
     return max(1, min(32 * threads, max(threads, n_atoms // CHUNK)))
 
 
+NOT_TRAINED = ("where the potential is not trained: its radial basis is flat below min_dist, "
+               "so nothing repels the atoms there (radial_basis_type RBChebyshev_repuls adds a "
+               "repulsive core)")
+
+
+@dataclass
+class CloseContacts:
+    """The structures of one run (an MD run, an `evaluate_many` call) with atoms closer than
+    min_dist, summed up in one warning line at the end of the run."""
+
+    where: str
+    count: int = 0
+    shortest: float = np.inf
+    first: str = ""
+
+    def add(self, distance, where):
+        self.count += 1
+        self.first = self.first or where
+        self.shortest = min(self.shortest, float(distance))
+
+    def message(self, min_dist):
+        return (f"{self.where}: {self.count} structure evaluation(s) had atoms closer than "
+                f"min_dist = {min_dist:g} Å (shortest {self.shortest:.3f} Å, first in "
+                f"{self.first}), {NOT_TRAINED}")
+
+
 @dataclass
 class MTPotential:
     """A multi-component MTP (Novikov et al. 2021, eqs. 2-4)."""
@@ -61,6 +88,7 @@ class MTPotential:
     radial_basis_type: str = "RBChebyshev"      # or "RBChebyshev_repuls" (RADIAL_BASIS_TYPES)
     source: str = "<memory>"
     _arrays: dict = field(default=None, repr=False, compare=False)
+    _contacts: CloseContacts | None = field(default=None, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -265,9 +293,28 @@ class MTPotential:
     def _warn_closer_than_min_dist(self, shortest, where, stacklevel):
         # with RBChebyshev_repuls the repulsive core is the designed behaviour there: no warning
         if shortest < self.min_dist and not self.repulsive:
+            if self._contacts is not None:           # inside a run: summed up at its end
+                self._contacts.add(shortest, where)
+                return
             warnings.warn(f"{where}: atoms {shortest:.3f} Å apart, closer than min_dist = "
-                          f"{self.min_dist} Å, where the potential is not trained",
-                          stacklevel=stacklevel)
+                          f"{self.min_dist} Å, {NOT_TRAINED}", stacklevel=stacklevel)
+
+    @contextmanager
+    def close_contacts(self, where):
+        """Within the block (one run), the structures with atoms closer than min_dist are
+        counted, and one warning line at its end says how many, the shortest distance and
+        why it matters, instead of a warning per structure. Inside an outer block (or with
+        the repulsive core) it adds to the outer one (nothing)."""
+        if self._contacts is not None or self.repulsive:
+            yield self._contacts
+            return
+        self._contacts = contacts = CloseContacts(where)
+        try:
+            yield contacts
+        finally:
+            self._contacts = None
+            if contacts.count:
+                warnings.warn(contacts.message(self.min_dist), stacklevel=3)
 
     def run_kernel(self, types, offsets, nbr, vec, want_forces, want_params, per_atom, n_blocks=None):
         """(site energies, forces, virial, dE/dtheta rows) from the one serial or parallel kernel.
@@ -343,8 +390,9 @@ class MTPotential:
         self.kernel_arrays()
         images = list(images)
         results = []
-        for first, last in groups_by_atoms(images, BATCH_ATOMS):
-            results += self._evaluate_batch(images[first:last], where, first)
+        with self.close_contacts(where):
+            for first, last in groups_by_atoms(images, BATCH_ATOMS):
+                results += self._evaluate_batch(images[first:last], where, first)
         return results
 
     def _evaluate_batch(self, images, where, index0):
@@ -394,6 +442,10 @@ class MTPotential:
         dict per structure. Structures go in groups of about BATCH_ATOMS atoms; with several
         numba threads a structure of 2 * ATOMS_PER_THREAD atoms per thread or more goes
         alone through `evaluate`'s parallel kernel (its stress then equal to round-off)."""
+        with self.close_contacts(where):
+            return self._evaluate_frames(frames, where)
+
+    def _evaluate_frames(self, frames, where):
         from numba import get_num_threads
         self.kernel_arrays()
         types = self._frame_types(frames, where)

@@ -202,7 +202,8 @@ def test_evaluate_many_in_groups(monkeypatch):
         np.testing.assert_array_equal(many["stress"], one["stress"])
     close = images[4].copy()
     close.positions[1] = close.positions[0] + [0.3, 0, 0]
-    with pytest.warns(UserWarning, match=r"data\[4\]: atoms 0.300 Å apart"):
+    with pytest.warns(UserWarning, match=r"data: 1 structure evaluation\(s\) had atoms closer "
+                      r"than min_dist = .* \(shortest 0.300 Å, first in data\[4\]\)"):
         pot.evaluate_many(images[:4] + [close])
     gold = images[5].copy()
     gold.symbols[0] = "Ag"

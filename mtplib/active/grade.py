@@ -278,15 +278,16 @@ def jacobian_rows(potential, images, mode="configuration", where="training set",
     plain = weights.is_mode_default
     per_atom = mode == "neighborhood"
     rows, owners = [], []
-    for k, atoms in enumerate(images):
-        res = evaluate_with_gradients(potential, atoms, per_atom, where=f"{where}[{k}]",
-                                      weights=None if plain else weights)
-        rows.append(res["rows"])
-        if plain:
-            atom_ids = np.arange(len(atoms)) if per_atom else np.array([-1])
-        else:
-            atom_ids = res["row_atoms"]
-        owners.append(np.column_stack([np.full(len(atom_ids), k), atom_ids]))
+    with potential.close_contacts(where):
+        for k, atoms in enumerate(images):
+            res = evaluate_with_gradients(potential, atoms, per_atom, where=f"{where}[{k}]",
+                                          weights=None if plain else weights)
+            rows.append(res["rows"])
+            if plain:
+                atom_ids = np.arange(len(atoms)) if per_atom else np.array([-1])
+            else:
+                atom_ids = res["row_atoms"]
+            owners.append(np.column_stack([np.full(len(atom_ids), k), atom_ids]))
     if not rows:
         return np.zeros((0, potential.parameter_count)), np.zeros((0, 2), dtype=np.int64)
     return np.vstack(rows), np.vstack(owners).astype(np.int64)
@@ -463,7 +464,9 @@ class ActiveSet:
         return res["gamma"]
 
     def grade_many(self, images, where="data"):
-        return np.array([self.grade(atoms, where=f"{where}[{k}]") for k, atoms in enumerate(images)])
+        with self.potential.close_contacts(where):
+            return np.array([self.grade(atoms, where=f"{where}[{k}]")
+                             for k, atoms in enumerate(images)])
 
 
 def load_or_build(potential, state=None, training=None, mode="configuration", log=None,

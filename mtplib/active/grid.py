@@ -115,19 +115,28 @@ def run_schedule(potential, atoms, segments, *, seed=0, log=print, **md_kwargs):
     """`run_md` over the segments in order, on the same atoms (modified in place). Each
     segment scales the start cell by its `scaling` (positions scaled with it) and starts from
     Maxwell-Boltzmann velocities at its temperature (`run_md`, seed `segment_seed(seed, k)`).
-    Stops at the first segment that does not finish (extrapolation, blow-up).
+    Stops at the first segment that does not finish (extrapolation, blow-up). The whole run's
+    `RunResult` counts steps, candidates and graded frames over the segments that ran (steps
+    of the whole run, e.g. `last_selected_step`), with the last accepted state of any (its
+    info 'segment' says which).
 
     `md_kwargs` go to `run_md` (active_set, thresholds, candidates, timestep, ensemble, ...)."""
     start_cell = atoms.cell.array.copy()
     per_segment = []
     history = []
     steps = 0
+    last_selected, last_accepted = -1, None
     for k, seg in enumerate(segments):
         atoms.set_cell(start_cell * seg.scaling, scale_atoms=True)
         res = run_md(potential, atoms, temperature=seg.temperature, steps=seg.steps,
                      seed=segment_seed(seed, k), log=log, **md_kwargs)
         per_segment.append(res)
         history += [(steps + s, g) for s, g in res.history]
+        if res.last_selected_step >= 0:
+            last_selected = steps + res.last_selected_step
+        if res.last_accepted is not None:
+            last_accepted = res.last_accepted
+            last_accepted.info["segment"] = k        # where a continued run would resume
         steps += res.steps
         if res.reason != "finished":
             break
@@ -137,5 +146,9 @@ def run_schedule(potential, atoms, segments, *, seed=0, log=print, **md_kwargs):
                       max_gamma=max(r.max_gamma for r in per_segment),
                       max_force_std=max(r.max_force_std for r in per_segment),
                       candidates=sum(r.candidates for r in per_segment),
-                      gradings=sum(r.gradings for r in per_segment), history=history)
+                      gradings=sum(r.gradings for r in per_segment), history=history,
+                      above_max=sum(r.above_max for r in per_segment),
+                      graded=sum(r.graded for r in per_segment),
+                      graded_below_select=sum(r.graded_below_select for r in per_segment),
+                      last_selected_step=last_selected, last_accepted=last_accepted)
     return ScheduleResult(result=total, segments=per_segment)

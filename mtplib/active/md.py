@@ -16,6 +16,7 @@ Langevin NVT with the MTP, without a committee).
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -357,23 +358,28 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
             if step <= ramp_steps:
                 dyn.set_temperature(temperature_K=ramp_start + (temperature - ramp_start)
                                     * min(1.0, (step + 1) / ramp_steps))
-    if engine == "native":
-        return _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log, ramp_to)
-    reason, message = "finished", f"{steps} steps finished"
-    step = 0
-    try:
-        for _ in dyn.irun(steps):
-            step = dyn.nsteps
-            if ramp_to is not None:
-                ramp_to(step)
-            stop = watcher.check(atoms, step,
-                                 extra=lambda: f"T {atoms.get_temperature():7.1f} K  ")
-            if stop:
-                reason, message = stop
-                break
-    except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
-        reason, message = "blow-up", f"step {step}: {exc}"
-    return watcher.result(step, reason, message, log)
+    with ExitStack() as run:      # close contacts: one warning line per run, at its end
+        for pot in [potential] + (list(committee.potentials[1:]) if committee is not None else []):
+            if pot is not None:
+                run.enter_context(pot.close_contacts(f"{scenario} (MD)"))
+        if engine == "native":
+            return _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log,
+                               ramp_to)
+        reason, message = "finished", f"{steps} steps finished"
+        step = 0
+        try:
+            for _ in dyn.irun(steps):
+                step = dyn.nsteps
+                if ramp_to is not None:
+                    ramp_to(step)
+                stop = watcher.check(atoms, step,
+                                     extra=lambda: f"T {atoms.get_temperature():7.1f} K  ")
+                if stop:
+                    reason, message = stop
+                    break
+        except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up search
+            reason, message = "blow-up", f"step {step}: {exc}"
+        return watcher.result(step, reason, message, log)
 
 
 class _ArrayCalculator:

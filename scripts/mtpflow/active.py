@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from mtplib.active import ActiveSet, Committee, run_md, select_add
 from mtplib.active.criteria import CommitteeSpread
+from mtplib.active.grid import run_schedule
 from mtplib.analysis.errors import describe_metric, write_errors_json
 from mtplib.analysis.plots import learning_curve_plot
 from mtplib.io import read_dataset
@@ -60,14 +64,21 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
     """Learning-on-the-fly MD of one run (an MDRun); candidates to `out_candidates`, a record,
     and the run's last accepted configuration (with velocities) to `out_last`. With
     `previous_last` (the previous iteration's, when active_learning.continue_runs), the run
-    continues from there instead of its start structure."""
+    continues from there instead of its start structure. A run with a schedule (MDRun.schedule)
+    runs its preparation segments first (``mtplib.active.grid.run_schedule``), unless it
+    continues a state of its last segment; the record then lists the segments."""
     pot = MTPotential.load(potential_file, species=list(elements))
     aset = None if al.committee_only else ActiveSet.load(state_file, pot)
     committee = committee_of(pot, committee_file, elements) if al.committee_enabled else None
     where = f"active_learning.scenarios[{run.scenario}]"
     previous = read_frames(previous_last) if previous_last else []
-    continued = bool(previous)
-    atoms = previous[-1] if continued else run.start_structure(phases, where=where)
+    # a scheduled run continues only a state of its own last segment (prepared already);
+    # one accepted during the preparation (another temperature and cell) starts afresh
+    continued = bool(previous) and (not run.schedule or
+                                    int(previous[-1].info.get("segment", -1)) == len(run.schedule))
+    scheduled = bool(run.schedule) and not continued
+    atoms = previous[-1] if continued else run.start_structure(phases, where=where,
+                                                               scaled=not scheduled)
     check_species(atoms, elements, f"config key '{where}'")
     out_candidates = Path(out_candidates)
     out_candidates.unlink(missing_ok=True)
@@ -75,25 +86,50 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
     log(f"iteration {iteration}, {run.name}: {len(atoms)} atoms, {run.ensemble} at "
         f"{run.temperature:g} K, {run.steps} steps of {run.timestep} fs, "
         + ("continued from the previous iteration's last accepted state" if continued
-           else "from the start structure"))
-    result = run_md(pot, atoms, active_set=aset, committee=committee, ensemble=run.ensemble,
-                    temperature=run.temperature, steps=run.steps, timestep=run.timestep,
-                    pressure=run.pressure, thresholds=al.thresholds(run),
-                    candidates=out_candidates, seed=seed, scenario=run.name,
-                    progress_interval=max(1, run.steps // 10), thermalize=not continued,
-                    ramp_steps=0 if continued else run.ramp_steps, ramp_start=run.ramp_start,
-                    engine=al.engine(run), log=log)
+           else "from the start structure")
+        + (f", after a schedule of {len(run.schedule)} segment(s): " + ", ".join(
+            f"{seg.steps} steps at {seg.temperature:g} K x{seg.scaling:g}" for seg in run.schedule)
+           if scheduled else ""))
+    md_kwargs = dict(active_set=aset, committee=committee, ensemble=run.ensemble,
+                     timestep=run.timestep, pressure=run.pressure, thresholds=al.thresholds(run),
+                     candidates=out_candidates, scenario=run.name, engine=al.engine(run),
+                     progress_interval=max(1, run.steps // 10), log=log)
+    segments = []
+    if scheduled:
+        plan = run.segments()
+        # the grid points of a scenario share its seed and preparation segments: the run's
+        # name in the seed keeps their preparations apart (independent trajectories)
+        seed = int(np.random.SeedSequence([seed, zlib.crc32(run.name.encode())])
+                   .generate_state(1)[0])
+        done = run_schedule(pot, atoms, plan, seed=seed, **md_kwargs)
+        result = done.result
+        segments = [{"steps_requested": seg.steps, "temperature": seg.temperature,
+                     "scaling": seg.scaling, "steps": int(r.steps), "reason": r.reason,
+                     "max_gamma": float(r.max_gamma), "candidates": int(r.candidates)}
+                    for seg, r in zip(plan, done.segments)]
+        segments += [{"steps_requested": seg.steps, "temperature": seg.temperature,
+                      "scaling": seg.scaling, "steps": 0, "reason": "not run", "max_gamma": 0.0,
+                      "candidates": 0} for seg in plan[len(done.segments):]]
+    else:
+        result = run_md(pot, atoms, temperature=run.temperature, steps=run.steps, seed=seed,
+                        thermalize=not continued, ramp_steps=0 if continued else run.ramp_steps,
+                        ramp_start=run.ramp_start, **md_kwargs)
     out_candidates.touch()
+    if run.schedule and continued and result.last_accepted is not None:
+        result.last_accepted.info["segment"] = len(run.schedule)    # still the last segment
     write_frames_atomic(out_last, [result.last_accepted] if result.last_accepted is not None
                         else [])
     summary = {"scenario": run.name, "iteration": int(iteration), "steps": int(result.steps),
-               "steps_requested": int(run.steps), "reason": result.reason,
+               "steps_requested": int(run.steps_requested if scheduled else run.steps),
+               "reason": result.reason,
                "message": result.message, "max_gamma": float(result.max_gamma),
                "max_force_std": float(result.max_force_std), "candidates": int(result.candidates),
                "above_gamma_max": int(result.above_max), "graded": int(result.graded),
                "graded_below_select": int(result.graded_below_select),
                "last_selected_step": int(result.last_selected_step), "continued": continued,
-               "temperature": run.temperature, "seed": seed}
+               "temperature": run.temperature, "scaling": run.scaling, "seed": seed}
+    if segments:
+        summary["segments"] = segments
     Path(out_summary).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -9,26 +9,33 @@ import warnings
 from contextlib import contextmanager
 
 MIN_DIST = re.compile(r"atoms ([0-9.]+) Å apart, closer than min_dist = ([0-9.]+) Å")
+# a run's summary (mtplib.potential.CloseContacts): count, min_dist, shortest distance
+MIN_DIST_RUN = re.compile(r"(\d+) structure evaluation\(s\) had atoms closer than "
+                          r"min_dist = ([0-9.]+) Å \(shortest ([0-9.]+) Å")
 
 
 def warning_summary(messages):
     """The lines that sum up a job's warning messages: one for the min_dist ones (count,
     smallest distance, advice), one per other distinct message."""
-    distances, min_dist, others = [], None, {}
+    distances, count, min_dist, others = [], 0, None, {}
     for msg in messages:
-        match = MIN_DIST.search(msg)
+        match, run = MIN_DIST.search(msg), MIN_DIST_RUN.search(msg)
         if match:
             distances.append(float(match.group(1)))
-            min_dist = float(match.group(2))
+            min_dist, count = float(match.group(2)), count + 1
+        elif run:
+            distances.append(float(run.group(3)))
+            min_dist, count = float(run.group(2)), count + int(run.group(1))
         else:
             others[msg] = others.get(msg, 0) + 1
     lines = []
     if distances:
         lines.append(
-            f"{len(distances)} structure evaluation(s) had atoms closer than mtp.min_dist = "
+            f"{count} structure evaluation(s) had atoms closer than mtp.min_dist = "
             f"{min_dist:g} Å (smallest {min(distances):.3f} Å), where the potential is not "
             f"trained: harmless when rare and just below min_dist; otherwise lower mtp.min_dist "
-            f"below the data's shortest distance (`mtplib mindist`)")
+            f"below the data's shortest distance (`mtplib mindist`), or keep the repulsive "
+            f"core mtp.radial_basis_type = RBChebyshev_repuls (the default)")
     for msg, n in others.items():
         lines.append(f"python warning ({n}x): {msg}")
     return lines

@@ -107,6 +107,21 @@ class ReferenceSettings:
         return make_calculator(self.name, self.kwargs, mpi_prefix)
 
 
+def schedule_segments(entries, where: str) -> tuple:
+    """The Segments (mtplib.active.grid) of a schedule given as Segments or as mappings (the
+    config, or dataclasses.asdict in a rule's params); a bad one is a ConfigError naming
+    '<where>.schedule[k]'."""
+    from mtplib.active.grid import Segment, parse_schedule
+    entries = list(entries or ())
+    if all(isinstance(e, Segment) for e in entries):
+        return tuple(entries)
+    try:
+        return tuple(parse_schedule(entries, where="schedule"))
+    except ValueError as err:          # "schedule[k]: what is wrong"
+        key, why = str(err).split(": ", 1)
+        raise ConfigError(f"config key '{where}.{key}': {why}") from None
+
+
 @dataclass(frozen=True)
 class FidelityStage:
     """One reference of fidelity_stages: active learning on it until converged, then the next."""
@@ -139,13 +154,28 @@ class MDRun:
     max_forces_check: float
     ramp_start: float | None
     ramp_steps: int
+    schedule: tuple = ()        # mtplib.active.grid.Segments that prepare the run (a liquid)
 
-    def start_structure(self, phases: dict, where: str):
+    def __post_init__(self):
+        object.__setattr__(self, "schedule", schedule_segments(
+            self.schedule, f"active_learning.scenarios[{self.scenario}]"))
+
+    def segments(self):
+        """The run as a schedule: the preparation segments, then `steps` at `temperature`
+        in the start cell scaled by `scaling` (scalings relative to the start structure)."""
+        from mtplib.active.grid import Segment
+        return list(self.schedule) + [Segment(self.steps, self.temperature, self.scaling)]
+
+    @property
+    def steps_requested(self) -> int:
+        return sum(seg.steps for seg in self.segments())
+
+    def start_structure(self, phases: dict, where: str, scaled: bool = True):
         """The starting structure (a phase supercell, an amorphous box or a file), its cell
-        scaled by `scaling`."""
+        scaled by `scaling` (unless not `scaled`: a schedule scales it per segment)."""
         from mtplib.active.grid import scaled_start
         atoms = self._start(phases, where)
-        return atoms if self.scaling == 1.0 else scaled_start(atoms, self.scaling)
+        return atoms if self.scaling == 1.0 or not scaled else scaled_start(atoms, self.scaling)
 
     def _start(self, phases: dict, where: str):
         from mtplib.structures import amorphous_box, build_phase
@@ -168,10 +198,12 @@ class MDRun:
 def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
     """Run name -> MDRun, one per start phase (``start.phases``) x temperature x lattice
     scaling x trajectory (seeds seed, seed+1, ...), in config order, named by
-    ``mtplib.active.grid.expand_grid`` (e.g. ``cu3au_md_600K``, ``md_Cu_300K_x1p02_s1``)."""
+    ``mtplib.active.grid.expand_grid`` (e.g. ``cu3au_md_600K``, ``md_Cu_300K_x1p02_s1``);
+    a scenario's ``schedule`` becomes every run's preparation segments."""
     from mtplib.active.grid import expand_grid
     runs: dict[str, MDRun] = {}
     for sc in scenarios:
+        schedule = schedule_segments(sc["schedule"], f"active_learning.scenarios[{sc['name']}]")
         start = dict(sc["start"])
         starts = [start]
         if "phases" in start:
@@ -194,7 +226,8 @@ def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
                     temperature=p.temperature, scaling=p.scaling, pressure=sc["pressure"],
                     steps=sc["steps"], timestep=sc["timestep"], seed=p.seed,
                     interval=sc["interval"], max_forces_check=sc["max_forces_check"],
-                    ramp_start=sc["ramp_start"], ramp_steps=sc["ramp_steps"])
+                    ramp_start=sc["ramp_start"], ramp_steps=sc["ramp_steps"],
+                    schedule=schedule)
     return runs
 
 
@@ -649,6 +682,10 @@ def check_config(config: dict, read_files: bool = True) -> None:
             raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
                               f".ramp_steps': a temperature ramp needs ensemble nvt (Langevin), "
                               f"not {scenario['ensemble']!r}")
+        if scenario["schedule"] and scenario["ramp_steps"] > 0:
+            raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
+                              f".schedule': give either a schedule or a temperature ramp "
+                              f"(ramp_steps = {scenario['ramp_steps']}), not both")
     validation = config["validation"]
     for scenario in validation["scenarios"]:
         for key, am in (("amorphous", scenario.get("amorphous")),
