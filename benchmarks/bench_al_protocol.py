@@ -152,18 +152,21 @@ def start_cells(seed):
 
 
 # The loop's configuration for arm A (and B, B'): issue 18's changes 1-5. Chosen on the
-# tuning seeds 100-109 (`--tuning --variant ...`, see VARIANTS); fixed here before the
-# protocol's seeds ran.
+# tuning seeds 100-109 (`--tuning --variant ...`, see VARIANTS) by AL_PROTOCOL.md's rule:
+# the tuning ran with trajectories=1 and all_finished; quiet_tail and 3 trajectories passed
+# the rule and were switched on (amendment 2); frozen before the protocol's seeds ran.
 LOOP = dict(
     continue_runs=True,        # 1: each run continues from its last accepted state
     ramp_start=300.0,          # 1: the first run of a condition ramps from 300 K ...
     ramp_steps=100,            #    ... to its temperature over 100 steps (Langevin)
     gamma_max=None,            # 2: upper trust level (None: off)
-    trajectories=1,            # 3: runs per condition per iteration (velocity seeds)
-    convergence="all_finished",  # 5: all_finished | quiet_tail
+    trajectories=3,            # 3: runs per condition per iteration (velocity seeds)
+    convergence="quiet_tail",  # 5: all_finished | quiet_tail
     quiet_steps=100,           # 5: quiet_tail: no candidate in the last 100 steps of each run
     weights=None,              # 4: selection weights (None: the mode's rows)
 )
+# the tuning arms ran around this starting loop ("chosen"); each variant switches settings
+TUNING_BASE = dict(LOOP, trajectories=1, convergence="all_finished")
 # the tuning arms: the old loop, the chosen loop, and each change switched (with / without)
 VARIANTS = {
     "old": dict(continue_runs=False, ramp_start=None, gamma_max=None, trajectories=1,
@@ -386,7 +389,7 @@ def run_tuning(seed, variant, workdir, t1, t2a, t2b):
     """A tuning arm: arm A with one loop variant, scored as the protocol scores A but with
     one production run per condition (the tuning seeds only)."""
     t0 = time.process_time()
-    train, cost = loop(seed, workdir, "maxvol", LABEL_BUDGET, VARIANTS[variant])
+    train, cost = loop(seed, workdir, "maxvol", LABEL_BUDGET, dict(TUNING_BASE, **VARIANTS[variant]))
     pot = cold_fit(train)
     row = dict(seed=seed, arm="A", variant=variant, training_set_size=len(train), M5=cost,
                level=LEVEL, **score_arm(pot, train, t1, t2a, t2b, seed, workdir, production_runs=1))
