@@ -48,7 +48,7 @@ def trajectory(count, every, temperature, seed):
 
 def test_errors(pot, test):
     m = error_metrics(test, pot.evaluate_many(test))
-    return 1e3 * m["energy_per_atom"]["rmse"], m["forces"]["rmse"]
+    return m["energy_per_atom"]["rmse"], m["forces"]["rmse"]       # meV/atom, eV/Å
 
 
 def main():

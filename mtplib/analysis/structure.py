@@ -234,13 +234,13 @@ def adf(images: Sequence[Atoms], cutoffs: Mapping[str, float], bins: int = 180,
             nb = symbols[j[lo:hi]]
             first = np.where([order[x] <= order[y] for x, y in zip(nb[k], nb[l])], nb[k], nb[l])
             last = np.where([order[x] <= order[y] for x, y in zip(nb[k], nb[l])], nb[l], nb[k])
-            for key in set(zip(first, last)):
+            for key in sorted(set(zip(first, last))):
                 m = (first == key[0]) & (last == key[1])
                 name = f"{key[0]}-{symbols[centre]}-{key[1]}"
                 hist.setdefault(name, np.zeros(bins))
                 hist[name] += np.histogram(angle[m], bins=edges)[0]
     width = edges[1] - edges[0]
-    counts = {k: int(v.sum()) for k, v in hist.items()}
+    counts = {k: int(v.sum()) for k, v in sorted(hist.items())}
     density = {k: v / (v.sum() * width) for k, v in sorted(hist.items()) if v.sum() > 0}
     return 0.5 * (edges[1:] + edges[:-1]), density, counts
 
