@@ -249,6 +249,27 @@ def committee_file(wildcards):
     return {"committee": "results/fit/committee.json"} if AL.committee_enabled else {}
 
 
+# ---- fidelity stages (rules/fidelity.smk) ----
+def fidelity_previous(wildcards):
+    """The previous stage's training set and potential after its loop, and stage 2's test set."""
+    k = stage_index(wildcards)
+    return {**al_final(AL_ROOTS[k - 1]), "test": "results/labels/test.extxyz"}
+
+
+def fidelity_record_inputs(wildcards):
+    """Each stage's start and end potentials, relabel summaries and iterations; the last
+    stage's test set (the most accurate labels)."""
+    inputs = {"test": stage_data(AL_ROOTS[-1])["test"], "labels": "results/labels/summary.json"}
+    for k, stage in enumerate(STAGES):
+        root = AL_ROOTS[k]
+        inputs[f"start_{stage.name}"] = stage_start(root)["potential"]
+        inputs[f"end_{stage.name}"] = al_final(root)["potential"]
+        inputs[f"iterations_{stage.name}"] = stage_summaries(root)
+        if k:
+            inputs[f"relabel_{stage.name}"] = f"results/{root}/relabel/summary.json"
+    return inputs
+
+
 # ---- the hull target ----
 def hull_inputs(wildcards):
     """The MTP's relaxed pool, and the reference's when hull.reference_hull."""

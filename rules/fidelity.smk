@@ -4,12 +4,7 @@
 #   fidelity_collect -> fidelity_label (al_label's labelling) -> fidelity_start (seed scan)
 # and its loop (rules/active.smk, {alroot} = al/stage-<name>) goes on from start/. Its own
 # isolated-atom energies: fidelity_isolated. Every file stays per stage: nothing is redone.
-
-
-def fidelity_previous(wildcards):
-    """The previous stage's training set and potential after its loop, and stage 2's test set."""
-    k = stage_index(wildcards)
-    return {**al_final(AL_ROOTS[k - 1]), "test": "results/labels/test.extxyz"}
+# Its input functions are in rules/common.smk.
 
 
 rule fidelity_collect:
@@ -83,20 +78,6 @@ rule fidelity_start:
         "../envs/mtp.yaml"
     script:
         "../scripts/fidelity_start.py"
-
-
-def fidelity_record_inputs(wildcards):
-    """Each stage's start and end potentials, relabel summaries and iterations; the last
-    stage's test set (the most accurate labels)."""
-    inputs = {"test": stage_data(AL_ROOTS[-1])["test"], "labels": "results/labels/summary.json"}
-    for k, stage in enumerate(STAGES):
-        root = AL_ROOTS[k]
-        inputs[f"start_{stage.name}"] = stage_start(root)["potential"]
-        inputs[f"end_{stage.name}"] = al_final(root)["potential"]
-        inputs[f"iterations_{stage.name}"] = stage_summaries(root)
-        if k:
-            inputs[f"relabel_{stage.name}"] = f"results/{root}/relabel/summary.json"
-    return inputs
 
 
 rule fidelity_record:

@@ -305,7 +305,7 @@ def test_al_lint_and_dry_run_default_config(tmp_path):
                           capture_output=True, text=True, env=_env())
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
     dry = snakemake(tmp_path, ROOT / "config" / "config.yaml", "-n")
-    for line in ("al_md                    5", "al_iteration             1",
+    for line in ("al_md                   15", "al_iteration             1",
                  "validate_md              2", "final_seed               2"):
         assert line in dry, dry
 
