@@ -19,6 +19,7 @@ rule validate_state:
     params:
         elements=config["elements"],
         mode=lookup(dpath="active_learning/selection_mode", within=config),
+        weights=AL.selection_weights,
     conda:
         "../envs/mtp.yaml"
     script:
