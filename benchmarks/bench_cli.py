@@ -10,7 +10,8 @@ MTP, max_dist 5 Å. MLIP-2 reads `.cfg` only: its column is the same configurati
 Numba runs on --threads threads (default 1, as the serial `mlp`).
 
 Also: the start-up of one 32-atom cell (wall time, median of --repeats; and CPU), split into
-the import of the CLI and the first kernel call (numba's cache load), and `mtplib grade`
+the import of the CLI and the first kernel call (numba's cache load), beside the floor that
+any numba program pays (Python with numpy; a trivial cached numba function), and `mtplib grade`
 against `mlp calc-grade` (1000 cells graded against the 200-cell training set) unless --no-grade.
 
     python benchmarks/bench_cli.py [--mlp PATH] [--data DIR] [--repeats 3] [--threads 1]
@@ -35,6 +36,12 @@ MAKE = ROOT.parent / "shared" / "bench" / "make_cu_emt.py"
 MLP = Path("/work/ext/mlip2/bin/mlp")
 CASES = [(1000, 32), (64, 500), (8, 4000), (1, 32000)]
 FORMATS = ("cfg", "extxyz")
+# What any numba program pays before its first cached function returns: Python with numpy,
+# and a trivial @njit(cache=True) function called once from a warm cache (numba's import and
+# its type registries, which import scipy.linalg for numba's BLAS check).
+FLOORS = [("python -c 'import numpy'", "import numpy\n"),
+          ("a trivial cached numba function", "import numpy as np\nfrom numba import njit\n\n\n"
+           "@njit(cache=True)\ndef f(x):\n    return x.sum()\n\n\nf(np.ones(3))\n")]
 
 
 def load():
@@ -180,6 +187,14 @@ def main():
     imp_w, imp_c, load_w, load_c = startup_split(env, repo, pot_path, one, max(args.repeats, 5))
     print(f"  of which import of mtplib.cli + io + potential: wall {imp_w:.3f} s, CPU {imp_c:.3f} s; "
           f"first evaluation (numba cache load): wall {load_w:.3f} s, CPU {load_c:.3f} s")
+    for k, (name, code) in enumerate(FLOORS):
+        floor_env = dict(env, NUMBA_CACHE_DIR=str(work / "floor_cache"))
+        (work / f"floor{k}.py").write_text(code)         # numba caches functions of files only
+        cmd = [sys.executable, str(work / f"floor{k}.py")]
+        run(cmd, floor_env, work)
+        times = [run(cmd, floor_env, work) for _ in range(max(args.repeats, 5))]
+        print(f"  floor, {name:38s} wall {statistics.median(w for w, _ in times):.3f} s (median), "
+              f"CPU {min(c for _, c in times):.3f} s (least)")
 
     if not args.no_grade and (1000, 32) in files:
         train = work / "train.cfg"

@@ -251,6 +251,33 @@ def _det3(m):
             + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
 
 
+@njit(cache=True, inline="always")
+def _cross_norm(u, v):
+    """|u x v| of two 3-vectors (no np.cross: its overloads cost seconds of compile)."""
+    x = u[1] * v[2] - u[2] * v[1]
+    y = u[2] * v[0] - u[0] * v[2]
+    z = u[0] * v[1] - u[1] * v[0]
+    return np.sqrt(x * x + y * y + z * z)
+
+
+@njit(cache=True)
+def _inverse3(m):
+    """Inverse of a 3x3 matrix by its adjugate (no LAPACK: np.linalg.inv's error paths and
+    LAPACK bindings cost seconds of compile); m must be non-singular (a checked cell)."""
+    inv = np.empty((3, 3))
+    for r in range(3):
+        r1, r2 = (r + 1) % 3, (r + 2) % 3
+        for c in range(3):
+            c1, c2 = (c + 1) % 3, (c + 2) % 3
+            # cofactor of m[c, r] (cyclic indices carry the sign)
+            inv[r, c] = m[c1, r1] * m[c2, r2] - m[c1, r2] * m[c2, r1]
+    det = m[0, 0] * inv[0, 0] + m[0, 1] * inv[1, 0] + m[0, 2] * inv[2, 0]
+    for r in range(3):
+        for c in range(3):
+            inv[r, c] /= det
+    return inv
+
+
 @njit(cache=True)
 def _csr_offsets(i, n_atoms):
     """offsets[a] .. offsets[a+1] are the pairs of atom a, for pairs sorted by i."""
@@ -339,9 +366,9 @@ def _periodic_measure(cell, pbc):
     for k in rows:
         length_product *= np.sqrt(np.sum(cell[k] ** 2))
     if len(rows) == 3:
-        measure = abs(np.linalg.det(cell))
+        measure = abs(_det3(cell))
     elif len(rows) == 2:
-        measure = np.sqrt(np.sum(np.cross(cell[rows[0]], cell[rows[1]]) ** 2))
+        measure = _cross_norm(cell[rows[0]], cell[rows[1]])
     else:
         measure = length_product
     return measure, length_product, len(rows)
@@ -402,10 +429,10 @@ def _cell_geometry(positions, box, cutoff):
     """(bins along each box vector, bins to scan each way, images scanned per atom, volume)."""
     n_atoms = positions.shape[0]
     # perpendicular height along each box vector: volume / area of the opposite face
-    volume = abs(np.linalg.det(box))
+    volume = abs(_det3(box))
     heights = np.empty(3)
     for k in range(3):
-        heights[k] = volume / np.sqrt(np.sum(np.cross(box[(k + 1) % 3], box[(k + 2) % 3]) ** 2))
+        heights[k] = volume / _cross_norm(box[(k + 1) % 3], box[(k + 2) % 3])
     # bins at least one cutoff thick (thinner ones, cutoff/2 or /3, were slower);
     # fewer, wider bins for sparse systems
     n_bins = np.maximum(1, np.floor(heights / cutoff)).astype(np.int64)
@@ -444,7 +471,7 @@ def _bin_atoms(positions, box, origin, pbc, n_bins):
     (wrapped positions, bin of each atom, bin start offsets, atoms in bin order, wrapped
     positions in bin order)."""
     n_atoms = positions.shape[0]
-    inverse = np.linalg.inv(box)
+    inverse = _inverse3(box)
     wrapped = np.empty((n_atoms, 3))
     bin_of = np.empty(n_atoms, np.int64)
     r = np.empty(3)
@@ -461,7 +488,8 @@ def _bin_atoms(positions, box, origin, pbc, n_bins):
                     r[c] -= image * box[k, c]
             b = min(max(int(s * n_bins[k]), 0), n_bins[k] - 1)
             index = index * n_bins[k] + b
-        wrapped[a] = r
+        for c in range(3):
+            wrapped[a, c] = r[c]
         bin_of[a] = index
     # atoms grouped by bin (counting sort)
     total_bins = n_bins[0] * n_bins[1] * n_bins[2]

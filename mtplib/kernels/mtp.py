@@ -220,7 +220,9 @@ def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_
         pair_q[1, m] = scaling * xm * d * d
         pair_dq[1, m] = scaling * (cheb_mult * d * d + 2.0 * xm * d)
     if repulsive:
-        _freeze_below_min_dist(vec, p0, n_p, scaling, min_dist, max_dist, xi, pair_q, pair_dq, 2)
+        # np.int64: a literal 2 would compile a second specialization
+        _freeze_below_min_dist(vec, p0, n_p, scaling, min_dist, max_dist, xi, pair_q, pair_dq,
+                               np.int64(2))
     for m in range(n_p, n_pad):
         nbr_type[m] = -1
         inv_r[m] = 0.0
@@ -622,10 +624,10 @@ def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
     pair_grad = np.empty((vec.shape[0] if want_forces else 0, 3))     # every pair is written
     grad = np.zeros(((n_atoms if per_atom else 1) if want_params else 0,
                      n_params if want_params else 0))
-    _mtp_block(0, n_atoms, want_forces, want_params, per_atom, 0, types, offsets, nbr, vec,
-               radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc,
-               times, mapping, species_coeffs, moment_coeffs, n_moments, tables, site_energy,
-               pair_grad, grad)
+    _mtp_block(np.int64(0), n_atoms, want_forces, want_params, per_atom, np.int64(0), types,
+               offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+               basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+               tables, site_energy, pair_grad, grad)
     forces = np.zeros((n_atoms if want_forces else 0, 3))
     virial = np.zeros((3, 3))
     if want_forces:
@@ -635,61 +637,69 @@ def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
 
 
 @njit(cache=True, parallel=True)
-def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
-                 basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
-                 n_moments, want_forces, want_params, per_atom, tables, n_blocks):
-    """As `mtp_serial`, parallel over blocks of atoms; rows summed per block when not per atom.
-    The forces are gathered per atom in a second parallel loop, the virial summed per block
-    in block order: the result does not depend on the number of threads."""
+def mtp_blocks(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
+               basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
+               n_moments, want_forces, want_params, per_atom, tables, block_start, block_cfg,
+               n_cfg):
+    """As `mtp_serial`, in parallel over blocks of consecutive atoms: block b is atoms
+    block_start[b] .. block_start[b+1]-1 of structure block_cfg[b] (non-decreasing). The one
+    parallel kernel: a large structure split into blocks (`mtp_parallel`) or many structures
+    of one block each (`mtp_batch`). Rows are per atom, or per block when not per atom. The
+    forces are gathered per atom in a second parallel loop and each structure's virial (n_cfg,
+    3, 3) is summed over its blocks in block order: the result does not depend on the threads."""
     n_atoms = types.shape[0]
+    n_blocks = block_start.shape[0] - 1
     n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
-    n_blocks = max(1, min(n_blocks, n_atoms))
     site_energy = np.empty(n_atoms)
     pair_grad = np.empty((vec.shape[0] if want_forces else 0, 3))     # every pair is written
     grad = np.zeros(((n_atoms if per_atom else n_blocks) if want_params else 0,
                      n_params if want_params else 0))
     for blk in prange(n_blocks):
-        first = blk * n_atoms // n_blocks
-        last = (blk + 1) * n_atoms // n_blocks
-        _mtp_block(first, last, want_forces, want_params, per_atom, np.int64(blk), types, offsets,
-                   nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
-                   basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
-                   tables, site_energy, pair_grad, grad)
+        _mtp_block(block_start[blk], block_start[blk + 1], want_forces, want_params, per_atom,
+                   np.int64(blk), types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                   max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
+                   species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad, grad)
     forces = np.zeros((n_atoms if want_forces else 0, 3))
-    virial = np.zeros((3, 3))
+    virial = np.zeros((n_cfg, 3, 3))
     if want_forces:
         in_start, in_pairs = incoming_pairs(n_atoms, nbr)
         block_virial = np.zeros((n_blocks, 3, 3))
         for blk in prange(n_blocks):
-            _gather_forces(blk * n_atoms // n_blocks, (blk + 1) * n_atoms // n_blocks, offsets,
-                           in_start, in_pairs, vec, pair_grad, forces, block_virial[blk])
+            _gather_forces(block_start[blk], block_start[blk + 1], offsets, in_start, in_pairs,
+                           vec, pair_grad, forces, block_virial[blk])
         for blk in range(n_blocks):
-            virial += block_virial[blk]
+            virial[block_cfg[blk]] += block_virial[blk]
     return site_energy, forces, virial, grad
 
 
-@njit(cache=True, parallel=True)
+def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
+                 basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
+                 n_moments, want_forces, want_params, per_atom, tables, n_blocks):
+    """As `mtp_serial`, parallel over n_blocks blocks of atoms (`mtp_blocks`); rows summed
+    per block when not per atom."""
+    n_atoms = types.shape[0]
+    n_blocks = max(1, min(n_blocks, n_atoms))
+    block_start = np.arange(n_blocks + 1, dtype=np.int64) * n_atoms // n_blocks
+    site_energy, forces, virial, grad = mtp_blocks(
+        types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+        basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+        want_forces, want_params, per_atom, tables, block_start,
+        np.zeros(n_blocks, dtype=np.int64), 1)
+    return site_energy, forces, virial[0], grad
+
+
+@njit(cache=True)
 def mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
               basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
               n_moments, tables, atom_start):
     """Site energies, forces and one virial per structure for many structures joined in one
     neighbour list (structure c: atoms atom_start[c] .. atom_start[c+1]-1), in parallel over
-    the structures. Per structure the arithmetic is that of `mtp_serial`, so the site
-    energies, forces and virials equal it bit for bit."""
+    the structures (`mtp_blocks`, a block per structure). Per structure the arithmetic is that
+    of `mtp_serial`, so the site energies, forces and virials equal it bit for bit."""
     n_cfg = atom_start.shape[0] - 1
-    n_atoms = types.shape[0]
-    site_energy = np.empty(n_atoms)
-    pair_grad = np.empty((vec.shape[0], 3))     # every pair is written
-    no_rows = np.zeros((0, 0))
-    for c in prange(n_cfg):
-        _mtp_block(atom_start[c], atom_start[c + 1], True, False, False, 0, types, offsets, nbr,
-                   vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang,
-                   ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments, tables,
-                   site_energy, pair_grad, no_rows)
-    in_start, in_pairs = incoming_pairs(n_atoms, nbr)
-    forces = np.zeros((n_atoms, 3))
-    virial = np.zeros((n_cfg, 3, 3))
-    for c in prange(n_cfg):
-        _gather_forces(atom_start[c], atom_start[c + 1], offsets, in_start, in_pairs, vec,
-                       pair_grad, forces, virial[c])
+    site_energy, forces, virial, _ = mtp_blocks(
+        types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+        basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+        np.bool_(True), np.bool_(False), np.bool_(False), tables, atom_start,
+        np.arange(n_cfg), n_cfg)
     return site_energy, forces, virial
