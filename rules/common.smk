@@ -256,9 +256,30 @@ def fidelity_previous(wildcards):
     return {**al_final(AL_ROOTS[k - 1]), "test": "results/labels/test.extxyz"}
 
 
+def sparsify_dir(stage):
+    return f"results/al/stage-{stage}/sparsify"
+
+
+def fidelity_sparsify_inputs(wildcards):
+    """The previous stage's final training set and potential, and its own test set and
+    isolated-atom energies (labels at the previous stage's fidelity)."""
+    previous = AL_ROOTS[stage_index(wildcards) - 1]
+    return {**al_final(previous), **stage_data(previous)}
+
+
+def fidelity_collect_inputs(wildcards):
+    """fidelity_previous; the training set is fidelity_sparsify's kept set (and its summary)
+    when the stage sets sparsify."""
+    inputs = fidelity_previous(wildcards)
+    if STAGES[stage_index(wildcards)].sparsify:
+        d = sparsify_dir(wildcards.stage)
+        inputs.update(train=f"{d}/kept.extxyz", sparsify=f"{d}/summary.json")
+    return inputs
+
+
 def fidelity_record_inputs(wildcards):
-    """Each stage's start and end potentials, relabel summaries and iterations; the last
-    stage's test set (the most accurate labels)."""
+    """Each stage's start and end potentials, relabel (and sparsify) summaries and iterations;
+    the last stage's test set (the most accurate labels)."""
     inputs = {"test": stage_data(AL_ROOTS[-1])["test"], "labels": "results/labels/summary.json"}
     for k, stage in enumerate(STAGES):
         root = AL_ROOTS[k]
@@ -267,6 +288,8 @@ def fidelity_record_inputs(wildcards):
         inputs[f"iterations_{stage.name}"] = stage_summaries(root)
         if k:
             inputs[f"relabel_{stage.name}"] = f"results/{root}/relabel/summary.json"
+        if k and stage.sparsify:
+            inputs[f"sparsify_{stage.name}"] = f"{sparsify_dir(stage.name)}/summary.json"
     return inputs
 
 

@@ -1,15 +1,40 @@
 # Fidelity stages (config key fidelity_stages; Novikov et al. 2021, sec. 5.2-5.3). The first
 # stage's loop runs in results/al/stage-<first>/ on stage 2's labels; each later stage starts
 # in results/al/stage-<name>/ once the previous loop has ended:
-#   fidelity_collect -> fidelity_label (al_label's labelling) -> fidelity_start (seed scan)
+#   [fidelity_sparsify] -> fidelity_collect -> fidelity_label (al_label's labelling)
+#   -> fidelity_start (seed scan)
 # and its loop (rules/active.smk, {alroot} = al/stage-<name>) goes on from start/. Its own
 # isolated-atom energies: fidelity_isolated. Every file stays per stage: nothing is redone.
 # Its input functions are in rules/common.smk.
 
 
+rule fidelity_sparsify:
+    input:
+        unpack(fidelity_sparsify_inputs),
+    output:
+        kept="results/al/stage-{stage}/sparsify/kept.extxyz",
+        summary="results/al/stage-{stage}/sparsify/summary.json",
+    log:
+        "logs/al/stage-{stage}/sparsify.log",
+    benchmark:
+        "logs/benchmarks/al/stage-{stage}/sparsify.tsv",
+    params:
+        elements=config["elements"],
+        mtp=config["mtp"],
+        fit=config["fit"],
+        al=AL_PARAMS,
+        threshold=lambda wildcards: STAGES[stage_index(wildcards)].sparsify_threshold,
+    resources:
+        runtime=60,
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/fidelity_sparsify.py"
+
+
 rule fidelity_collect:
     input:
-        unpack(fidelity_previous),
+        unpack(fidelity_collect_inputs),
     output:
         structures="results/al/stage-{stage}/relabel/structures.extxyz",
         summary="results/al/stage-{stage}/relabel/collected.json",

@@ -7,7 +7,7 @@ from ase.calculators.emt import EMT
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-from mtplib.active import ActiveSet, sparsify
+from mtplib.active import ActiveSet, SelectionWeights, sparsify
 from mtplib.active.testing import emt_cells, label_emt, linear_fit, tiny_potential
 from mtplib.io import read_dataset, write_dataset
 
@@ -61,6 +61,28 @@ def test_a_tighter_threshold_keeps_at_least_as_many(setup):
     assert len(loose.kept) <= len(tight.kept)
     aset = ActiveSet.from_training(pot, [frames[k] for k in loose.kept])
     assert aset.grade_many([frames[k].copy() for k in loose.dropped(len(frames))]).max() <= 1.5
+
+
+def test_selection_weights_give_the_rows_of_the_active_set_they_build(setup):
+    """With force rows (MLIP-3's --force-weight), the promise holds against the active set
+    that ActiveSet.from_training builds with the same weights, which the loop uses."""
+    pot, frames = setup
+    frames = frames[:24]
+    weights = SelectionWeights(energy=1.0, forces=1.0)
+    sparse = sparsify(pot, frames, weights=weights, threshold=THRESHOLD)
+    dropped = sparse.dropped(len(frames))
+    assert 0 < len(sparse.kept) and dropped
+    aset = ActiveSet.from_training(pot, [frames[k] for k in sparse.kept], weights=weights)
+    assert aset.weights == weights
+    gamma = aset.grade_many([frames[k].copy() for k in dropped])
+    assert gamma.max() <= THRESHOLD + 1e-9
+    np.testing.assert_allclose(gamma, sparse.gamma[dropped], rtol=1e-9)
+    # without the weights (energy rows only) the kept set differs, and it breaks the promise
+    # against the active set that the weighted loop builds from it
+    plain = sparsify(pot, frames, threshold=THRESHOLD)
+    assert plain.kept != sparse.kept
+    loop = ActiveSet.from_training(pot, [frames[k] for k in plain.kept], weights=weights)
+    assert loop.grade_many([frames[k].copy() for k in plain.dropped(len(frames))]).max() > THRESHOLD
 
 
 def test_cli_writes_the_kept_configurations_with_labels(setup, tmp_path, capsys):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grade import jacobian_rows
+from .grade import SelectionWeights, jacobian_rows
 from .maxvol import maxvol, run_swaps
 
 
@@ -37,13 +37,16 @@ def _per_config(per_row, owner_cfg, n_configs):
 
 
 def sparsify(potential, images, mode="configuration", threshold=1.001, tol=1e-7,
-             regularization=1e-5, where="training set"):
+             regularization=1e-5, where="training set", weights=None):
     """The configurations of `images` (labelled Atoms) that the maxvol active set needs, such
     that every other one has grade <= `threshold` against the active set of the kept ones
-    (with the same `mode`, `tol` and `regularization` that `ActiveSet.from_training` uses).
+    (with the same `mode`, `tol`, `regularization` and selection `weights` that
+    `ActiveSet.from_training` uses; `weights` None: the mode's default rows, given: they set
+    the mode, as there).
 
     Deterministic: the same potential and images in the same order give the same result."""
-    rows, owners = jacobian_rows(potential, images, mode, where=where)
+    weights = SelectionWeights.of(weights, mode, where=f"{where}: selection weights")
+    rows, owners = jacobian_rows(potential, images, weights.mode, where=where, weights=weights)
     n = len(images)
     owner_cfg = owners[:, 0]
     if not len(rows):

@@ -129,6 +129,8 @@ class FidelityStage:
     name: str
     reference: ReferenceSettings
     md_frames: int
+    sparsify: bool = False              # the previous stage's training set, before relabelling
+    sparsify_threshold: float = 1.001
 
     @property
     def al_root(self) -> str:
@@ -395,7 +397,9 @@ class Settings:
                    validation=build(ValidationSettings, config["validation"]),
                    fidelity_stages=tuple(
                        FidelityStage(s["name"], build(ReferenceSettings, s["reference"]),
-                                     s["md_frames"]) for s in config["fidelity_stages"]))
+                                     s["md_frames"], bool(s["sparsify"]),
+                                     float(s["sparsify_threshold"]))
+                       for s in config["fidelity_stages"]))
 
 
 # ---- validation of the config ----------------------------------------------------------------
@@ -607,6 +611,9 @@ def _check_fidelity_stages(config: dict) -> None:
                           "or more (cheap first), or none")
     if len(set(names)) != len(names):
         raise ConfigError(f"config key 'fidelity_stages': stage names {names} are not unique")
+    if stages[0]["sparsify"]:
+        raise ConfigError(f"config key 'fidelity_stages[{names[0]}].sparsify': the first stage "
+                          "has no previous training set to sparsify; set it on a later stage")
     for stage in stages:
         try:
             check_elements(stage["reference"]["name"], config["elements"])
