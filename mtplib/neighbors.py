@@ -79,21 +79,29 @@ def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", paralle
     return offsets, j, D, shortest
 
 
-@njit(cache=True)
 def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images, parallel):
     """`_cell_list` as CSR offsets, with the shortest distance: (offsets, j, D, shortest,
-    images); in parallel over the atoms if `parallel`."""
-    n_atoms = positions.shape[0]
+    images); in parallel over the atoms if `parallel`. Two compiled functions, chosen here:
+    a serial run never compiles the parallel search."""
     if parallel:
-        n_bins, reach, n_images, volume = _cell_geometry(positions, box, cutoff)
-        if n_images > max_images:
-            return np.zeros(n_atoms + 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)), \
-                np.inf, n_images
-        offsets, j, D = _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff,
-                                            volume)
-    else:
-        i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, max_images)
-        offsets = _csr_offsets(i, n_atoms)
+        return _cell_list_csr_parallel(positions, box, origin, pbc, cutoff, max_images)
+    return _cell_list_csr_serial(positions, box, origin, pbc, cutoff, max_images)
+
+
+@njit(cache=True)
+def _cell_list_csr_serial(positions, box, origin, pbc, cutoff, max_images):
+    i, j, D, n_images = _cell_list(positions, box, origin, pbc, cutoff, max_images)
+    shortest = shortest_distance(D) if D.shape[0] else np.inf
+    return _csr_offsets(i, positions.shape[0]), j, D, shortest, n_images
+
+
+@njit(cache=True)
+def _cell_list_csr_parallel(positions, box, origin, pbc, cutoff, max_images):
+    n_bins, reach, n_images, volume = _cell_geometry(positions, box, cutoff)
+    if n_images > max_images:
+        return np.zeros(positions.shape[0] + 1, np.int64), np.zeros(0, np.int64), \
+            np.zeros((0, 3)), np.inf, n_images
+    offsets, j, D = _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, volume)
     shortest = shortest_distance(D) if D.shape[0] else np.inf
     return offsets, j, D, shortest, n_images
 
