@@ -220,9 +220,7 @@ def _pair_radial(vec, p0, n_p, n_pad, nbr_type, ti, radial_coeffs, scaling, min_
         pair_q[1, m] = scaling * xm * d * d
         pair_dq[1, m] = scaling * (cheb_mult * d * d + 2.0 * xm * d)
     if repulsive:
-        # np.int64: a literal 2 would compile a second specialization
-        _freeze_below_min_dist(vec, p0, n_p, scaling, min_dist, max_dist, xi, pair_q, pair_dq,
-                               np.int64(2))
+        _freeze_below_min_dist(vec, p0, n_p, scaling, min_dist, max_dist, xi, pair_q, pair_dq, 2)
     for m in range(n_p, n_pad):
         nbr_type[m] = -1
         inv_r[m] = 0.0
