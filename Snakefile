@@ -6,11 +6,12 @@
 # Stages: 1 displace -> 2 label -> 3 fit -> 4 active learning -> 5 validation.
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from snakemake.utils import min_version
 
-from scripts.mtpflow.settings import ConfigError, Settings, validate_config
+from scripts.mtpflow.settings import ConfigError, ConfigWarning, Settings, validate_config
 
 min_version("9.0")
 
@@ -23,12 +24,20 @@ if not workflow.overwrite_configfiles:
 
 
 # The schema (defaults filled) and the cross-key checks, which read the files the config names;
-# a mistake is one line naming the key and the config file, and no job runs.
-try:
-    SETTINGS = Settings.from_config(validate_config(config), checked=True)
-except ConfigError as err:
-    files = ", ".join(str(f) for f in workflow.configfiles) or "config/config.yaml"
-    sys.exit(f"config error ({files}): {err}")
+# a mistake is one line naming the key and the config file, and no job runs; a likely mistake
+# (a cell too small for a Gamma-only reference) is one WARNING line each, printed once.
+CONFIG_FILES = ", ".join(str(f) for f in workflow.configfiles) or "config/config.yaml"
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", ConfigWarning)
+    try:
+        SETTINGS = Settings.from_config(validate_config(config), checked=True)
+    except ConfigError as err:
+        sys.exit(f"config error ({CONFIG_FILES}): {err}")
+for w in caught:
+    if not issubclass(w.category, ConfigWarning):
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    elif workflow.is_main_process:     # not again in every job's own Snakefile parse
+        print(f"WARNING ({CONFIG_FILES}): {w.message}", file=sys.stderr)
 if SETTINGS.active_learning.skipped and SETTINGS.active_learning.max_iterations:
     print(f"note: {SETTINGS.active_learning.skipped}", file=sys.stderr)
 

@@ -115,6 +115,27 @@ def composition_counts(composition: dict, n_atoms: int) -> dict[str, int]:
     return counts
 
 
+def amorphous_box_length(composition: dict, density: float, n_atoms: int) -> float:
+    """Edge (Å) of the cubic box of :func:`amorphous_box` (n_atoms at `density`, g/cm³)."""
+    counts = composition_counts(composition, n_atoms)
+    mass = sum(atomic_masses[atomic_numbers[el]] for el, n in counts.items() for _ in range(n))
+    return float((mass * AMU_PER_CM3_TO_G_PER_A3 / density) ** (1.0 / 3.0))
+
+
+def cell_heights(cell, pbc=True) -> np.ndarray:
+    """Perpendicular height (Å) of a cell along each of its vectors: volume / area of the
+    opposite face, the thickness of the slab between periodic images; inf along a
+    non-periodic axis."""
+    cell = np.asarray(cell, dtype=float)
+    pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), 3)
+    volume = abs(np.linalg.det(cell))
+    heights = np.full(3, np.inf)
+    for k in np.flatnonzero(pbc):
+        area = np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
+        heights[k] = volume / area if area > 0 else 0.0
+    return heights
+
+
 def amorphous_box(composition: dict, density: float, n_atoms: int = 32, seed: int = 0,
                   min_distance: float = 1.8, max_attempts: int = 100000,
                   where: str = "amorphous", pair_min_distance: dict | None = None) -> Atoms:
@@ -123,8 +144,7 @@ def amorphous_box(composition: dict, density: float, n_atoms: int = 32, seed: in
     `pair_min_distance['A-B']` for a pair of species A, B (either order) where given."""
     counts = composition_counts(composition, n_atoms)
     symbols = [el for el, n in counts.items() for _ in range(n)]
-    mass = sum(atomic_masses[atomic_numbers[s]] for s in symbols)
-    length = (mass * AMU_PER_CM3_TO_G_PER_A3 / density) ** (1.0 / 3.0)
+    length = amorphous_box_length(composition, density, n_atoms)
     rng = np.random.default_rng(seed)
     rng.shuffle(symbols)
     species = sorted(set(symbols))

@@ -4,8 +4,9 @@ An entry says everything the labelling, the isolated-atom energies and the workf
 know about a code: where its ASE calculator lives, the pip extra and the conda env that
 provide it, how MPI reaches it (Python itself under ``mpiexec``, or a launcher put in front
 of the code's own command), whether it needs a private scratch folder, how an isolated atom
-is computed (periodic box, Γ point only, spin), and a hook that adapts the keyword arguments
-(e.g. espresso's profile). Adding a code is one :func:`register` call (plus its name in
+is computed (periodic box, Γ point only, spin), whether it samples the Brillouin zone at the
+Γ point only (then small periodic cells are not converged), and a hook that adapts the keyword
+arguments (e.g. espresso's profile). Adding a code is one :func:`register` call (plus its name in
 ``config/schema.yaml``); any other ``module:Class`` name is an ASE calculator used as it is.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,14 @@ class ReferenceCode:
     prepare: Callable[[dict, str], dict] | None = None   # (kwargs, mpi_prefix) -> kwargs
     preflight: Callable[[list, dict], None] | None = None  # (symbols, kwargs): fail before labelling
     elements: Callable[[], set] | None = None   # the elements the code can do (None: any)
+    # Brillouin zone sampled at Γ only: True, or kwargs -> bool (k-points from the kwargs)
+    gamma_only: bool | Callable[[dict], bool] = False
+
+    def samples_gamma_only(self, kwargs: dict | None = None) -> bool:
+        """Whether the code, with ``kwargs``, evaluates a periodic cell at the Γ point only."""
+        if callable(self.gamma_only):
+            return bool(self.gamma_only(dict(kwargs or {})))
+        return bool(self.gamma_only)
 
     @property
     def runs_python_under_mpi(self) -> bool:
@@ -82,6 +93,31 @@ def check_elements(name: str, elements) -> None:
     if missing:
         raise ValueError(f"config key 'elements': reference {name!r} cannot compute {missing}; "
                          f"it knows {', '.join(sorted(known))} (config key 'reference.name')")
+
+
+def gamma_only(name: str, kwargs: dict | None = None) -> bool:
+    """Whether ``reference.name`` with ``reference.kwargs`` samples only the Γ point (an
+    unknown ``module:Class`` is assumed not to)."""
+    return get_code(name).samples_gamma_only(kwargs)
+
+
+def _kpts_gamma_only(kwargs: dict) -> bool:
+    """Γ only from ASE-style k-point kwargs: no ``kspacing``, no shift (espresso's
+    ``koffset``), and ``kpts`` absent or None (GPAW then uses Γ, ase's espresso writes
+    'K_POINTS gamma'), a 1x1x1 grid or ``{'size': (1, 1, 1)}``."""
+    if kwargs.get("kspacing") is not None or any(np.atleast_1d(kwargs.get("koffset", 0))):
+        return False
+    kpts = kwargs.get("kpts")
+    if kpts is None:
+        return True
+    if isinstance(kpts, dict):
+        if "density" in kpts or "path" in kpts:
+            return False
+        kpts = kpts.get("size", (1, 1, 1))
+    try:
+        return [int(n) for n in kpts] == [1, 1, 1]
+    except (TypeError, ValueError):     # an explicit list of k-points, a BandPath: not Γ only
+        return False
 
 
 def _emt_elements() -> set:
@@ -224,6 +260,13 @@ def _plane_wave_gamma(kwargs):
     kwargs["kpts"] = (1, 1, 1)
 
 
+def _vasp_gamma_only(kwargs):
+    # ase's Vasp writes kpts (1, 1, 1) unless told; kpts None leaves KPOINTS to the user
+    if "kpts" in kwargs and kwargs["kpts"] is None:
+        return False
+    return _kpts_gamma_only(kwargs)
+
+
 def _espresso_prepare(kwargs, mpi_prefix):
     from ase.calculators.espresso import EspressoProfile
 
@@ -256,15 +299,16 @@ def _tblite_spin(atoms, kwargs, moment):
 
 register(ReferenceCode("emt", "ase.calculators.emt", "EMT", elements=_emt_elements))
 register(ReferenceCode("tblite", "tblite.ase", "TBLite", extra="xtb", conda_env="xtb",
-                       isolated_spin=_tblite_spin))
+                       isolated_spin=_tblite_spin, gamma_only=True))
 register(ReferenceCode("gpaw", "gpaw", "GPAW", extra="dft", conda_env="dft",
                        isolated_periodic=True, isolated_gamma_only=_gpaw_gamma,
                        isolated_spin=_gpaw_spin, prepare=_gpaw_prepare,
-                       preflight=_gpaw_preflight))
+                       preflight=_gpaw_preflight, gamma_only=_kpts_gamma_only))
 register(ReferenceCode("espresso", "ase.calculators.espresso", "Espresso", conda_env="dft",
                        command_driven=True, scratch_directory=True, isolated_periodic=True,
-                       isolated_gamma_only=_plane_wave_gamma, prepare=_espresso_prepare))
+                       isolated_gamma_only=_plane_wave_gamma, prepare=_espresso_prepare,
+                       gamma_only=_kpts_gamma_only))
 register(ReferenceCode("vasp", "ase.calculators.vasp", "Vasp", conda_env="dft",
                        command_driven=True, scratch_directory=True, isolated_periodic=True,
                        isolated_gamma_only=_plane_wave_gamma, isolated_spin=_vasp_spin,
-                       prepare=_vasp_prepare))
+                       prepare=_vasp_prepare, gamma_only=_vasp_gamma_only))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -20,6 +21,11 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 class ConfigError(ValueError):
     """A config mistake, reported as one line naming the key."""
+
+
+class ConfigWarning(UserWarning):
+    """A config that runs but is likely wrong, reported as one line naming the key (the
+    Snakefile prints each before any job runs)."""
 
 
 def build(cls, data):
@@ -627,8 +633,114 @@ def _check_fidelity_stages(config: dict) -> None:
                           "use one of them")
 
 
+# What a Γ-only reference gets wrong in a small cell (GFN1-xTB, monoclinic HfO2 at its ideal
+# positions, energy per atom above the 96-atom cell's; the 216-atom cell agrees to 1 meV).
+GAMMA_ONLY_EVIDENCE = ("monoclinic HfO2 with GFN1-xTB: 12 atoms 0.62 eV/atom above 96, "
+                       "a 72-atom cell 8.5 Å across still 0.03")
+
+
+def _gamma_cells(config: dict, read_files: bool) -> tuple[list, list]:
+    """The periodic cells the workflow will label whose size the config fixes, as
+    (config key, what, cell heights (Å), how to enlarge it given a threshold): the phases'
+    displaced supercells and the active-learning starts (labelled by every reference), and
+    (second list) the validation cells that the final reference runs or relabels."""
+    import numpy as np
+
+    from mtplib.structures import amorphous_box_length, build_phase, cell_heights
+
+    units = {}
+
+    def unit_heights(name):
+        if name not in units:
+            phase = config["phases"][name]
+            units[name] = (None if "file" in phase and not read_files
+                           else cell_heights(build_phase(name, phase).cell))
+        return units[name]
+
+    def supercell(key, name, cells, note=""):
+        h = unit_heights(name)
+        if h is None:
+            return None
+        cells = [int(n) for n in cells]
+        return (key, f"{cells}{note}", h * cells,
+                lambda t: f"a supercell of {[max(n, math.ceil(t / x)) for n, x in zip(cells, h)]}")
+
+    def amorphous(key, am):
+        n = int(am["n_atoms"])
+        length = amorphous_box_length(am["composition"], am["density"], n)
+        return (key, f"{n} atoms at {am['density']:g} g/cm³", np.full(3, length),
+                lambda t: f"n_atoms >= {math.ceil(n * (t / length) ** 3)}")
+
+    labelled = []
+    for name, phase in config["phases"].items():
+        for k, cells in enumerate(phase["displacements"]["supercells"]):
+            labelled.append(supercell(f"phases.{name}.displacements.supercells[{k}]", name, cells))
+    for sc in config["active_learning"]["scenarios"]:
+        start, where = sc["start"], f"active_learning.scenarios[{sc['name']}].start"
+        names = [start["phase"]] if "phase" in start else start.get("phases", [])
+        for name in names:
+            note = f" (phase {name})" if "phases" in start else ""
+            labelled.append(supercell(f"{where}.supercell", name, start["supercell"], note))
+        if "amorphous" in start:
+            labelled.append(amorphous(f"{where}.amorphous", start["amorphous"]))
+        if "file" in start and read_files:
+            atoms = _read_structure(start["file"], f"{where}.file")
+            labelled.append((f"{where}.file", start["file"], cell_heights(atoms.cell, atoms.pbc),
+                             lambda t: "a larger cell"))
+    validation = []
+    for sc in config["validation"]["scenarios"]:
+        where, ref = f"validation.scenarios[{sc['name']}]", sc["reference"]
+        runs = []          # the reference MD's start, then the MTP run's (frames relabelled)
+        if ref.get("enabled", True):
+            runs.append("reference." if ref.get("supercell") or ref.get("amorphous") else "")
+        if config["validation"]["md_force_frames"] > 0:
+            runs.append("")
+        for prefix in dict.fromkeys(runs):
+            if "phase" in sc:
+                cells = ref["supercell"] if prefix else sc["supercell"]
+                validation.append(supercell(f"{where}.{prefix}supercell", sc["phase"], cells))
+            else:
+                am = ref["amorphous"] if prefix else sc["amorphous"]
+                validation.append(amorphous(f"{where}.{prefix}amorphous", am))
+    return [c for c in labelled if c], [c for c in validation if c]
+
+
+def _check_gamma_cells(config: dict, read_files: bool) -> None:
+    """A ConfigWarning per periodic cell thinner than ``gamma_only_min_height`` that a
+    Γ-only reference (registry ``gamma_only``) labels: its energies and forces are not
+    converged, and a training set mixing cell sizes cannot be fitted."""
+    from mtplib.labeling.registry import get_code
+
+    stages = config.get("fidelity_stages") or []
+    references = ([(f"fidelity_stages[{s['name']}].reference", s["reference"]) for s in stages]
+                  or [("reference", config["reference"])])
+    final = references[-1][0]
+    labelled, validation = None, None
+    for where, reference in references:
+        code = get_code(reference["name"])
+        threshold = float(reference["gamma_only_min_height"])
+        if threshold <= 0 or not code.samples_gamma_only(reference.get("kwargs")):
+            continue
+        if labelled is None:
+            labelled, validation = _gamma_cells(config, read_files)
+        why = ("" if code.gamma_only is True
+               else f", kpts = {(reference.get('kwargs') or {}).get('kpts')}")
+        for key, what, heights, larger in labelled + (validation if where == final else []):
+            smallest = float(min(heights))
+            if smallest >= threshold:
+                continue
+            warnings.warn(
+                f"config key '{key}' = {what}: cells {smallest:.1f} Å across; "
+                f"{reference['name']} ('{where}'{why}) samples only the Gamma point, so "
+                f"energies and forces of cells under {threshold:g} Å are not converged "
+                f"({GAMMA_ONLY_EVIDENCE}); use {larger(threshold)} (>= {threshold:g} Å along "
+                f"every axis), or set '{where}.gamma_only_min_height' to 0 to silence this",
+                ConfigWarning, stacklevel=3)
+
+
 def check_config(config: dict, read_files: bool = True) -> None:
     """Checks that a JSON schema cannot express; each message names the key (and the file).
+    Cells too small for a Γ-only reference are a :class:`ConfigWarning` each, not an error.
 
     With ``read_files`` the files the config names are read (structures, valid_data), so
     that a corrupt CIF or a NaN in valid_data stops the workflow before any job runs."""
@@ -721,6 +833,7 @@ def check_config(config: dict, read_files: bool = True) -> None:
         elif not Path(validation["valid_data"]).is_file():
             raise ConfigError(f"config key 'validation.valid_data': no such file "
                               f"{validation['valid_data']}")
+    _check_gamma_cells(config, read_files)
 
 
 # ---- stage-2 chunks (known before stage 1 runs) -----------------------------------------------
