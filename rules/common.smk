@@ -21,7 +21,17 @@ PYTHON = ("python" if DeploymentMethod.CONDA in workflow.deployment_settings.dep
 # `mpi` with tasks=1, and a profile sets it (e.g. "srun --mpi=pmi2") where tasks > 1.
 LABEL_MPI = REFERENCE.mpi_launcher if REFERENCE.mpi_tasks > 1 else ""
 FIT_MPI = "mpiexec" if SETTINGS.fit.mpi_tasks > 1 else ""
-REFERENCE_JSON = json.dumps(config["reference"])
+# Keys of a reference section that only the config check reads: left out of the jobs' params,
+# so that setting one (or an update that adds one) never relabels anything.
+CHECK_ONLY_REFERENCE_KEYS = ("gamma_only_min_height",)
+
+
+def job_reference(reference):
+    """A reference section as the jobs get it (without CHECK_ONLY_REFERENCE_KEYS)."""
+    return {k: v for k, v in reference.items() if k not in CHECK_ONLY_REFERENCE_KEYS}
+
+
+REFERENCE_JSON = json.dumps(job_reference(config["reference"]))
 SCRIPTS = f"{workflow.basedir}/scripts"   # the shell rules run scripts/<stage>.py
 
 
@@ -81,7 +91,8 @@ VALIDATION_RUNS = {name: asdict(run) for name, run in SETTINGS.validation.runs()
 # without them the one loop lives in results/al/. {alroot} is that folder under results/.
 STAGES = SETTINGS.fidelity_stages
 AL_ROOTS = [s.al_root for s in STAGES] or ["al"]
-FINAL_REFERENCE = config["fidelity_stages"][-1]["reference"] if STAGES else config["reference"]
+FINAL_REFERENCE = job_reference(config["fidelity_stages"][-1]["reference"] if STAGES
+                                else config["reference"])
 FINAL_REFERENCE_ENV = f"../envs/{(STAGES[-1].reference if STAGES else REFERENCE).code.conda_env}.yaml"
 
 
@@ -120,8 +131,8 @@ STAGE_REFERENCE_ENV = REFERENCE_ENV if not STAGES else stage_env
 
 
 def stage_reference_json(wildcards):
-    return json.dumps(config["fidelity_stages"][stage_index(wildcards)]["reference"]
-                      if STAGES else config["reference"])
+    return json.dumps(job_reference(config["fidelity_stages"][stage_index(wildcards)]["reference"]
+                                    if STAGES else config["reference"]))
 
 
 def stage_start(alroot):

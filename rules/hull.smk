@@ -37,7 +37,7 @@ rule hull_learn:
         elements=config["elements"],
         hull=config["hull"],
         fit=config["fit"],
-        reference=config["reference"],
+        reference=job_reference(config["reference"]),
         selection_mode=AL.selection_mode,
         selection_weights=AL.selection_weights,
         out_dir="results/hull/al",
@@ -58,7 +58,7 @@ rule hull_reference:
         "logs/benchmarks/hull/reference.tsv",
     params:
         hull=config["hull"],
-        reference=config["reference"],
+        reference=job_reference(config["reference"]),
     conda:
         REFERENCE_ENV
     script:
