@@ -129,3 +129,32 @@ def test_convergence_criteria(tmp_path, criterion, run, converged):
                  10.0, 1, tmp_path / "it.json", convergence=criterion, log=lambda m: None)
     assert rec["converged"] is converged, rec["message"]
     assert rec["labels_spent"] == 2
+
+
+def test_selection_names_configurations_closer_than_min_dist(setup, tmp_path):
+    """A selected configuration with a pair under mtp.min_dist is counted in selection.json
+    and gets one WARNING line: the basis cannot fit it (the HfO2 loop degraded on such)."""
+    from scripts.mtpflow.active import select
+    from scripts.mtpflow.settings import ActiveLearningSettings, build
+
+    pot, aset = setup
+    pot_file, state_file = tmp_path / "pot.mtp", tmp_path / "pot.als.npz"
+    pot.save(pot_file)
+    aset.save(state_file)
+    far, near = emt_cells(2, seed=7, rattle=0.05)
+    near.positions[1] = near.positions[0] + [pot.min_dist - 0.2, 0.0, 0.0]
+    for k, atoms in enumerate((far, near)):
+        atoms.info.update(gamma=50.0 + k, scenario="md")
+    ase.io.write(tmp_path / "candidates.extxyz", [far, near])
+    config = validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}}})
+    al = build(ActiveLearningSettings, config["active_learning"])
+    lines = []
+    summary = select(pot_file, state_file, [tmp_path / "candidates.extxyz"], None, al, ["Cu"], 3,
+                     tmp_path / "pool.extxyz", tmp_path / "selected.extxyz",
+                     tmp_path / "selection.json", log=lines.append)
+    assert summary["selected"] == 2
+    assert summary["selected_below_min_dist"] == 1
+    assert summary["selected_shortest_distance"] == pytest.approx(pot.min_dist - 0.2, abs=0.05)
+    assert json.loads((tmp_path / "selection.json").read_text()) == summary
+    warning = [line for line in lines if line.startswith("WARNING")]
+    assert len(warning) == 1 and "1 of 2 selected" in warning[0] and "mtp.min_dist" in warning[0]

@@ -23,7 +23,7 @@ import numpy as np
 from mtplib.active import ActiveSet, Committee, run_md, select_add
 from mtplib.active.criteria import CommitteeSpread
 from mtplib.active.grid import run_schedule
-from mtplib.analysis.errors import describe_metric, write_errors_json
+from mtplib.analysis.errors import describe_metric, min_distance, write_errors_json
 from mtplib.analysis.plots import learning_curve_plot
 from mtplib.io import read_dataset
 from mtplib.labeling import read_frames, write_frames_atomic
@@ -141,8 +141,8 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
     pool = read_frames(candidate_files)
     write_frames_atomic(out_candidates, pool)
     chosen: list[int] = []
+    pot = MTPotential.load(potential_file, species=list(elements)) if pool else None
     if pool and not al.committee_only:
-        pot = MTPotential.load(potential_file, species=list(elements))
         aset = ActiveSet.load(state_file, pot)
         chosen = list(select_add(aset, pool, max_count=al.max_select,
                                  where=f"iteration {iteration} candidates").selected)
@@ -171,14 +171,30 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
         atoms.info["al_iteration"] = int(iteration)
     write_frames_atomic(out_selected, frames)
     gammas = [float(a.info["gamma"]) for a in pool if "gamma" in a.info]
+    shortest = [min_distance(a)[0] for a in new]
+    close = [d for d in shortest if pot is not None and d < pot.min_dist]
     summary = {"iteration": int(iteration), "candidates": len(pool), "selected": len(new),
                "retried": len(retry), "dropped_failures": dropped,
                "max_candidate_gamma": max(gammas) if gammas else None,
-               "nothing_new": len(new) == 0}
+               "nothing_new": len(new) == 0,
+               "selected_shortest_distance": min(shortest) if shortest else None,
+               "selected_below_min_dist": len(close)}
     Path(out_summary).write_text(json.dumps(summary, indent=2) + "\n")
     log(f"iteration {iteration}: {len(pool)} candidates -> {len(new)} selected, "
         f"{len(retry)} failed label(s) retried, {dropped} given up")
+    if close:
+        log(close_contact_warning(iteration, len(close), len(new), min(close), pot.min_dist))
     return summary
+
+
+def close_contact_warning(iteration, count, selected, shortest, min_dist):
+    """The one line that says the loop is training where the radial basis cannot follow: below
+    min_dist the radial functions are frozen (and RBChebyshev_repuls adds a fixed core), so the
+    reference's forces there cannot be fitted, and fitting them distorts the rest."""
+    return (f"WARNING: iteration {iteration}: {count} of {selected} selected configurations have "
+            f"atoms closer than mtp.min_dist (shortest {shortest:.2f} Å < {min_dist:g} Å), where "
+            "the potential cannot be trained; if the reference keeps them (short bonds at high "
+            "temperature), lower mtp.min_dist below the shortest distance it visits")
 
 
 # ---- 4. refit -----------------------------------------------------------------------------
