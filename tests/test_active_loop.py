@@ -131,10 +131,11 @@ def test_convergence_criteria(tmp_path, criterion, run, converged):
     assert rec["labels_spent"] == 2
 
 
-def test_selection_names_configurations_closer_than_min_dist(setup, tmp_path):
-    """A selected configuration with a pair under mtp.min_dist is counted in selection.json
-    and gets one WARNING line: the basis cannot fit it (the HfO2 loop degraded on such)."""
-    from scripts.mtpflow.active import select
+def test_candidates_closer_than_min_dist_are_counted_not_selected(setup, tmp_path):
+    """A candidate with a pair under mtp.min_dist is not selected (its labels cannot be fitted:
+    the HfO2 loop's refits broke on such), but counted, with one WARNING line; when it was the
+    only candidate the loop is not called converged."""
+    from scripts.mtpflow.active import decide, select
     from scripts.mtpflow.settings import ActiveLearningSettings, build
 
     pot, aset = setup
@@ -145,16 +146,35 @@ def test_selection_names_configurations_closer_than_min_dist(setup, tmp_path):
     near.positions[1] = near.positions[0] + [pot.min_dist - 0.2, 0.0, 0.0]
     for k, atoms in enumerate((far, near)):
         atoms.info.update(gamma=50.0 + k, scenario="md")
-    ase.io.write(tmp_path / "candidates.extxyz", [far, near])
     config = validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}}})
     al = build(ActiveLearningSettings, config["active_learning"])
-    lines = []
-    summary = select(pot_file, state_file, [tmp_path / "candidates.extxyz"], None, al, ["Cu"], 3,
-                     tmp_path / "pool.extxyz", tmp_path / "selected.extxyz",
-                     tmp_path / "selection.json", log=lines.append)
-    assert summary["selected"] == 2
-    assert summary["selected_below_min_dist"] == 1
-    assert summary["selected_shortest_distance"] == pytest.approx(pot.min_dist - 0.2, abs=0.05)
-    assert json.loads((tmp_path / "selection.json").read_text()) == summary
-    warning = [line for line in lines if line.startswith("WARNING")]
-    assert len(warning) == 1 and "1 of 2 selected" in warning[0] and "mtp.min_dist" in warning[0]
+
+    def run(frames, name):
+        ase.io.write(tmp_path / f"{name}.extxyz", frames)
+        lines = []
+        summary = select(pot_file, state_file, [tmp_path / f"{name}.extxyz"], None, al, ["Cu"], 3,
+                         tmp_path / f"{name}.pool.extxyz", tmp_path / f"{name}.selected.extxyz",
+                         tmp_path / f"{name}.json", log=lines.append)
+        assert json.loads((tmp_path / f"{name}.json").read_text()) == summary
+        return summary, [line for line in lines if line.startswith("WARNING")]
+
+    summary, warning = run([far, near], "both")
+    assert (summary["candidates"], summary["selected"]) == (2, 1)
+    assert ase.io.read(tmp_path / "both.selected.extxyz").info["gamma"] == 50.0     # the far one
+    assert summary["candidates_below_min_dist"] == 1
+    assert summary["shortest_candidate_distance"] == pytest.approx(pot.min_dist - 0.2, abs=0.05)
+    assert len(warning) == 1 and "1 of 2 candidates" in warning[0] and "mtp.min_dist" in warning[0]
+
+    summary, warning = run([near], "near")
+    assert summary["nothing_new"] and summary["candidates_below_min_dist"] == 1 and warning
+    md = tmp_path / "md.json"
+    md.write_text(json.dumps({"scenario": "md", "steps": 10, "steps_requested": 100,
+                              "reason": "extrapolation", "max_gamma": 51.0,
+                              "message": "step 10: extrapolation grade 51 >= gamma_break"}))
+    errors = tmp_path / "errors.json"
+    errors.write_text(json.dumps({"training_set_size": 30, "labels_added": 0, "refit": "kept"}))
+    ase.io.write(tmp_path / "failed.extxyz", [])
+    record = decide([md], tmp_path / "near.json", tmp_path / "failed.extxyz", errors, 10.0, 3,
+                    tmp_path / "iteration.json", log=lambda *a: None)
+    assert (record["converged"], record["reason"]) == (False, "close_contacts")
+    assert "lower mtp.min_dist" in record["message"]

@@ -137,20 +137,29 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
 # ---- 2. select ----------------------------------------------------------------------------
 def select(potential_file, state_file, candidate_files, previous_failed, al, elements, iteration,
            out_candidates, out_selected, out_summary, log=print):
-    """maxvol selection from all candidates (+ committee picks) and the failed retries."""
+    """maxvol selection from all candidates (+ committee picks) and the failed retries.
+
+    Candidates with atoms closer than mtp.min_dist are not selected: below min_dist the radial
+    basis is frozen (RBChebyshev_repuls adds a fixed core of 10^4 eV scale), so their labels
+    cannot be fitted and one of them can wreck a refit. They are counted, and one WARNING
+    line says to lower min_dist."""
     pool = read_frames(candidate_files)
     write_frames_atomic(out_candidates, pool)
     chosen: list[int] = []
     pot = MTPotential.load(potential_file, species=list(elements)) if pool else None
-    if pool and not al.committee_only:
+    shortest = [min_distance(a)[0] for a in pool]
+    usable = [k for k, d in enumerate(shortest) if d >= pot.min_dist]
+    close = [shortest[k] for k in range(len(pool)) if shortest[k] < pot.min_dist]
+    if usable and not al.committee_only:
         aset = ActiveSet.load(state_file, pot)
-        chosen = list(select_add(aset, pool, max_count=al.max_select,
-                                 where=f"iteration {iteration} candidates").selected)
-    if pool and al.committee_enabled:      # committee picks, largest spread first
+        picked = select_add(aset, [pool[k] for k in usable], max_count=al.max_select,
+                            where=f"iteration {iteration} candidates").selected
+        chosen = [usable[k] for k in picked]
+    if usable and al.committee_enabled:      # committee picks, largest spread first
         for k in CommitteeSpread(al.committee_criterion["threshold"]).rank(pool):
             if len(chosen) >= al.max_select:
                 break
-            if k not in chosen:
+            if k not in chosen and shortest[k] >= pot.min_dist:
                 chosen.append(k)
     new = [pool[k].copy() for k in sorted(chosen)]
     failed_before = read_frames(previous_failed) if previous_failed else []
@@ -171,30 +180,28 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
         atoms.info["al_iteration"] = int(iteration)
     write_frames_atomic(out_selected, frames)
     gammas = [float(a.info["gamma"]) for a in pool if "gamma" in a.info]
-    shortest = [min_distance(a)[0] for a in new]
-    close = [d for d in shortest if pot is not None and d < pot.min_dist]
     summary = {"iteration": int(iteration), "candidates": len(pool), "selected": len(new),
                "retried": len(retry), "dropped_failures": dropped,
                "max_candidate_gamma": max(gammas) if gammas else None,
                "nothing_new": len(new) == 0,
-               "selected_shortest_distance": min(shortest) if shortest else None,
-               "selected_below_min_dist": len(close)}
+               "candidates_below_min_dist": len(close),
+               "shortest_candidate_distance": min(shortest) if shortest else None}
     Path(out_summary).write_text(json.dumps(summary, indent=2) + "\n")
     log(f"iteration {iteration}: {len(pool)} candidates -> {len(new)} selected, "
         f"{len(retry)} failed label(s) retried, {dropped} given up")
     if close:
-        log(close_contact_warning(iteration, len(close), len(new), min(close), pot.min_dist))
+        log(close_contact_warning(iteration, len(close), len(pool), min(close), pot.min_dist))
     return summary
 
 
-def close_contact_warning(iteration, count, selected, shortest, min_dist):
-    """The one line that says the loop is training where the radial basis cannot follow: below
+def close_contact_warning(iteration, count, candidates, shortest, min_dist):
+    """The one line that says the MD reached where the radial basis cannot follow: below
     min_dist the radial functions are frozen (and RBChebyshev_repuls adds a fixed core), so the
     reference's forces there cannot be fitted, and fitting them distorts the rest."""
-    return (f"WARNING: iteration {iteration}: {count} of {selected} selected configurations have "
-            f"atoms closer than mtp.min_dist (shortest {shortest:.2f} Å < {min_dist:g} Å), where "
-            "the potential cannot be trained; if the reference keeps them (short bonds at high "
-            "temperature), lower mtp.min_dist below the shortest distance it visits")
+    return (f"WARNING: iteration {iteration}: {count} of {candidates} candidates have atoms "
+            f"closer than mtp.min_dist (shortest {shortest:.2f} Å < {min_dist:g} Å), where the "
+            "potential cannot be trained: not selected; if the reference keeps such distances "
+            "(short bonds at high temperature), lower mtp.min_dist below the shortest it visits")
 
 
 # ---- 4. refit -----------------------------------------------------------------------------
@@ -274,6 +281,12 @@ def decide(md_summaries, selection_file, failed_file, errors_file, gamma_break, 
         message = (f"all {len(runs)} MD runs finished their steps with gamma < gamma_break "
                    f"= {gamma_break:g}" + ("" if reason == "all_finished"
                                             else f" and pass the {reason} criterion"))
+    elif selection["nothing_new"] and selection.get("candidates_below_min_dist", 0):
+        converged, reason = False, "close_contacts"
+        message = (f"{len(stopped)} MD run(s) stopped early and their only candidates had atoms "
+                   f"closer than mtp.min_dist (shortest "
+                   f"{selection['shortest_candidate_distance']:.2f} Å), where the potential "
+                   "cannot be trained: lower mtp.min_dist")
     elif selection["nothing_new"] and selection["retried"] == 0:
         converged, reason = True, "nothing_new"
         message = (f"{len(stopped)} MD run(s) stopped early "
