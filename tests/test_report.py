@@ -75,7 +75,8 @@ def test_summary_page_has_the_validation_md_table(tmp_path):
 
 def chromium_dom(html_file, screenshot=None):
     """The DOM of `html_file` after its scripts ran in headless Chromium (Debian's
-    `chromium`); a 1400x1000 screenshot too when `screenshot` is a path."""
+    `chromium`); a 1400x1000 screenshot too when `screenshot` is a path. Up to 300 s each:
+    on a loaded shared machine the browser alone can take minutes."""
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", f"--user-data-dir={tempfile.mkdtemp()}",
@@ -83,9 +84,9 @@ def chromium_dom(html_file, screenshot=None):
     if screenshot:
         subprocess.run(flags + [f"--screenshot={screenshot}", "--window-size=1400,1000",
                                 Path(html_file).resolve().as_uri()],
-                       capture_output=True, timeout=120, check=True)
+                       capture_output=True, timeout=300, check=True)
     return subprocess.run(flags + ["--dump-dom", Path(html_file).resolve().as_uri()],
-                          capture_output=True, text=True, timeout=120, check=True).stdout
+                          capture_output=True, text=True, timeout=300, check=True).stdout
 
 
 def check_report(run_dir, configfile, out, env=None):
