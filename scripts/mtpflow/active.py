@@ -149,7 +149,7 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
     pot = MTPotential.load(potential_file, species=list(elements)) if pool else None
     shortest = [min_distance(a)[0] for a in pool]
     usable = [k for k, d in enumerate(shortest) if d >= pot.min_dist]
-    close = [shortest[k] for k in range(len(pool)) if shortest[k] < pot.min_dist]
+    close = [d for d in shortest if d < pot.min_dist]
     if usable and not al.committee_only:
         aset = ActiveSet.load(state_file, pot)
         picked = select_add(aset, [pool[k] for k in usable], max_count=al.max_select,
@@ -159,7 +159,7 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
         for k in CommitteeSpread(al.committee_criterion["threshold"]).rank(pool):
             if len(chosen) >= al.max_select:
                 break
-            if k not in chosen and shortest[k] >= pot.min_dist:
+            if k not in chosen and k in usable:
                 chosen.append(k)
     new = [pool[k].copy() for k in sorted(chosen)]
     failed_before = read_frames(previous_failed) if previous_failed else []
