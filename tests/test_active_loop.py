@@ -178,3 +178,36 @@ def test_candidates_closer_than_min_dist_are_counted_not_selected(setup, tmp_pat
                     tmp_path / "iteration.json", log=lambda *a: None)
     assert (record["converged"], record["reason"]) == (False, "close_contacts")
     assert "lower mtp.min_dist" in record["message"]
+
+
+def test_a_refit_whose_active_set_is_singular_stops_with_one_line(setup, tmp_path, monkeypatch):
+    """A diverged refit (the HfO2 loop at min_dist 1.4) left a singular active-set matrix and
+    a numpy traceback; now the job ends with one line that names the iteration, the refit's
+    training errors and the likely cause."""
+    import scripts.mtpflow.active as active
+    from scripts.mtpflow.settings import (ActiveLearningSettings, FitSettings, MTPSettings,
+                                          build)
+
+    pot, _ = setup
+    pot.save(tmp_path / "pot.mtp")
+    train, test = emt_cells(6, seed=3), emt_cells(2, seed=4)
+    ase.io.write(tmp_path / "train.extxyz", train)
+    ase.io.write(tmp_path / "test.extxyz", test)
+    ase.io.write(tmp_path / "labelled.extxyz", [])
+    config = validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}}})
+
+    def singular(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(active.ActiveSet, "from_training", singular)
+    out = {k: tmp_path / f"out.{k}" for k in ("extxyz", "mtp", "npz", "json")}
+    with pytest.raises(active.RefitFailed) as err:
+        active.refit(tmp_path / "pot.mtp", tmp_path / "train.extxyz",
+                     tmp_path / "labelled.extxyz", tmp_path / "test.extxyz", None, ["Cu"],
+                     build(MTPSettings, config["mtp"]), build(FitSettings, config["fit"]),
+                     build(ActiveLearningSettings, config["active_learning"]), 3,
+                     out["extxyz"], out["mtp"], out["npz"], out["json"], log=lambda *a: None)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("iteration 3: ")
+    assert "singular" in message and "meV/atom" in message and "min_dist" in message
+    assert not out["npz"].exists()

@@ -233,15 +233,28 @@ def refit(previous_potential, previous_train, labelled, test_file, isolated_file
             f"({describe_metric(fit_settings.metric, value)})")
     pot.save(out_potential)
     pot = MTPotential.load(out_potential, species=list(elements))   # exactly what the next MD reads
-    ActiveSet.from_training(pot, everything, mode=al.selection_mode, where=str(out_train),
-                            weights=al.weights()).save(out_state)
     sets = {"train": fit_set, "test": test}
     if valid_data:
         sets["valid"] = read_dataset(valid_data, species=list(elements))
     errors = {"iteration": int(iteration), "refit": how, "training_set_size": len(everything),
               "labels_added": len(new), **error_sets(pot, sets)}
+    try:
+        aset = ActiveSet.from_training(pot, everything, mode=al.selection_mode,
+                                       where=str(out_train), weights=al.weights())
+    except np.linalg.LinAlgError as err:
+        train = errors["train"]
+        raise RefitFailed(
+            f"iteration {iteration}: the refitted potential's active set is singular ({err}); "
+            f"its training errors are {train['energy_per_atom']['rmse']:.1f} meV/atom, "
+            f"{train['forces']['rmse']:.3g} eV/Å: the refit has likely diverged (labels with "
+            f"atoms closer than mtp.min_dist, or a failed reference, in {labelled})") from None
+    aset.save(out_state)
     write_errors_json(out_errors, errors)
     return errors
+
+
+class RefitFailed(RuntimeError):
+    """A refit whose result cannot continue the loop; the message is the one line to show."""
 
 
 # ---- 5. decide ----------------------------------------------------------------------------
