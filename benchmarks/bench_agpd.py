@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The MLIP paper's Ag-Pd DFT data (../shared/data/agpd/): our fit beside the published MTP.
 
-    NUMBA_NUM_THREADS=1 python benchmarks/bench_agpd.py [--level 16] [--fit-iter 100] [--seed 0]
+    NUMBA_NUM_THREADS=1 python benchmarks/bench_agpd.py [--level 16] [--fit-iter 100] [--tol T]
+        [--seed 0]
 
 Fits a potential of --level on train.cfg (our VarPro fit; --fit-iter 0: the linear
-coefficients only, on seeded random radial functions) and prints, for it and the published
+coefficients only, on seeded random radial functions; --tol: the fit's stopping rule, default
+the library's) and prints, for it and the published
 final.mtp: energy/atom and force errors on relaxed.xyz and pathway.xyz; the formation
 energies of the 65 relaxed structures against DFT (end members: the lowest-energy one-atom
 Ag and Pd cells of train.cfg, from each model's own energies there); gamma (configuration
@@ -27,6 +29,7 @@ from mtplib.analysis.hull import composition_counts, formation_energies
 from mtplib.io import read_dataset
 from mtplib.potential import MTPotential
 from mtplib.training import fit
+from mtplib.training.optimize import DEFAULT_TOL
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (a worktree under /work/wt/ has it two levels up)
@@ -71,6 +74,8 @@ def main():
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--level", type=int, default=16)
     ap.add_argument("--fit-iter", type=int, default=100)
+    ap.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                    help="relative loss change that stops the fit (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/out/agpd")
     args = ap.parse_args()
@@ -85,12 +90,16 @@ def main():
     init = MTPotential.from_level(args.level, ELEMENTS, min_dist=published.min_dist,
                                   max_dist=published.max_dist,
                                   radial_basis_size=published.radial_basis_size)
-    ours = fit(train, init, seed=args.seed, max_iter=args.fit_iter,
-               optimize_radial=args.fit_iter > 0, log=None)
+    fit_log = []
+    ours = fit(train, init, seed=args.seed, max_iter=args.fit_iter, tol=args.tol,
+               optimize_radial=args.fit_iter > 0, log=fit_log.append)
     fit_s = time.perf_counter() - t
+    stop = [line for line in fit_log if "stopped" in line or line.startswith("final")]
+    print(*stop, sep="\n", flush=True)
     ours.save(out / f"ours_level{args.level}.mtp")
     e_dft = formation(None, relaxed, train)
-    report = dict(fit_wall_s=fit_s, level=args.level, fit_iter=args.fit_iter, models={})
+    report = dict(fit_wall_s=fit_s, level=args.level, fit_iter=args.fit_iter, tol=args.tol,
+                  fit_stop=stop, models={})
     for name, pot in (("published final.mtp", published), (f"ours level {args.level}", ours)):
         e_f = formation(pot, relaxed, train)
         aset = ActiveSet.from_training(pot, train, mode="configuration")
