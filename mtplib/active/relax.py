@@ -52,12 +52,19 @@ def run_relax(potential, atoms, *, active_set=None, committee=None, optimizer="f
     watcher = Watcher(calc, thresholds, candidates, scenario, log, trajectory,
                       trajectory_interval, progress_interval)
     calc.grade_next = watcher.grading
-    reason, message = "finished", f"{steps} steps without reaching fmax = {fmax} eV/Å"
-    step = 0
+    reason, message, step = _optimize(opt, fmax, steps, lambda step: watcher.check(atoms, step))
+    return watcher.result(step, reason, message, log)
+
+
+def _optimize(opt, fmax, steps, check):
+    """Run the ASE optimizer `opt` to fmax; `check(step)` may stop it with (reason, message).
+    Returns (reason, message, steps taken): reason "converged", "finished" (out of steps),
+    "blow-up" (a non-finite or invalid result), or check's."""
+    reason, message, step = "finished", f"{steps} steps without reaching fmax = {fmax} eV/Å", 0
     try:
         for converged in opt.irun(fmax=fmax, steps=steps):
             step = opt.nsteps
-            stop = watcher.check(atoms, step)
+            stop = check(step)
             if stop:
                 reason, message = stop
                 break
@@ -66,7 +73,7 @@ def run_relax(potential, atoms, *, active_set=None, committee=None, optimizer="f
                 break
     except (FloatingPointError, OverflowError, ValueError) as exc:
         reason, message = "blow-up", f"step {step}: {exc}"
-    return watcher.result(step, reason, message, log)
+    return reason, message, step
 
 
 @dataclass
@@ -151,19 +158,14 @@ def relax_with_reference(atoms, calc, *, optimizer="bfgs", fmax=0.01, steps=200,
     counting = CountingCalculator(calc)
     atoms.calc = counting
     opt = make_optimizer(atoms, optimizer, relax_cell, pressure)
-    status, message, step = "not-converged", f"{steps} steps without reaching fmax = {fmax} eV/Å", 0
-    try:
-        for converged in opt.irun(fmax=fmax, steps=steps):
-            step = opt.nsteps
-            if not np.isfinite(counting.results.get("energy", np.nan)):
-                status, message = "failed", f"step {step}: non-finite energy"
-                break
-            if converged:
-                status, message = "converged", f"step {step}: converged to fmax = {fmax} eV/Å"
-                break
-    except (FloatingPointError, OverflowError, ValueError) as exc:
-        status, message = "failed", f"step {step}: {exc}"
-    return _final(atoms, name, status, step, message, counting.calls)
+
+    def finite(step):
+        if not np.isfinite(counting.results.get("energy", np.nan)):
+            return "blow-up", f"step {step}: non-finite energy"
+        return None
+
+    reason, message, step = _optimize(opt, fmax, steps, finite)
+    return _final(atoms, name, STATUS[reason], step, message, counting.calls)
 
 
 def relax_pool_with_reference(pool, calculator_factory, **kwargs):
