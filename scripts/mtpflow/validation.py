@@ -439,12 +439,21 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     table = format_verdicts(verdicts)
     Path(out_verdicts).write_text(table)
     for name, data in summary["scenarios"].items():
-        if "error" in data:
-            log(f"{name}: not compared, {data['error']}")
-        elif "rdf" in data:
-            log(f"{name}: RDF integrated |difference| "
-                f"{data['rdf_integrated_absolute_difference']:.4f} Å, ADF "
-                f"{data['adf_integrated_absolute_difference'] or float('nan'):.4f}")
+        line = comparison_line(name, data)
+        if line:
+            log(line)
         log(f"{name}: {format_structure(summary['structure'][name])}")
     log("validation verdicts (results/validation/verdicts.txt):\n" + table.rstrip())
     return summary
+
+
+def comparison_line(name, result):
+    """The log line of a scenario's comparison with its reference MD (a `compare` result);
+    None when it has no reference MD."""
+    if "error" in result:
+        return f"{name}: not compared, {result['error']}"
+    if "rdf" in result:
+        return (f"{name}: RDF integrated |difference| "
+                f"{result['rdf_integrated_absolute_difference']:.4f} Å, ADF "
+                f"{result.get('adf_integrated_absolute_difference') or float('nan'):.4f}")
+    return None
