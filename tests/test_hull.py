@@ -193,6 +193,32 @@ def test_learning_loop_ends_when_every_relaxation_finishes(tmp_path):
     assert len(res.training) == res.labels_spent
     assert (tmp_path / f"iter_{last['iteration']:03d}" / "iteration.json").exists()
 
+    # interrupted after iteration 0: the rerun reuses its labels and refit, and ends as the
+    # uninterrupted loop did, bit for bit
+    assert last["iteration"] >= 2, "the loop must run past iteration 1 for this check"
+    for it in tmp_path.glob("iter_*"):
+        if it.name != "iter_000":
+            (it / "iteration.json").unlink()
+    calls, lines = [], []
+
+    def counted():
+        calls.append(1)
+        return EMT()
+
+    again = learn_by_relaxation(pool, train, pot, counted, max_iterations=10,
+                                fit_options=dict(max_iter=30), out_dir=tmp_path,
+                                log=lines.append)
+    assert lines[0].startswith("resuming after iteration 0")
+    assert again.iterations == res.iterations
+    assert len(calls) == res.labels_spent - len(start) - res.iterations[0]["labels"]
+    np.testing.assert_array_equal(again.potential.moment_coeffs, res.potential.moment_coeffs)
+    assert [r.energy for r in again.relaxations] == [r.energy for r in res.relaxations]
+    # other settings: the saved iterations are not reused
+    lines.clear()
+    learn_by_relaxation(pool, train, pot, EMT, max_iterations=0, fmax=0.02,
+                        fit_options=dict(max_iter=30), out_dir=tmp_path, log=lines.append)
+    assert not lines[0].startswith("resuming") and not (tmp_path / "iter_001").exists()
+
 
 def test_cli_pool_reference_relaxation_and_hull(tmp_path, capsys):
     from mtplib.cli import main

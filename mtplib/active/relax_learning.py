@@ -7,15 +7,25 @@ configurations are the candidates: maxvol picks those that grow |det A| (`select
 the reference labels them, and the potential is refitted on the grown training set
 (`mtplib.training.fit`, warm start from the previous potential). The loop ends when no
 relaxation stops: the last pass is the relaxed pool of the final potential.
+
+With an output folder the loop resumes: each finished iteration leaves its labels and the
+refitted potential there (`iteration.json` written last), and a rerun with the same pool,
+training set, potential and settings starts after the last finished iteration (a larger
+`max_iterations` continues a loop that hit the cap); other inputs start it afresh.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase.io
+import numpy as np
 
+from ..labeling import read_frames, write_frames_atomic
 from ..labeling.label import compute_labels
 from ..training import fit
 from .grade import ActiveSet
@@ -59,11 +69,56 @@ class RelaxationLearning:
 
 
 def _write_iteration(out_dir, record, relaxations, selected):
+    """The iteration's files; iteration.json last: it marks the iteration finished."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "iteration.json").write_text(json.dumps(record, indent=1) + "\n")
     (out_dir / "relaxations.json").write_text(
         json.dumps([r.to_dict() for r in relaxations], indent=0) + "\n")
     ase.io.write(out_dir / "selected.extxyz", selected or [], format="extxyz")
+    (out_dir / "iteration.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _fingerprint(pool, training, potential, settings):
+    """A digest of what the loop's result depends on (not max_iterations): a saved loop is
+    resumed only under the same one."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=repr).encode())
+    for atoms in list(pool) + list(training):
+        for array in (atoms.numbers, atoms.positions, atoms.cell.array):
+            h.update(np.ascontiguousarray(array).tobytes())
+        if atoms.calc is not None:
+            for key in ("energy", "forces", "stress"):
+                if key in atoms.calc.results:
+                    h.update(np.asarray(atoms.calc.results[key], dtype=float).tobytes())
+    for f in dataclasses.fields(potential):
+        if f.compare and f.name != "source":
+            value = getattr(potential, f.name)
+            h.update(value.tobytes() if isinstance(value, np.ndarray) else repr(value).encode())
+    return h.hexdigest()
+
+
+def _saved_state(out_dir, fingerprint, potential_species):
+    """(records, labelled frames, potential) of the finished iterations that a rerun can
+    continue from (each with its refitted potential); ([], [], None) when none, or when the
+    folder was written under another fingerprint (then it is cleared)."""
+    from ..potential import MTPotential
+
+    stamp = out_dir / "fingerprint.txt"
+    if not stamp.exists() or stamp.read_text().strip() != fingerprint:
+        for old in out_dir.glob("iter_*"):
+            shutil.rmtree(old)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint + "\n")
+        return [], [], None
+    records, labelled, potential = [], [], None
+    for k in range(10 ** 6):
+        it = out_dir / f"iter_{k:03d}"
+        if not ((it / "iteration.json").exists() and (it / "refitted.mtp").exists()):
+            break
+        records.append(json.loads((it / "iteration.json").read_text()))
+        labelled.extend(read_frames(it / "labelled.extxyz"))
+        potential = it / "refitted.mtp"
+    if potential is not None:
+        potential = MTPotential.load(potential, species=potential_species)
+    return records, labelled, potential
 
 
 def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, thresholds=None,
@@ -80,10 +135,26 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
     fit_options = dict(fit_options or {})
     quiet = (lambda *a, **k: None)
     training = list(training)
-    potential = fit(training, init_potential, log=quiet, **fit_options)
-    result = RelaxationLearning(potential=potential, active_set=None, training=training,
+    result = RelaxationLearning(potential=None, active_set=None, training=training,
                                 initial_labels=len(training))
-    for iteration in range(max_iterations + 1):
+    first, potential = 0, None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        settings = dict(thresholds=thresholds, optimizer=optimizer, fmax=fmax, steps=steps,
+                        relax_cell=relax_cell, pressure=pressure, max_select=max_select,
+                        mode=mode, selection_weights=selection_weights, fit_options=fit_options)
+        records, labelled, potential = _saved_state(
+            out_dir, _fingerprint(pool, training, init_potential, settings),
+            init_potential.species)
+        if potential is not None:
+            result.iterations, first = records, len(records)
+            training = training + labelled
+            result.training = training
+            log(f"resuming after iteration {first - 1}: {len(labelled)} labels of "
+                f"{out_dir} reused")
+    if potential is None:
+        potential = fit(training, init_potential, log=quiet, **fit_options)
+    for iteration in range(first, max_iterations + 1):
         aset = ActiveSet.from_training(potential, training, mode=mode,
                                        where=f"training set of iteration {iteration}",
                                        weights=selection_weights)
@@ -98,7 +169,8 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
                       candidates=len(stopped), selected=0, labels=0, label_failures=0,
                       max_gamma=float(max((r.max_gamma for r in relaxations), default=0.0)),
                       mtp_calls=int(sum(r.calls for r in relaxations)))
-        selected = []
+        selected, labelled = [], []
+        it_dir = None if out_dir is None else out_dir / f"iter_{iteration:03d}"
         if stopped and iteration < max_iterations:
             # select_add refuses swaps that would leave A singular (an underdetermined
             # start): no fallback needed here (run_swaps(checked=True))
@@ -106,6 +178,10 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
                              where=f"stopped configurations of iteration {iteration}")
             selected = [stopped[k] for k in sel.selected]
             labelled, failed = label(selected, calculator_factory)
+            if it_dir is not None:       # what a resumed loop reads back, bit for bit
+                it_dir.mkdir(parents=True, exist_ok=True)
+                write_frames_atomic(it_dir / "labelled.extxyz", labelled)
+                labelled = read_frames(it_dir / "labelled.extxyz")
             record.update(selected=len(selected), labels=len(selected),
                           label_failures=len(failed))
             training = training + labelled
@@ -115,13 +191,17 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
             f"{counts['not-converged']}, failed {counts['failed']}; selected {record['selected']}")
         result.iterations.append(record)
         result.relaxations = relaxations
-        if out_dir is not None:
-            _write_iteration(Path(out_dir) / f"iter_{iteration:03d}", record, relaxations,
-                             selected)
+        done = not stopped or iteration == max_iterations or not selected
+        if not done:
+            potential = fit(training, potential, log=quiet, warm_start=True, **fit_options)
+            if it_dir is not None:
+                potential.save(it_dir / "refitted.mtp")
+                potential = type(potential).load(it_dir / "refitted.mtp",
+                                                 species=potential.species)
+        if it_dir is not None:
+            _write_iteration(it_dir, record, relaxations, selected)
         if not stopped:
             result.converged = True
+        if done:
             break
-        if iteration == max_iterations or not selected:
-            break
-        potential = fit(training, potential, log=quiet, warm_start=True, **fit_options)
     return result
