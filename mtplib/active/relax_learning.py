@@ -161,7 +161,7 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
         result.potential, result.active_set = potential, aset
         relaxations = relax_pool(potential, pool, active_set=aset, thresholds=thresholds,
                                  optimizer=optimizer, fmax=fmax, steps=steps,
-                                 relax_cell=relax_cell, pressure=pressure)
+                                 relax_cell=relax_cell, pressure=pressure, log=log)
         counts = {s: sum(r.status == s for r in relaxations)
                   for s in ("converged", "stopped", "not-converged", "failed")}
         stopped = [r.atoms for r in relaxations if r.status == "stopped"]
@@ -177,6 +177,8 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
             sel = select_add(aset, stopped, max_count=max_select,
                              where=f"stopped configurations of iteration {iteration}")
             selected = [stopped[k] for k in sel.selected]
+            log(f"iteration {iteration}: {len(stopped)} relaxations stopped; labelling the "
+                f"{len(selected)} selected")
             labelled, failed = label(selected, calculator_factory)
             if it_dir is not None:       # what a resumed loop reads back, bit for bit
                 it_dir.mkdir(parents=True, exist_ok=True)
