@@ -123,6 +123,11 @@ def equilibrated_condition(A, Ainv):
     return float(S.sum(axis=0).max() * Sinv.sum(axis=0).max())
 
 
+def _is_virtual(row):
+    """A regularising row eps e_k of the underdetermined start (one nonzero entry)."""
+    return np.count_nonzero(row) == 1
+
+
 def _confirm_swap(state, log_det_before, tol):
     """After a swap: a fresh A^-1, and whether |det A| grew by more than 1 + tol with A well
     posed (not singular, equilibrated condition below MAX_CONDITION); sets state.log_det."""
@@ -171,7 +176,7 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
     if checked:
         state.refresh()
         log_det_fresh = state.log_det = float(np.linalg.slogdet(state.A)[1])
-        refused = []                                # (row, slot) pairs that failed the check
+        refused = np.zeros((n, m), dtype=bool)      # (row, slot) pairs that failed the check
     C = state.coefficients(rows)
     done = 0
     since_refresh = 0
@@ -182,8 +187,7 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
             absC[~mask] = 0.0
         if checked:
             absC[~np.isfinite(absC)] = 0.0
-            for i, j in refused:
-                absC[i, j] = 0.0
+            absC[refused] = 0.0
         flat = int(np.argmax(absC))
         i, j = divmod(flat, m)
         if absC[i, j] <= 1.0 + tol:
@@ -207,7 +211,12 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
             if not _confirm_swap(state, log_det_fresh, tol):
                 state.A[j], state.labels[j], state.Ainv, state.log_det = before[:4]
                 del state.swaps[before[4]:]
-                refused.append((i, j))              # singular or no gain: not a swap
+                refused[i, j] = True                # singular or no gain: not a swap
+                if _is_virtual(leaving_row):
+                    # b_i's coefficient on slot j is its component off the span of the real
+                    # rows over eps; on the other virtual slots that component is smaller
+                    # still, and those swaps fail alike (thousands of LUs each otherwise)
+                    refused[i, [k for k in range(m) if _is_virtual(state.A[k])]] = True
                 continue
             state.swaps[-1] = (int(j), int(labels[i]), float(np.exp(state.log_det - log_det_fresh)))
             log_det_fresh = state.log_det
