@@ -154,3 +154,32 @@ def test_two_scenario_grid_through_the_workflow_one_configuration_per_trajectory
     assert set(rec["stop_reasons"]) == set(runs) and not rec["converged"]
     assert sorted(n for n, why in rec["stop_reasons"].items() if why == "extrapolation") == stopped
 
+
+
+def test_an_overheated_last_state_is_not_continued(rough, tmp_path):
+    """A run that heated far above its thermostat (the HfO2 melt: accepted at 4600-4800 K under
+    3000 K, then blowing up within a few steps, every iteration the same) starts afresh; a
+    state at the thermostat's temperature is continued."""
+    import numpy as np
+
+    from scripts.mtpflow.active import overheated
+
+    config, al = settings({"gamma_select": 1e6, "gamma_break": 1e7, "scenarios": [
+        {"name": "md", "start": {"phase": "Cu", "supercell": [2, 2, 2]}, "temperatures": [300],
+         "steps": 4, "interval": 1}]})
+    run = al.runs()["md_300K"]
+    first = run_explore(rough, run, al, config, tmp_path)
+    assert first["reason"] == "finished"
+    state = ase.io.read(tmp_path / "md_300K.last.extxyz")
+    for name, temperature in (("warm", 300.0), ("hot", 600.0)):
+        atoms = state.copy()
+        atoms.set_momenta(state.get_momenta() * np.sqrt(temperature / state.get_temperature()))
+        assert overheated(atoms, 300.0) == (name == "hot")          # 32 atoms: above 1.72 x
+        ase.io.write(tmp_path / f"{name}.extxyz", atoms)
+        lines = []
+        summary = explore(*rough, run, al, config["phases"], ["Cu"], 1,
+                          tmp_path / f"{name}.c.extxyz", tmp_path / f"{name}.json",
+                          tmp_path / f"{name}.last.extxyz", previous_last=tmp_path / f"{name}.extxyz",
+                          log=lines.append)
+        assert summary["continued"] == (name == "warm")
+        assert any("starting afresh" in line for line in lines) == (name == "hot")

@@ -59,6 +59,20 @@ def committee_of(potential, committee_file, elements):
 
 
 # ---- 1. explore ---------------------------------------------------------------------------
+OVERHEATED_SIGMAS = 5.0   # canonical kinetic-temperature fluctuations, sigma_T / T = sqrt(2 / 3N)
+
+
+def overheated(atoms, temperature):
+    """Whether a state's kinetic temperature is more than OVERHEATED_SIGMAS canonical
+    fluctuations above the thermostat's: not an equilibrium state to continue from (the HfO2
+    melt, continued at 4600-4800 K under a 3000 K thermostat, blew up within 4-14 steps in
+    every iteration, selecting nothing)."""
+    if temperature <= 0 or not atoms.has("momenta") or len(atoms) == 0:
+        return False
+    sigma = np.sqrt(2.0 / (3.0 * len(atoms)))
+    return atoms.get_temperature() > temperature * (1.0 + OVERHEATED_SIGMAS * sigma)
+
+
 def explore(potential_file, state_file, run, al, phases, elements, iteration, out_candidates,
             out_summary, out_last, previous_last=None, committee_file=None, log=print):
     """Learning-on-the-fly MD of one run (an MDRun); candidates to `out_candidates`, a record,
@@ -76,6 +90,12 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
     # one accepted during the preparation (another temperature and cell) starts afresh
     continued = bool(previous) and (not run.schedule or
                                     int(previous[-1].info.get("segment", -1)) == len(run.schedule))
+    if continued and overheated(previous[-1], run.temperature):
+        continued = False
+        log(f"iteration {iteration}, {run.name}: the previous iteration's last accepted state is "
+            f"at {previous[-1].get_temperature():.0f} K, far above the thermostat's "
+            f"{run.temperature:g} K (a run heating up under the potential: continuing it would "
+            "repeat the same stop); starting afresh")
     scheduled = bool(run.schedule) and not continued
     atoms = previous[-1] if continued else run.start_structure(phases, where=where,
                                                                scaled=not scheduled)
