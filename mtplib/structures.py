@@ -122,6 +122,15 @@ def amorphous_box_length(composition: dict, density: float, n_atoms: int) -> flo
     return float((mass * AMU_PER_CM3_TO_G_PER_A3 / density) ** (1.0 / 3.0))
 
 
+def repeat_to_height(atoms, min_height):
+    """`atoms` repeated along each periodic axis until every perpendicular height is at least
+    `min_height` Å (the smallest such diagonal supercell); unchanged when it already is."""
+    heights = cell_heights(atoms.cell.array, atoms.pbc)
+    reps = [1 if not np.isfinite(h) or h >= min_height else int(np.ceil(min_height / h))
+            for h in heights]
+    return atoms.repeat(reps) if max(reps) > 1 else atoms.copy()
+
+
 def cell_heights(cell, pbc=True) -> np.ndarray:
     """Perpendicular height (Å) of a cell along each of its vectors: volume / area of the
     opposite face, the thickness of the slab between periodic images; inf along a

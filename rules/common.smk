@@ -94,6 +94,12 @@ AL_ROOTS = [s.al_root for s in STAGES] or ["al"]
 FINAL_REFERENCE = job_reference(config["fidelity_stages"][-1]["reference"] if STAGES
                                 else config["reference"])
 FINAL_REFERENCE_ENV = f"../envs/{(STAGES[-1].reference if STAGES else REFERENCE).code.conda_env}.yaml"
+# validation's energy-volume and elastic cells: repeated to this height (Å) for a Γ-only
+# final reference (its gamma_only_min_height), unit cells otherwise (0)
+_final = (STAGES[-1].reference if STAGES else REFERENCE)
+_final_raw = config["fidelity_stages"][-1]["reference"] if STAGES else config["reference"]
+FINAL_GAMMA_MIN_HEIGHT = (float(_final_raw["gamma_only_min_height"])
+                          if _final.code.samples_gamma_only(_final_raw.get("kwargs")) else 0.0)
 
 
 wildcard_constraints:

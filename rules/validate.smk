@@ -131,6 +131,7 @@ rule validate_summary:
         phases=config["phases"],
         elements=config["elements"],
         validation=config["validation"],
+        gamma_only_min_height=FINAL_GAMMA_MIN_HEIGHT,
     conda:
         FINAL_REFERENCE_ENV
     script:

@@ -12,4 +12,4 @@ with tee_log(sm.log[0]) as log:
               build(ReferenceSettings, sm.params.reference), sm.params.phases,
               sm.params.elements, build(ValidationSettings, sm.params.validation),
               sm.output.summary, sm.output.parity, sm.output.energy_volume, sm.output.verdicts,
-              log=log)
+              min_height=sm.params.gamma_only_min_height, log=log)

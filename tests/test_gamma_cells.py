@@ -135,3 +135,17 @@ def test_snakefile_prints_the_warning_and_goes_on(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith(
         f"WARNING ({path}): config key 'phases.monoclinic.displacements.supercells[0]'"), lines
+
+
+def test_repeat_to_height_is_the_smallest_diagonal_supercell_of_that_height():
+    from ase.build import bulk
+
+    from mtplib.structures import repeat_to_height
+
+    cell = bulk("Cu", "fcc", a=3.6)                      # heights 2.08 Å
+    big = repeat_to_height(cell, 10.0)
+    assert len(big) == 5 ** 3 and cell_heights(big.cell.array).min() >= 10.0
+    assert cell_heights(repeat_to_height(cell, 8.0).cell.array).min() < 10.0
+    wide = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((3, 3, 1))
+    assert len(repeat_to_height(wide, 10.0)) == len(wide) * 3     # only the thin axis
+    assert len(repeat_to_height(wide, 1.0)) == len(wide)

@@ -160,3 +160,42 @@ def test_the_hfo2_example_validation_starts_build():
     assert sizes[("amorphous_3000K", "reference")] == (48, 1000.0)   # 1 ps of xTB
     assert not runs["amorphous_300K"].compared
     assert config["validation"]["md_force_frames"] == 50
+
+
+def test_gamma_only_reference_gets_energy_volume_and_elastic_cells_of_min_height(
+        setup, tmp_path, monkeypatch):
+    """A Γ-only reference (tblite, in the HfO2 run: E-V RMSE 620-930 meV/atom on 3- and
+    12-atom cells) gets the phases' cells repeated to gamma_only_min_height for the E-V curve
+    and the elastic constants; a k-point reference (0) the unit cell."""
+    import dataclasses
+
+    import scripts.mtpflow.validation as validation
+    from mtplib.structures import cell_heights
+
+    tmp, settings = setup
+    if not (tmp / "reference.json").exists():
+        pytest.skip("needs the trajectories of the first test")
+    seen = {"ev": [], "elastic": []}
+
+    def fake_ev(unit, calc):
+        seen["ev"].append(len(unit))
+        assert cell_heights(unit.cell.array, unit.pbc).min() >= seen["height"]
+        return np.array([10.0, 11.0, 12.0]), np.array([-1.0, -1.1, -1.0])
+
+    def fake_elastic(unit, calc):
+        seen["elastic"].append(len(unit))
+        return np.eye(6) * 100.0
+
+    monkeypatch.setattr(validation, "energy_volume", fake_ev)
+    monkeypatch.setattr(validation, "elastic_constants", fake_elastic)
+    phases = {"Cu": {"bulk": {"name": "Cu"}}}          # the 1-atom fcc cell, 2.1 Å high
+    checks = dataclasses.replace(settings.validation, energy_volume=True, elastic=True)
+    for height, atoms in ((0.0, 1), (10.0, 125)):
+        seen.update(ev=[], elastic=[], height=height)
+        lines = []
+        summarize([], [], {}, [], tmp / "potential.mtp", tmp / "test.extxyz",
+                  settings.reference, phases, ELEMENTS, checks,
+                  tmp_path / "summary.json", tmp_path / "parity.png", tmp_path / "ev.png",
+                  tmp_path / "verdicts.txt", min_height=height, log=lines.append)
+        assert seen["ev"] == [atoms, atoms] and seen["elastic"] == [atoms, atoms]
+        assert any("Cu 125 atoms" in line for line in lines) == (height > 0)

@@ -37,7 +37,7 @@ from mtplib.io import read_dataset
 from mtplib.labeling import (ReferenceFailed, RetryingCalculator, append_frame, compute_labels,
                              read_frames, write_frames_atomic)
 from mtplib.potential import MTPotential
-from mtplib.structures import build_phase
+from mtplib.structures import build_phase, repeat_to_height
 
 
 def _figure(n, size=3.6):
@@ -331,11 +331,12 @@ def format_structure(s) -> str:
 
 def summarize(similarity_files, names, runs, own_md_files, potential_file, test_file,
               reference, phases, elements, validation, out_summary, out_parity, out_ev,
-              out_verdicts, log=print):
+              out_verdicts, min_height=0.0, log=print):
     """summary.json with the verdicts table, verdicts.txt, the held-out test set's parity plot
     of the final potential; the energy-volume curves (and elastic constants) of every phase
     when configured. `own_md_files`: relabel_own_md's records, one per scenario in `names`
-    order (empty: validation.md_force_frames is 0)."""
+    order (empty: validation.md_force_frames is 0). `min_height` > 0 (a Γ-only reference):
+    the phases' cells of those two checks are repeated to at least that height (Å)."""
     tol = validation.tolerances
     pot = MTPotential.load(potential_file, species=list(elements))
     summary = {"potential": str(potential_file), "test_set": str(test_file), "scenarios": {}}
@@ -358,8 +359,18 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     fig, axes = _figure(max(1, len(names_ev)))
     summary["energy_volume"] = {}
     summary["elastic"] = {}
-    for ax, phase in zip(axes, names_ev):
+    def cell_of(phase):
         unit = build_phase(phase, phases[phase])
+        if min_height > 0:
+            unit = repeat_to_height(unit, min_height)
+        return unit
+
+    if min_height > 0 and (names_ev or validation.elastic):
+        log("energy-volume and elastic cells repeated to >= "
+            f"{min_height:g} Å for the Γ-only reference: " + ", ".join(
+                f"{phase} {len(cell_of(phase))} atoms" for phase in phases))
+    for ax, phase in zip(axes, names_ev):
+        unit = cell_of(phase)
         try:
             curves = {label: energy_volume(unit, calc) for label, calc in calcs.items()}
         except Exception as exc:       # a reference failure (SCF) must not lose the summary
@@ -387,7 +398,7 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     fig.savefig(out_ev, dpi=110)
     if validation.elastic:
         for phase in phases:
-            unit = build_phase(phase, phases[phase])
+            unit = cell_of(phase)
             try:
                 c = {k: elastic_constants(unit, calc) for k, calc in calcs.items()}
             except Exception as exc:
