@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from snakemake.settings.types import DeploymentMethod
 
-from scripts.mtpflow.settings import n_chunks
+from scripts.mtpflow.settings import gamma_cell_height, n_chunks
 
 PHASES = list(config["phases"])
 REFERENCE = SETTINGS.reference
@@ -91,15 +91,12 @@ VALIDATION_RUNS = {name: asdict(run) for name, run in SETTINGS.validation.runs()
 # without them the one loop lives in results/al/. {alroot} is that folder under results/.
 STAGES = SETTINGS.fidelity_stages
 AL_ROOTS = [s.al_root for s in STAGES] or ["al"]
-FINAL_REFERENCE = job_reference(config["fidelity_stages"][-1]["reference"] if STAGES
-                                else config["reference"])
+_final_reference = config["fidelity_stages"][-1]["reference"] if STAGES else config["reference"]
+FINAL_REFERENCE = job_reference(_final_reference)
 FINAL_REFERENCE_ENV = f"../envs/{(STAGES[-1].reference if STAGES else REFERENCE).code.conda_env}.yaml"
-# validation's energy-volume and elastic cells: repeated to this height (Å) for a Γ-only
-# final reference (its gamma_only_min_height), unit cells otherwise (0)
-_final = (STAGES[-1].reference if STAGES else REFERENCE)
-_final_raw = config["fidelity_stages"][-1]["reference"] if STAGES else config["reference"]
-FINAL_GAMMA_MIN_HEIGHT = (float(_final_raw["gamma_only_min_height"])
-                          if _final.code.samples_gamma_only(_final_raw.get("kwargs")) else 0.0)
+# validation's energy-volume and elastic cells are repeated to this height (Å): a Γ-only final
+# reference's gamma_only_min_height, else 0 (unit cells)
+FINAL_GAMMA_MIN_HEIGHT = gamma_cell_height(_final_reference)
 
 
 wildcard_constraints:

@@ -95,12 +95,10 @@ def _fingerprint(pool, training, potential, settings):
     return h.hexdigest()
 
 
-def _saved_state(out_dir, fingerprint, potential_species):
-    """(records, labelled frames, potential) of the finished iterations that a rerun can
-    continue from (each with its refitted potential); ([], [], None) when none, or when the
-    folder was written under another fingerprint (then it is cleared)."""
-    from ..potential import MTPotential
-
+def _saved_state(out_dir, fingerprint):
+    """(records, labelled frames, refitted potential's file) of the finished iterations that a
+    rerun can continue from; ([], [], None) when none, or when the folder was written under
+    another fingerprint (then it is cleared)."""
     stamp = out_dir / "fingerprint.txt"
     if not stamp.exists() or stamp.read_text().strip() != fingerprint:
         for old in out_dir.glob("iter_*"):
@@ -116,8 +114,6 @@ def _saved_state(out_dir, fingerprint, potential_species):
         records.append(json.loads((it / "iteration.json").read_text()))
         labelled.extend(read_frames(it / "labelled.extxyz"))
         potential = it / "refitted.mtp"
-    if potential is not None:
-        potential = MTPotential.load(potential, species=potential_species)
     return records, labelled, potential
 
 
@@ -143,10 +139,10 @@ def learn_by_relaxation(pool, training, init_potential, calculator_factory, *, t
         settings = dict(thresholds=thresholds, optimizer=optimizer, fmax=fmax, steps=steps,
                         relax_cell=relax_cell, pressure=pressure, max_select=max_select,
                         mode=mode, selection_weights=selection_weights, fit_options=fit_options)
-        records, labelled, potential = _saved_state(
-            out_dir, _fingerprint(pool, training, init_potential, settings),
-            init_potential.species)
-        if potential is not None:
+        records, labelled, saved = _saved_state(
+            out_dir, _fingerprint(pool, training, init_potential, settings))
+        if saved is not None:
+            potential = type(init_potential).load(saved, species=init_potential.species)
             result.iterations, first = records, len(records)
             training = training + labelled
             result.training = training

@@ -705,6 +705,18 @@ def _gamma_cells(config: dict, read_files: bool) -> tuple[list, list]:
     return [c for c in labelled if c], [c for c in validation if c]
 
 
+def gamma_cell_height(reference: dict) -> float:
+    """The smallest cell height (Å) a reference section asks for: its gamma_only_min_height
+    when its code samples only the Γ point with these kwargs, else 0 (any cell will do)."""
+    from mtplib.labeling.registry import get_code
+
+    threshold = float(reference["gamma_only_min_height"])
+    if threshold <= 0 or not get_code(reference["name"]).samples_gamma_only(
+            reference.get("kwargs")):
+        return 0.0
+    return threshold
+
+
 def _check_gamma_cells(config: dict, read_files: bool) -> None:
     """A ConfigWarning per periodic cell thinner than ``gamma_only_min_height`` that a
     Γ-only reference (registry ``gamma_only``) labels: its energies and forces are not
@@ -717,10 +729,10 @@ def _check_gamma_cells(config: dict, read_files: bool) -> None:
     final = references[-1][0]
     labelled, validation = None, None
     for where, reference in references:
-        code = get_code(reference["name"])
-        threshold = float(reference["gamma_only_min_height"])
-        if threshold <= 0 or not code.samples_gamma_only(reference.get("kwargs")):
+        threshold = gamma_cell_height(reference)
+        if not threshold:
             continue
+        code = get_code(reference["name"])
         if labelled is None:
             labelled, validation = _gamma_cells(config, read_files)
         why = ("" if code.gamma_only is True

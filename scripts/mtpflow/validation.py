@@ -359,18 +359,16 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     fig, axes = _figure(max(1, len(names_ev)))
     summary["energy_volume"] = {}
     summary["elastic"] = {}
-    def cell_of(phase):
-        unit = build_phase(phase, phases[phase])
+    cells = {}
+    if names_ev or validation.elastic:
+        cells = {phase: build_phase(phase, phases[phase]) for phase in phases}
         if min_height > 0:
-            unit = repeat_to_height(unit, min_height)
-        return unit
-
-    if min_height > 0 and (names_ev or validation.elastic):
-        log("energy-volume and elastic cells repeated to >= "
-            f"{min_height:g} Å for the Γ-only reference: " + ", ".join(
-                f"{phase} {len(cell_of(phase))} atoms" for phase in phases))
+            cells = {phase: repeat_to_height(unit, min_height) for phase, unit in cells.items()}
+            log("energy-volume and elastic cells repeated to >= "
+                f"{min_height:g} Å for the Γ-only reference: " + ", ".join(
+                    f"{phase} {len(unit)} atoms" for phase, unit in cells.items()))
     for ax, phase in zip(axes, names_ev):
-        unit = cell_of(phase)
+        unit = cells[phase]
         try:
             curves = {label: energy_volume(unit, calc) for label, calc in calcs.items()}
         except Exception as exc:       # a reference failure (SCF) must not lose the summary
@@ -397,8 +395,7 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     fig.tight_layout()
     fig.savefig(out_ev, dpi=110)
     if validation.elastic:
-        for phase in phases:
-            unit = cell_of(phase)
+        for phase, unit in cells.items():
             try:
                 c = {k: elastic_constants(unit, calc) for k, calc in calcs.items()}
             except Exception as exc:
