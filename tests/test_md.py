@@ -39,7 +39,12 @@ def _run(pot, aset, engine, tmp_path, **kwargs):
     ("nve", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, interval=3), {}),
     ("nvt", "neighborhood", Thresholds(gamma_select=3.0, gamma_break=1e9, interval=10), {}),
     ("nvt", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, gamma_max=3.0),
-     dict(ramp_steps=20, ramp_start=100.0))])
+     dict(ramp_steps=20, ramp_start=100.0)),
+    # a damped equilibration stage before the run: the stage boundary (step 10) is graded once
+    ("nve", "configuration", Thresholds(gamma_select=2.0, gamma_break=1e9, interval=5),
+     dict(equilibration_steps=10, equilibration_friction=0.2)),
+    ("nvt", "configuration", Thresholds(gamma_select=4.5, gamma_break=5.9),
+     dict(equilibration_steps=7))])
 def test_native_engine_is_ase_bit_for_bit(setup, tmp_path, ensemble, mode, thresholds, extra):
     pot, aset_cfg, aset_nbh = setup
     aset = aset_cfg if mode == "configuration" else aset_nbh
@@ -195,3 +200,30 @@ def test_cli_md_engine_native(setup, tmp_path, capsys):
                  "--no-gamma", "--steps", "8", "--ensemble", "npt", "--engine", "native",
                  "--candidates", str(tmp_path / "cand.extxyz")]) == 2
     assert "engine 'native' runs the ensembles" in capsys.readouterr().err
+
+
+def test_equilibration_stage_takes_out_released_heat(setup):
+    """A strongly rattled cell releases its strain energy as heat: under a weak Langevin
+    thermostat it stays near 2500 K for 300 K; after a damped equilibration stage it is near
+    300 K. The run counts the stage's steps and grades the stage boundary once."""
+    pot, aset, _ = setup
+    squeezed = emt_cells(1, seed=11, rattle=0.25)[0]      # far from equilibrium positions
+    final = {}
+    for equil in (0, 60):
+        atoms = squeezed.copy()     # near critical damping (0.05/fs): the fastest relaxation
+        run_md(pot, atoms, ensemble="nvt", temperature=300, steps=30, timestep=2.0, seed=3,
+               friction=0.001, equilibration_steps=equil, equilibration_friction=0.05,
+               log=None)
+        final[equil] = atoms.get_temperature()
+    # after the damped stage and 30 weakly thermostatted steps the cell is far cooler than
+    # after 30 weakly thermostatted steps alone
+    assert final[60] < 0.25 * final[0], final
+    atoms = squeezed.copy()
+    res = run_md(pot, atoms, active_set=aset, ensemble="nvt", temperature=300, steps=12,
+                 equilibration_steps=8, log=None, seed=1,
+                 thresholds=Thresholds(gamma_select=1e11, gamma_break=1e12, interval=1))
+    assert res.steps == 20 and res.reason == "finished"
+    assert [s for s, _ in res.history] == list(range(21))     # each step graded once
+    with pytest.raises(ValueError, match="equilibration"):
+        run_md(pot, squeezed.copy(), steps=1, equilibration_steps=1, equilibration_friction=0,
+               log=None)

@@ -95,12 +95,33 @@ def test_schedule_prepares_the_run_and_the_record_lists_the_segments(rough, tmp_
     ([{"steps": 5, "temperature": 900}], {"ramp_start": 100, "ramp_steps": 10},
      "config key 'active_learning.scenarios[liquid].schedule': give either a schedule or a "
      "temperature ramp (ramp_steps = 10), not both"),
+    ([{"steps": 5, "temperature": 900}], {"equilibration": {"steps": 20}},
+     "config key 'active_learning.scenarios[liquid].schedule': give either a schedule or a "
+     "damped start (equilibration.steps = 20), not both"),
+    ([{"steps": 5, "temperature": 900}], {"equilibration": {"steps": 20, "friction": 0}},
+     "config key 'active_learning.scenarios.0.equilibration.friction': 0 is less than or equal "
+     "to the minimum of 0"),
 ])
 def test_a_bad_schedule_is_one_line_naming_the_key(schedule, extra, message):
     with pytest.raises(ConfigError) as err:
         settings({"scenarios": [{"name": "liquid", "start": {"phase": "Cu"},
                                  "schedule": schedule, **extra}]})
     assert "\n" not in str(err.value) and str(err.value).startswith(message), str(err.value)
+
+
+def test_damped_start_counts_in_the_run_and_a_continued_run_skips_it(rough, tmp_path):
+    config, al = settings({"gamma_select": 1e6, "gamma_break": 1e7, "scenarios": [
+        {"name": "box", "start": {"phase": "Cu"}, "temperatures": [900], "steps": 5,
+         "interval": 1, "equilibration": {"steps": 7, "friction": 0.1}}]})
+    run = al.runs()["box_900K"]
+    assert run.equilibration == {"steps": 7, "friction": 0.1} and run.steps_requested == 12
+    assert build(MDRun, asdict(run)) == run
+    fresh = run_explore(rough, run, al, config, tmp_path)
+    assert fresh["steps"] == fresh["steps_requested"] == 12 and fresh["graded"] == 13
+    held = explore(*rough, run, al, config["phases"], ["Cu"], 1, tmp_path / "held.extxyz",
+                   tmp_path / "held.json", tmp_path / "held.last.extxyz",
+                   previous_last=tmp_path / "box_900K.last.extxyz", log=lambda *a, **k: None)
+    assert held["continued"] and held["steps"] == held["steps_requested"] == 5
 
 
 def test_a_bad_segment_past_the_schema_names_the_key():

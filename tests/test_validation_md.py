@@ -199,3 +199,21 @@ def test_gamma_only_reference_gets_energy_volume_and_elastic_cells_of_min_height
                   tmp_path / "verdicts.txt", min_height=height, log=lines.append)
         assert seen["ev"] == [atoms, atoms] and seen["elastic"] == [atoms, atoms]
         assert any("Cu 125 atoms" in line for line in lines) == (height > 0)
+
+
+def test_validation_md_damped_start_runs_before_both_engines(setup):
+    """equilibration: the MTP and the reference run both begin with the damped start, which
+    counts in their steps and record."""
+    from dataclasses import replace
+    tmp, settings = setup
+    run = replace(settings.validation.runs()["glass"], equilibration={"steps": 6, "friction": 0.1})
+    mtp = validation_md(run, "mtp", {}, ELEMENTS, tmp / "eq_mtp.extxyz", tmp / "eq_mtp.json",
+                        potential_file=tmp / "potential.mtp", state_file=tmp / "state.als.npz",
+                        log=lambda *a: None)
+    ref = validation_md(run, "reference", {}, ELEMENTS, tmp / "eq_ref.extxyz",
+                        tmp / "eq_ref.json", reference=settings.reference, log=lambda *a: None)
+    for record, steps in ((mtp, 40), (ref, 30)):
+        assert record["steps"] == record["steps_requested"] == steps + 6
+        assert record["equilibration_steps"] == 6 and record["reason"] == "finished"
+    assert mtp["gamma"]["graded"] == 46 // 5 + 1
+

@@ -295,7 +295,8 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
            temperature=300.0, steps=1000, timestep=1.0, pressure=0.0, thresholds=None,
            candidates=None, trajectory=None, trajectory_interval=100, progress_interval=100,
            seed=0, scenario="md", friction=0.01, tdamp=100.0, pdamp=1000.0,
-           thermalize=True, ramp_steps=0, ramp_start=None, log=print, engine="ase"):
+           thermalize=True, ramp_steps=0, ramp_start=None, equilibration_steps=0,
+           equilibration_friction=0.05, log=print, engine="ase"):
     """MD of `atoms` (modified in place), learning on the fly; returns a `RunResult`.
 
     The one MD driver of active learning and validation. With `potential` (and an active set
@@ -306,6 +307,12 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
     total momentum; with `thermalize=False` the momenta `atoms` carries are kept (a run that
     continues an earlier one). With `ramp_steps`, the thermostat's target goes linearly from
     `ramp_start` (K) to `temperature` over the first `ramp_steps` steps (Langevin only).
+    With `equilibration_steps`, the run begins with that many steps of strongly damped
+    Langevin dynamics (`equilibration_friction`, 1/fs) at the start temperature in the start
+    cell, then goes on in `ensemble` for `steps` more: a packed amorphous box releases its
+    strain energy as heat within tens of fs, which a weak thermostat lets run away
+    (benchmarks/RESULTS.md, bench_xtb_melt). These steps are graded and written like the
+    others and count in the run's steps.
     Every random choice (velocities, Langevin noise) comes from `seed`.
 
     `engine`: "ase" steps the ASE integrator through `Atoms` and the calculator; "native"
@@ -336,12 +343,15 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
     if ramp and ensemble.lower() not in ("nvt", "langevin", "nvt-langevin"):
         raise ValueError(f"{scenario}: a temperature ramp needs the Langevin thermostat (nvt), "
                          f"not {ensemble!r}")
+    if equilibration_steps < 0 or not equilibration_friction > 0:
+        raise ValueError(f"{scenario}: equilibration needs steps >= 0 and friction > 0, got "
+                         f"{equilibration_steps} and {equilibration_friction}")
+    start_temperature = ramp_start if ramp else temperature
     if thermalize or not atoms.has("momenta"):
-        t0 = ramp_start if ramp else temperature
         if hasattr(vd, "thermalize_momenta"):          # ASE >= 3.28
-            vd.thermalize_momenta(atoms, temperature_K=t0, rng=rng)
+            vd.thermalize_momenta(atoms, temperature_K=start_temperature, rng=rng)
         else:
-            vd.MaxwellBoltzmannDistribution(atoms, temperature_K=t0, rng=rng)
+            vd.MaxwellBoltzmannDistribution(atoms, temperature_K=start_temperature, rng=rng)
         vd.Stationary(atoms)
     calc = calculator if calculator is not None else ActiveCalculator(potential, active_set,
                                                                        committee)
@@ -350,33 +360,48 @@ def run_md(potential, atoms, *, active_set=None, committee=None, calculator=None
                       trajectory_interval, progress_interval)
     if watcher.grading:
         calc.grade_next = True              # step 0 is always checked
-    dyn = make_integrator(atoms, ensemble, timestep, ramp_start if ramp else temperature, rng,
-                          pressure, friction, tdamp, pdamp)
-    ramp_to = None
-    if ramp:
-        def ramp_to(step):                         # the thermostat's target for the next step
-            if step <= ramp_steps:
-                dyn.set_temperature(temperature_K=ramp_start + (temperature - ramp_start)
-                                    * min(1.0, (step + 1) / ramp_steps))
+
+    def ramp_to(dyn, step):                 # the thermostat's target for the next step
+        if ramp and step <= ramp_steps:
+            dyn.set_temperature(temperature_K=ramp_start + (temperature - ramp_start)
+                                * min(1.0, (step + 1) / ramp_steps))
+
+    # the stages of the run: (integrator, made when the stage begins; steps; per-step hook)
+    stages = []
+    if equilibration_steps > 0:
+        stages.append((lambda: make_integrator(atoms, "nvt", timestep, start_temperature, rng,
+                                               friction=equilibration_friction),
+                       int(equilibration_steps), None))
+    stages.append((lambda: make_integrator(atoms, ensemble, timestep, start_temperature, rng,
+                                           pressure, friction, tdamp, pdamp),
+                   int(steps), ramp_to if ramp else None))
+    total = sum(n for _, n, _ in stages)
     with ExitStack() as run:      # close contacts: one warning line per run, at its end
         for pot in [potential] + (list(committee.potentials[1:]) if committee is not None else []):
             if pot is not None:
                 run.enter_context(pot.close_contacts(f"{scenario} (MD)"))
         if engine == "native":
-            return _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log,
-                               ramp_to)
-        reason, message = "finished", f"{steps} steps finished"
-        step = 0
+            return _run_native(potential, atoms, active_set, calc, watcher, stages, log)
+        reason, message = "finished", f"{total} steps finished"
+        step = offset = 0
         try:
-            for _ in dyn.irun(steps):
-                step = dyn.nsteps
-                if ramp_to is not None:
-                    ramp_to(step)
-                stop = watcher.check(atoms, step,
-                                     extra=lambda: f"T {atoms.get_temperature():7.1f} K  ")
+            for k, (make, n, hook) in enumerate(stages):
+                dyn = make()
+                stop = None
+                for _ in dyn.irun(n):
+                    if k > 0 and dyn.nsteps == 0:
+                        continue            # the previous stage's last state, checked there
+                    step = offset + dyn.nsteps
+                    if hook is not None:
+                        hook(dyn, dyn.nsteps)
+                    stop = watcher.check(atoms, step,
+                                         extra=lambda: f"T {atoms.get_temperature():7.1f} K  ")
+                    if stop:
+                        break
                 if stop:
                     reason, message = stop
                     break
+                offset += n
         except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up search
             reason, message = "blow-up", f"step {step}: {exc}"
         return watcher.result(step, reason, message, log)
@@ -413,13 +438,13 @@ class _ArrayCalculator:
         return self.results
 
 
-def _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log, ramp_to=None):
+def _run_native(potential, atoms, active_set, calc, watcher, stages, log):
     """run_md's loop with `mtplib.md`'s array integrator: ASE's `irun` (forces at step 0,
-    then step and check) on arrays; `atoms` is brought up to date before a frame is written
-    and at the end."""
+    then step and check) on arrays, stage after stage (`run_md`'s (make integrator, steps,
+    hook) list); `atoms` is brought up to date before a frame is written, when a stage's
+    integrator is made, and at the end."""
     from ..md import ArrayForces, array_integrator, kinetic_temperature
 
-    stepper = array_integrator(dyn)
     array_calc = _ArrayCalculator(ArrayForces(potential, atoms, active_set), active_set)
     array_calc.grade_next = calc.grade_next
     watcher.calc = array_calc
@@ -438,25 +463,34 @@ def _run_native(potential, atoms, active_set, calc, watcher, dyn, steps, log, ra
         return array_calc.forces(positions)
 
     watcher.sync_atoms = sync
-    reason, message = "finished", f"{steps} steps finished"
+    total = sum(n for _, n, _ in stages)
+    reason, message = "finished", f"{total} steps finished"
     step = 0
     try:
         forces = forces_at(state["positions"])
-        if ramp_to is not None:
-            ramp_to(0)
-        while True:
-            stop = watcher.check(atoms, step, extra=extra)
+        end = 0
+        for k, (make, n, hook) in enumerate(stages):
+            sync()
+            dyn = make()
+            stepper = array_integrator(dyn)
+            start, end = end, end + n
+            if hook is not None:
+                hook(dyn, 0)
+            stop = None
+            while True:
+                if k == 0 or step > start:      # a stage's first state ended the last one
+                    stop = watcher.check(atoms, step, extra=extra)
+                if stop or step >= end:
+                    break
+                positions, momenta, forces = stepper.step(state["positions"], state["momenta"],
+                                                          forces, forces_at)
+                state.update(positions=positions, momenta=momenta)
+                step += 1
+                if hook is not None:
+                    hook(dyn, step - start)
             if stop:
                 reason, message = stop
                 break
-            if step >= steps:
-                break
-            positions, momenta, forces = stepper.step(state["positions"], state["momenta"],
-                                                      forces, forces_at)
-            state.update(positions=positions, momenta=momenta)
-            step += 1
-            if ramp_to is not None:
-                ramp_to(step)
     except (FloatingPointError, OverflowError, ValueError) as exc:   # a blown-up neighbour search
         reason, message = "blow-up", f"step {step}: {exc}"
     finally:

@@ -132,15 +132,15 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
                       "candidates": 0} for seg in plan[len(done.segments):]]
     else:
         result = run_md(pot, atoms, temperature=run.temperature, steps=run.steps, seed=seed,
-                        thermalize=not continued, ramp_steps=0 if continued else run.ramp_steps,
-                        ramp_start=run.ramp_start, **md_kwargs)
+                        thermalize=not continued,
+                        **({} if continued else run.md_start_kwargs()), **md_kwargs)
     out_candidates.touch()
     if run.schedule and continued and result.last_accepted is not None:
         result.last_accepted.info["segment"] = len(run.schedule)    # still the last segment
     write_frames_atomic(out_last, [result.last_accepted] if result.last_accepted is not None
                         else [])
     summary = {"scenario": run.name, "iteration": int(iteration), "steps": int(result.steps),
-               "steps_requested": int(run.steps_requested if scheduled else run.steps),
+               "steps_requested": int(run.steps if continued else run.steps_requested),
                "reason": result.reason,
                "message": result.message, "max_gamma": float(result.max_gamma),
                "max_force_std": float(result.max_force_std), "candidates": int(result.candidates),

@@ -54,7 +54,7 @@ def md_frames(potential_file, runs, phases, elements, count, log=print):
                             pressure=run.pressure, seed=run.seed, trajectory=trajectory,
                             trajectory_interval=max(1, run.steps // n),
                             progress_interval=max(1, run.steps // 4), scenario=run.name,
-                            ramp_steps=run.ramp_steps, ramp_start=run.ramp_start, log=log)
+                            log=log, **run.md_start_kwargs())
             sampled = [a for a in read_frames(trajectory) if int(a.info.get("step", 0)) > 0][:n]
             for a in sampled:
                 a.info["phase"] = run.name

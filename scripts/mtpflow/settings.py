@@ -163,6 +163,7 @@ class MDRun:
     ramp_start: float | None
     ramp_steps: int
     schedule: tuple = ()        # mtplib.active.grid.Segments that prepare the run (a liquid)
+    equilibration: dict = field(default_factory=lambda: {"steps": 0, "friction": 0.05})
 
     def __post_init__(self):
         object.__setattr__(self, "schedule", schedule_segments(
@@ -176,7 +177,14 @@ class MDRun:
 
     @property
     def steps_requested(self) -> int:
-        return sum(seg.steps for seg in self.segments())
+        """Steps of a fresh run: its schedule or damped start, then its own steps."""
+        return sum(seg.steps for seg in self.segments()) + int(self.equilibration["steps"])
+
+    def md_start_kwargs(self) -> dict:
+        """run_md's keywords of a fresh run's start (ramp, damped equilibration)."""
+        return dict(ramp_steps=self.ramp_steps, ramp_start=self.ramp_start,
+                    equilibration_steps=int(self.equilibration["steps"]),
+                    equilibration_friction=float(self.equilibration["friction"]))
 
     def start_structure(self, phases: dict, where: str, scaled: bool = True):
         """The starting structure (a phase supercell, an amorphous box or a file), its cell
@@ -235,7 +243,7 @@ def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
                     steps=sc["steps"], timestep=sc["timestep"], seed=p.seed,
                     interval=sc["interval"], max_forces_check=sc["max_forces_check"],
                     ramp_start=sc["ramp_start"], ramp_steps=sc["ramp_steps"],
-                    schedule=schedule)
+                    schedule=schedule, equilibration=dict(sc["equilibration"]))
     return runs
 
 
@@ -328,6 +336,7 @@ class ValidationRun:
     pressure: float = 0.0
     gamma_interval: int = 10
     reference: dict = field(default_factory=lambda: {"enabled": True, "steps": None})
+    equilibration: dict = field(default_factory=lambda: {"steps": 0, "friction": 0.05})
 
     @property
     def label(self) -> str:
@@ -356,6 +365,7 @@ class ValidationRun:
         return build_phase(self.phase, phases[self.phase]).repeat(tuple(int(n) for n in supercell))
 
     def steps_of(self, engine: str) -> int:
+        """Steps of the run with `engine` after its damped start (`equilibration`)."""
         return int(self.reference.get("steps") or self.steps) if engine == "reference" \
             else int(self.steps)
 
@@ -817,6 +827,11 @@ def check_config(config: dict, read_files: bool = True) -> None:
             raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
                               f".schedule': give either a schedule or a temperature ramp "
                               f"(ramp_steps = {scenario['ramp_steps']}), not both")
+        if scenario["schedule"] and scenario["equilibration"]["steps"] > 0:
+            raise ConfigError(f"config key 'active_learning.scenarios[{scenario['name']}]"
+                              f".schedule': give either a schedule or a damped start "
+                              f"(equilibration.steps = {scenario['equilibration']['steps']}), "
+                              "not both")
     validation = config["validation"]
     for scenario in validation["scenarios"]:
         for key, am in (("amorphous", scenario.get("amorphous")),

@@ -81,6 +81,7 @@ def validation_md(run, engine, phases, elements, out_trajectory, out_record, *, 
     and the mass density (g/cm³) of the frames written."""
     atoms = run.start_structure(phases, engine)
     steps = run.steps_of(engine)
+    equilibration = int(run.equilibration["steps"])
     aset, pot, calc, thresholds = None, None, None, None
     if engine == "mtp":
         pot = MTPotential.load(potential_file, species=list(elements))
@@ -98,15 +99,16 @@ def validation_md(run, engine, phases, elements, out_trajectory, out_record, *, 
     tmp.unlink(missing_ok=True)
     record = {"scenario": run.name, "engine": engine, "atoms": len(atoms),
               "formula": atoms.get_chemical_formula(), "ensemble": run.ensemble,
-              "temperature": run.temperature, "steps_requested": steps,
-              "timestep_fs": run.timestep}
+              "temperature": run.temperature, "steps_requested": equilibration + steps,
+              "equilibration_steps": equilibration, "timestep_fs": run.timestep}
     try:
         result = run_md(pot, atoms, active_set=aset, calculator=calc, ensemble=run.ensemble,
                         temperature=run.temperature, steps=steps, timestep=run.timestep,
                         pressure=run.pressure, thresholds=thresholds, seed=run.seed,
                         trajectory=tmp, trajectory_interval=max(1, steps // FRAMES),
                         progress_interval=max(1, steps // 10), scenario=run.name, log=log,
-                        engine="native" if native else "ase")
+                        engine="native" if native else "ase", equilibration_steps=equilibration,
+                        equilibration_friction=run.equilibration["friction"])
         record.update(steps=int(result.steps), reason=result.reason, message=result.message)
         if engine == "mtp":
             gammas = np.array([g for _, g in result.history], float)
