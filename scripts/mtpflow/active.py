@@ -107,6 +107,9 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
         f"{run.temperature:g} K, {run.steps} steps of {run.timestep} fs, "
         + ("continued from the previous iteration's last accepted state" if continued
            else "from the start structure")
+        + (f", after a damped start of {run.equilibration['steps']} steps (friction "
+           f"{run.equilibration['friction']:g}/fs)"
+           if run.equilibration["steps"] and not continued else "")
         + (f", after a schedule of {len(run.schedule)} segment(s): " + ", ".join(
             f"{seg.steps} steps at {seg.temperature:g} K x{seg.scaling:g}" for seg in run.schedule)
            if scheduled else ""))
