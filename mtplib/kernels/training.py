@@ -24,6 +24,7 @@ from numba import njit
 from ..threads import run_chunks
 from .mtp import _unit_powers, kernel_tables, mtp_batch, product_runs, radial_basis
 
+
 @njit(cache=True, inline="always")
 def _max_nu(ang_abc):
     m = 0
