@@ -204,16 +204,15 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
     n_pairs = np.zeros(n_cfg, dtype=np.int64)
     n_images = np.zeros(n_cfg, dtype=np.int64)
     shortest = np.full(n_cfg, np.inf)
-    run_chunks(_search_structures, n_cfg, positions, atom_start, boxes, origins, pbcs, cutoff,
-               max_images, capacity_start, buf_i, buf_j, buf_D, n_pairs, n_images, shortest)
     pair_start = np.zeros(n_cfg + 1, dtype=np.int64)
-    np.cumsum(n_pairs, out=pair_start[1:])
     offsets = np.zeros(atom_start[n_cfg] + 1, dtype=np.int64)
+    args = (positions, atom_start, boxes, origins, pbcs, cutoff, max_images, capacity_start, buf_i,
+            buf_j, buf_D, n_pairs, n_images, shortest, pair_start, offsets)
+    run_chunks(_structure_pairs, n_cfg, False, *args, buf_j, buf_D)     # search, into the buffer
+    np.cumsum(n_pairs, out=pair_start[1:])
     out_j = np.empty(pair_start[n_cfg], dtype=np.int64)
     out_D = np.empty((pair_start[n_cfg], 3))
-    run_chunks(_join_structures, n_cfg, positions, atom_start, boxes, origins, pbcs, cutoff,
-               max_images, capacity_start, buf_i, buf_j, buf_D, n_pairs, pair_start, offsets,
-               out_j, out_D)
+    run_chunks(_structure_pairs, n_cfg, True, *args, out_j, out_D)      # join
     np.cumsum(offsets, out=offsets)
     return offsets, out_j, out_D, shortest, n_images
 
@@ -231,42 +230,36 @@ def _batch_capacity(atom_start, boxes, cutoff):
 
 
 @njit(cache=True, nogil=True)
-def _search_structures(lo, hi, positions, atom_start, boxes, origins, pbcs, cutoff, max_images,
-                       capacity_start, buf_i, buf_j, buf_D, n_pairs, n_images, shortest):
-    """`_cell_list` of structures lo..hi-1 into their slices of the buffer (as far as they
-    fit) and their pair counts, images and shortest distances."""
+def _structure_pairs(lo, hi, join, positions, atom_start, boxes, origins, pbcs, cutoff,
+                     max_images, capacity_start, buf_i, buf_j, buf_D, n_pairs, n_images, shortest,
+                     pair_start, offsets, out_j, out_D):
+    """Structures lo..hi-1 of `_batch_cell_lists`: without `join`, the `_cell_list` of each
+    into its slice of the buffer (as far as it fits), its pair count, images and shortest
+    distance; with `join`, its pairs into place in the joined list (joined numbering) and its
+    atoms' pair counts into offsets[a + 1]."""
     for c in range(lo, hi):
         a0, a1 = atom_start[c], atom_start[c + 1]
-        if a1 == a0 or cutoff == 0.0:
-            continue
-        i, j, D, n_images[c] = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c], cutoff,
-                                          max_images)
-        n_pairs[c] = i.shape[0]
-        if D.shape[0]:
-            shortest[c] = shortest_distance(D)
         k0 = capacity_start[c]
-        for k in range(min(n_pairs[c], capacity_start[c + 1] - k0)):
-            buf_i[k0 + k] = i[k]
-            buf_j[k0 + k] = j[k]
-            buf_D[k0 + k, 0] = D[k, 0]          # element by element: a row copy makes a view
-            buf_D[k0 + k, 1] = D[k, 1]
-            buf_D[k0 + k, 2] = D[k, 2]
-
-
-@njit(cache=True, nogil=True)
-def _join_structures(lo, hi, positions, atom_start, boxes, origins, pbcs, cutoff, max_images,
-                     capacity_start, buf_i, buf_j, buf_D, n_pairs, pair_start, offsets, out_j,
-                     out_D):
-    """The pairs of structures lo..hi-1 into place in the joined list (joined numbering), and
-    their atoms' pair counts into offsets[a + 1]."""
-    for c in range(lo, hi):
-        a0, a1 = atom_start[c], atom_start[c + 1]
+        if not join:
+            if a1 == a0 or cutoff == 0.0:
+                continue
+            i, j, D, n_images[c] = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c],
+                                              cutoff, max_images)
+            n_pairs[c] = i.shape[0]
+            if D.shape[0]:
+                shortest[c] = shortest_distance(D)
+            for k in range(min(n_pairs[c], capacity_start[c + 1] - k0)):
+                buf_i[k0 + k] = i[k]
+                buf_j[k0 + k] = j[k]
+                buf_D[k0 + k, 0] = D[k, 0]          # element by element: a row copy makes a view
+                buf_D[k0 + k, 1] = D[k, 1]
+                buf_D[k0 + k, 2] = D[k, 2]
+            continue
         p0 = pair_start[c]
-        if n_pairs[c] > capacity_start[c + 1] - capacity_start[c]:     # rare: search again
+        if n_pairs[c] > capacity_start[c + 1] - k0:     # rare: search again
             i, j, D, _ = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c], cutoff,
                                     max_images)
         else:
-            k0 = capacity_start[c]
             i = buf_i[k0:k0 + n_pairs[c]]
             j = buf_j[k0:k0 + n_pairs[c]]
             D = buf_D[k0:k0 + n_pairs[c]]

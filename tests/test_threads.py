@@ -120,6 +120,6 @@ def test_run_chunks_raises_a_chunks_error_and_nests():
 def test_threaded_kernels_release_the_gil():
     kernels = [mtp_kernels._mtp_block_range, mtp_kernels._gather_block_range,
                training_kernels._design_range, training_kernels._radial_grad_range,
-               neighbors._search_structures, neighbors._join_structures, neighbors._scan_blocks]
+               neighbors._structure_pairs, neighbors._scan_blocks]
     for kernel in kernels:
         assert kernel.targetoptions.get("nogil"), kernel.py_func.__name__

@@ -219,7 +219,7 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
                             X[vrow + 3 * b + a, n_species + s] += v * rows[s - s0, col]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
                  repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
                  with_forces, X, row0):
