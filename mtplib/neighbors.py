@@ -198,9 +198,7 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
     order."""
     n_cfg = atom_start.shape[0] - 1
     capacity_start = _batch_capacity(atom_start, boxes, cutoff)
-    buf_i = np.empty(capacity_start[n_cfg], dtype=np.int64)
-    buf_j = np.empty(capacity_start[n_cfg], dtype=np.int64)
-    buf_D = np.empty((capacity_start[n_cfg], 3))
+    buf_i, buf_j, buf_D = _pair_buffers(capacity_start[n_cfg])
     n_pairs = np.zeros(n_cfg, dtype=np.int64)
     n_images = np.zeros(n_cfg, dtype=np.int64)
     shortest = np.full(n_cfg, np.inf)
@@ -215,6 +213,13 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
     run_chunks(_structure_pairs, n_cfg, True, *args, out_j, out_D)      # join
     np.cumsum(offsets, out=offsets)
     return offsets, out_j, out_D, shortest, n_images
+
+
+@njit(cache=True)
+def _pair_buffers(size):
+    """Room for `size` pairs (i, j, D), from numba: the pages that a search leaves unused take
+    no memory (numpy asks for huge pages for large arrays, which fills them)."""
+    return np.empty(size, np.int64), np.empty(size, np.int64), np.empty((size, 3))
 
 
 @njit(cache=True)
@@ -654,8 +659,7 @@ def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, volu
     room = np.zeros(n_blocks + 1, np.int64)          # buffer slice of each block
     room[1:] = np.cumsum([_pair_capacity(size, volume * size / n_atoms, cutoff)
                           for size in np.diff(block_start)])
-    buf_j = np.empty(room[n_blocks], np.int64)
-    buf_D = np.empty((room[n_blocks], 3))
+    _, buf_j, buf_D = _pair_buffers(room[n_blocks])
     counts = np.empty(n_atoms, np.int64)
     overflow = np.zeros(n_blocks, np.bool_)
     offsets = np.zeros(n_atoms + 1, np.int64)
