@@ -21,7 +21,7 @@ _pool_lock = threading.Lock()
 
 
 def _executor():
-    """The shared pool of NUMBA_NUM_THREADS - 1 helper threads (the caller is the other)."""
+    """The shared pool of NUMBA_NUM_THREADS - 1 helper threads (the caller runs chunks too)."""
     global _pool
     with _pool_lock:
         if _pool is None:
