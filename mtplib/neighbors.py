@@ -28,7 +28,9 @@ from .numba_cache import isolate_cache
 
 isolate_cache()          # before the first kernel: see numba_cache
 
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
+
+from .threads import run_chunks  # noqa: E402
 
 __all__ = ["neighbor_list", "neighbor_csr", "neighbor_csr_shortest", "neighbor_csr_batch",
            "neighbor_list_atoms", "shortest_distance"]
@@ -63,8 +65,8 @@ def neighbor_csr(positions, cell, pbc, cutoff, backend="numba"):
 def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", parallel=None):
     """`neighbor_csr` and the shortest pair distance (inf without pairs), in one numba call
     for the numba backend (what every evaluation takes). With PARALLEL_ATOMS atoms or more
-    and several numba threads (or `parallel=True`) the search runs in parallel over blocks of atoms;
-    the pairs are the same, in the same order."""
+    and several numba threads (or `parallel=True`) the search runs on threads over blocks of
+    atoms (`mtplib.threads`); the pairs are the same, in the same order."""
     positions, cell, pbc, cutoff = _validate(positions, cell, pbc, cutoff)
     if backend != "numba" or len(positions) == 0 or cutoff == 0.0:
         i, j, D = _search(positions, cell, pbc, cutoff, backend)
@@ -81,8 +83,8 @@ def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", paralle
 
 def _cell_list_csr(positions, box, origin, pbc, cutoff, max_images, parallel):
     """`_cell_list` as CSR offsets, with the shortest distance: (offsets, j, D, shortest,
-    images); in parallel over the atoms if `parallel`. Two compiled functions, chosen here:
-    a serial run never compiles the parallel search."""
+    images); on threads over blocks of atoms if `parallel`. Chosen here: a serial run never
+    compiles the blocked search."""
     if parallel:
         return _cell_list_csr_parallel(positions, box, origin, pbc, cutoff, max_images)
     return _cell_list_csr_serial(positions, box, origin, pbc, cutoff, max_images)
@@ -95,7 +97,6 @@ def _cell_list_csr_serial(positions, box, origin, pbc, cutoff, max_images):
     return _csr_offsets(i, positions.shape[0]), j, D, shortest, n_images
 
 
-@njit(cache=True)
 def _cell_list_csr_parallel(positions, box, origin, pbc, cutoff, max_images):
     n_bins, reach, n_images, volume = _cell_geometry(positions, box, cutoff)
     if n_images > max_images:
@@ -115,7 +116,7 @@ class StructureError(ValueError):
 
 
 def neighbor_csr_batch(structures, cutoff):
-    """Neighbour lists of many structures at once, in parallel over the structures.
+    """Neighbour lists of many structures at once, on threads over the structures.
 
     `structures` is a list of (positions, cell, pbc). Returns (atom_start, offsets, j, D,
     shortest): the atoms of structure c are atom_start[c] .. atom_start[c+1]-1 of one joined
@@ -190,53 +191,80 @@ def _periodic_batch(structures, cutoff):
     return joined, sizes, cells
 
 
-@njit(cache=True, parallel=True)
 def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_images):
-    """`_cell_list` of every structure, in parallel: each writes into its own estimated slice
-    of one buffer (a structure that overflows its estimate is searched again at its true
-    size), then the slices are joined in structure order."""
+    """`_cell_list` of every structure, on threads over the structures (`mtplib.threads`):
+    each writes into its own estimated slice of one buffer (a structure that overflows its
+    estimate is searched again at its true size), then the slices are joined in structure
+    order."""
+    n_cfg = atom_start.shape[0] - 1
+    capacity_start = _batch_capacity(atom_start, boxes, cutoff)
+    buf_i, buf_j, buf_D = _pair_buffers(capacity_start[n_cfg])
+    n_pairs = np.zeros(n_cfg, dtype=np.int64)
+    n_images = np.zeros(n_cfg, dtype=np.int64)
+    shortest = np.full(n_cfg, np.inf)
+    pair_start = np.zeros(n_cfg + 1, dtype=np.int64)
+    offsets = np.zeros(atom_start[n_cfg] + 1, dtype=np.int64)
+    args = (positions, atom_start, boxes, origins, pbcs, cutoff, max_images, capacity_start, buf_i,
+            buf_j, buf_D, n_pairs, n_images, shortest, pair_start, offsets)
+    run_chunks(_structure_pairs, n_cfg, False, *args, buf_j, buf_D)     # search, into the buffer
+    np.cumsum(n_pairs, out=pair_start[1:])
+    out_j = np.empty(pair_start[n_cfg], dtype=np.int64)
+    out_D = np.empty((pair_start[n_cfg], 3))
+    run_chunks(_structure_pairs, n_cfg, True, *args, out_j, out_D)      # join
+    np.cumsum(offsets, out=offsets)
+    return offsets, out_j, out_D, shortest, n_images
+
+
+@njit(cache=True)
+def _pair_buffers(size):
+    """Room for `size` pairs (i, j, D), from numba: the pages that a search leaves unused take
+    no memory (numpy asks for huge pages for large arrays, which fills them)."""
+    return np.empty(size, np.int64), np.empty(size, np.int64), np.empty((size, 3))
+
+
+@njit(cache=True)
+def _batch_capacity(atom_start, boxes, cutoff):
+    """Start of each structure's slice of the pair buffer (`_batch_cell_lists`)."""
     n_cfg = atom_start.shape[0] - 1
     capacity_start = np.zeros(n_cfg + 1, dtype=np.int64)
     for c in range(n_cfg):
         n_atoms = atom_start[c + 1] - atom_start[c]
         volume = max(abs(_det3(boxes[c])), 1e-300)
         capacity_start[c + 1] = capacity_start[c] + _pair_capacity(n_atoms, volume, cutoff)
-    buf_i = np.empty(capacity_start[n_cfg], dtype=np.int64)
-    buf_j = np.empty(capacity_start[n_cfg], dtype=np.int64)
-    buf_D = np.empty((capacity_start[n_cfg], 3))
-    n_pairs = np.zeros(n_cfg, dtype=np.int64)
-    n_images = np.zeros(n_cfg, dtype=np.int64)
-    shortest = np.full(n_cfg, np.inf)
-    for c in prange(n_cfg):
+    return capacity_start
+
+
+@njit(cache=True, nogil=True)
+def _structure_pairs(lo, hi, join, positions, atom_start, boxes, origins, pbcs, cutoff,
+                     max_images, capacity_start, buf_i, buf_j, buf_D, n_pairs, n_images, shortest,
+                     pair_start, offsets, out_j, out_D):
+    """Structures lo..hi-1 of `_batch_cell_lists`: without `join`, the `_cell_list` of each
+    into its slice of the buffer (as far as it fits), its pair count, images and shortest
+    distance; with `join`, its pairs into place in the joined list (joined numbering) and its
+    atoms' pair counts into offsets[a + 1]."""
+    for c in range(lo, hi):
         a0, a1 = atom_start[c], atom_start[c + 1]
-        if a1 == a0 or cutoff == 0.0:
-            continue
-        i, j, D, n_images[c] = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c], cutoff,
-                                          max_images)
-        n_pairs[c] = i.shape[0]
-        if D.shape[0]:
-            shortest[c] = shortest_distance(D)
         k0 = capacity_start[c]
-        for k in range(min(n_pairs[c], capacity_start[c + 1] - k0)):
-            buf_i[k0 + k] = i[k]
-            buf_j[k0 + k] = j[k]
-            buf_D[k0 + k, 0] = D[k, 0]          # element by element: a row copy makes a view
-            buf_D[k0 + k, 1] = D[k, 1]
-            buf_D[k0 + k, 2] = D[k, 2]
-    pair_start = np.zeros(n_cfg + 1, dtype=np.int64)
-    for c in range(n_cfg):
-        pair_start[c + 1] = pair_start[c] + n_pairs[c]
-    offsets = np.zeros(atom_start[n_cfg] + 1, dtype=np.int64)
-    out_j = np.empty(pair_start[n_cfg], dtype=np.int64)
-    out_D = np.empty((pair_start[n_cfg], 3))
-    for c in prange(n_cfg):
-        a0, a1 = atom_start[c], atom_start[c + 1]
+        if not join:
+            if a1 == a0 or cutoff == 0.0:
+                continue
+            i, j, D, n_images[c] = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c],
+                                              cutoff, max_images)
+            n_pairs[c] = i.shape[0]
+            if D.shape[0]:
+                shortest[c] = shortest_distance(D)
+            for k in range(min(n_pairs[c], capacity_start[c + 1] - k0)):
+                buf_i[k0 + k] = i[k]
+                buf_j[k0 + k] = j[k]
+                buf_D[k0 + k, 0] = D[k, 0]          # element by element: a row copy makes a view
+                buf_D[k0 + k, 1] = D[k, 1]
+                buf_D[k0 + k, 2] = D[k, 2]
+            continue
         p0 = pair_start[c]
-        if n_pairs[c] > capacity_start[c + 1] - capacity_start[c]:     # rare: search again
+        if n_pairs[c] > capacity_start[c + 1] - k0:     # rare: search again
             i, j, D, _ = _cell_list(positions[a0:a1], boxes[c], origins[c], pbcs[c], cutoff,
                                     max_images)
         else:
-            k0 = capacity_start[c]
             i = buf_i[k0:k0 + n_pairs[c]]
             j = buf_j[k0:k0 + n_pairs[c]]
             D = buf_D[k0:k0 + n_pairs[c]]
@@ -246,9 +274,6 @@ def _batch_cell_lists(positions, atom_start, boxes, origins, pbcs, cutoff, max_i
             out_D[p0 + k, 0] = D[k, 0]
             out_D[p0 + k, 1] = D[k, 1]
             out_D[p0 + k, 2] = D[k, 2]
-    for a in range(atom_start[n_cfg]):
-        offsets[a + 1] += offsets[a]
-    return offsets, out_j, out_D, shortest, n_images
 
 
 @njit(cache=True, inline="always")
@@ -620,59 +645,67 @@ def _scan_bins(positions, box, origin, pbc, n_bins, reach, cutoff, capacity):
     return out_i, out_j, out_D, n_pairs
 
 
-@njit(cache=True, parallel=True)
 def _scan_bins_parallel(positions, box, origin, pbc, n_bins, reach, cutoff, volume):
-    """`_scan_bins` in CSR form, parallel over blocks of consecutive atoms: each block writes
-    its pairs into its own slice of a buffer sized from the mean density (a block that
-    overflows it searches again, writing straight into place: its counts are then known),
-    then the slices are copied into place -- the same pairs in the same order as serial."""
+    """`_scan_bins` in CSR form, on threads over blocks of consecutive atoms
+    (`mtplib.threads`): each block writes its pairs into its own slice of a buffer sized from
+    the mean density (a block that overflows it searches again, writing straight into place:
+    its counts are then known), then the slices are copied into place -- the same pairs in
+    the same order as serial."""
     n_atoms = positions.shape[0]
-    wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box = _bin_atoms(positions, box, origin,
-                                                                           pbc, n_bins)
-    cutoff2 = cutoff * cutoff
-    largest = _largest_bin(bin_start)
+    binning = _bin_atoms(positions, box, origin, pbc, n_bins)
+    largest = _largest_bin(binning[2])
     n_blocks = min(n_atoms, 64)
-    room = np.empty(n_blocks + 1, np.int64)          # buffer slice of each block
-    room[0] = 0
-    for blk in range(n_blocks):
-        size = (blk + 1) * n_atoms // n_blocks - blk * n_atoms // n_blocks
-        room[blk + 1] = room[blk] + _pair_capacity(size, volume * size / n_atoms, cutoff)
-    buf_j = np.empty(room[n_blocks], np.int64)
-    buf_D = np.empty((room[n_blocks], 3))
+    block_start = np.arange(n_blocks + 1, dtype=np.int64) * n_atoms // n_blocks
+    room = np.zeros(n_blocks + 1, np.int64)          # buffer slice of each block
+    room[1:] = np.cumsum([_pair_capacity(size, volume * size / n_atoms, cutoff)
+                          for size in np.diff(block_start)])
+    _, buf_j, buf_D = _pair_buffers(room[n_blocks])
     counts = np.empty(n_atoms, np.int64)
     overflow = np.zeros(n_blocks, np.bool_)
-    for blk in prange(n_blocks):
-        dist2 = np.empty(largest)
-        used = room[blk]
-        for a in range(blk * n_atoms // n_blocks, (blk + 1) * n_atoms // n_blocks):
-            counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box,
-                                    box, pbc, n_bins, reach, cutoff2, buf_j, buf_D, used,
-                                    room[blk + 1], dist2)
-            used += counts[a]
-        overflow[blk] = used > room[blk + 1]
     offsets = np.zeros(n_atoms + 1, np.int64)
-    for a in range(n_atoms):
-        offsets[a + 1] = offsets[a] + counts[a]
+    args = (block_start, binning, box, pbc, n_bins, reach, cutoff * cutoff, largest, room, buf_j,
+            buf_D, counts, overflow, offsets)
+    run_chunks(_scan_blocks, n_blocks, False, *args, buf_j, buf_D)      # count, into the buffer
+    np.cumsum(counts, out=offsets[1:])
     out_j = np.empty(offsets[n_atoms], np.int64)
     out_D = np.empty((offsets[n_atoms], 3))
-    for blk in prange(n_blocks):
-        first = blk * n_atoms // n_blocks
-        last = (blk + 1) * n_atoms // n_blocks
-        if overflow[blk]:        # rare: write straight into place (counts are known)
-            dist2 = np.empty(largest)
-            for a in range(first, last):
+    run_chunks(_scan_blocks, n_blocks, True, *args, out_j, out_D)       # into place
+    return offsets, out_j, out_D
+
+
+@njit(cache=True, nogil=True)
+def _scan_blocks(lo, hi, place, block_start, binning, box, pbc, n_bins, reach, cutoff2, largest,
+                 room, buf_j, buf_D, counts, overflow, offsets, out_j, out_D):
+    """Blocks lo..hi-1 of `_scan_bins_parallel`: without `place`, the pairs of each block into
+    its slice of the buffer (while they fit), the counts per atom and whether the slice
+    overflowed; with `place`, each block's pairs from the buffer into place in out_j, out_D
+    (an overflowing block searches again, straight into place)."""
+    wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box = binning
+    for blk in range(lo, hi):
+        first, last = block_start[blk], block_start[blk + 1]
+        if place and not overflow[blk]:
+            src = room[blk]
+            for k in range(offsets[first], offsets[last]):
+                out_j[k] = buf_j[src]
+                out_D[k, 0] = buf_D[src, 0]
+                out_D[k, 1] = buf_D[src, 1]
+                out_D[k, 2] = buf_D[src, 2]
+                src += 1
+            continue
+        dist2 = np.empty(largest)
+        used = room[blk]
+        for a in range(first, last):
+            if place:        # rare: write straight into place (counts are known)
                 _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned, bin_box, box,
                             pbc, n_bins, reach, cutoff2, out_j, out_D, offsets[a],
                             offsets[a + 1], dist2)
-            continue
-        src = room[blk]
-        for k in range(offsets[first], offsets[last]):
-            out_j[k] = buf_j[src]
-            out_D[k, 0] = buf_D[src, 0]
-            out_D[k, 1] = buf_D[src, 1]
-            out_D[k, 2] = buf_D[src, 2]
-            src += 1
-    return offsets, out_j, out_D
+            else:
+                counts[a] = _atom_pairs(a, wrapped, bin_of, bin_start, atoms_by_bin, binned,
+                                        bin_box, box, pbc, n_bins, reach, cutoff2, buf_j, buf_D,
+                                        used, room[blk + 1], dist2)
+                used += counts[a]
+        if not place:
+            overflow[blk] = used > room[blk + 1]
 
 
 @njit(cache=True, inline="always")

@@ -379,7 +379,7 @@ class MTPotential:
         return site_energy, grad
 
     def evaluate_many(self, images, where="data"):
-        """`evaluate` over a list of Atoms, in parallel over the structures (numba threads);
+        """`evaluate` over a list of Atoms, on threads over the structures (`mtplib.threads`);
         returns a list of result dicts. Energies and forces equal `evaluate`'s bit for bit
         (stresses to round-off for structures of 2 * ATOMS_PER_THREAD atoms or more, which
         `evaluate` splits into blocks).

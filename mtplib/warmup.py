@@ -63,7 +63,7 @@ def compile_kernels(pot, out_json=None, log=print):
     for atoms in small + large:                                # serial and parallel (MD)
         trained.evaluate(atoms)
     neighbor_csr_shortest(large[0].positions, large[0].cell.array, large[0].pbc,
-                          trained.max_dist, parallel=True)     # the parallel neighbour search
+                          trained.max_dist, parallel=True)     # the blocked neighbour search
     for mode in ("configuration", "neighborhood"):
         with warnings.catch_warnings():      # a 3-structure active set is underdetermined
             warnings.simplefilter("ignore")

@@ -207,3 +207,30 @@ def test_parallel_csr_search_equals_serial():
                                                 _MAX_IMAGES, True)
         assert np.array_equal(o, offsets) and np.array_equal(jj, j) and np.array_equal(DD, D)
         assert shortest == pytest.approx(np.linalg.norm(D, axis=1).min(), abs=0)
+
+
+def test_batch_search_equals_one_by_one():
+    """The batch search (structures on threads, each into its own slice of a buffer sized from
+    the mean density, then joined) gives each structure's `neighbor_csr` pairs in its order,
+    in the joined numbering; also for a dense cluster, which overflows its slice and is
+    searched again."""
+    from mtplib.neighbors import _batch_capacity, neighbor_csr_batch
+    bulk_cell = bulk("Cu", "fcc", a=3.61).repeat((6, 6, 6))
+    bulk_cell.rattle(0.1, seed=1)
+    cluster = bulk_cell.copy()
+    cluster.positions[:100] = cluster.positions[0] + np.random.default_rng(0).normal(
+        scale=0.3, size=(100, 3))
+    small = bulk("Cu", "fcc", a=3.61, cubic=True)
+    small.rattle(0.1, seed=2)
+    images = [small, cluster, small, bulk_cell]
+    atom_start, offsets, j, D, shortest = neighbor_csr_batch(
+        [(a.positions, a.cell.array, a.pbc) for a in images], 5.0)
+    capacity = np.diff(_batch_capacity(atom_start, np.array([a.cell.array for a in images]), 5.0))
+    for c, atoms in enumerate(images):
+        o, jj, DD = neighbor_csr(atoms.positions, atoms.cell.array, atoms.pbc, 5.0)
+        a0, a1 = atom_start[c], atom_start[c + 1]
+        assert np.array_equal(offsets[a0:a1 + 1] - offsets[a0], o)
+        p0, p1 = offsets[a0], offsets[a1]
+        assert np.array_equal(j[p0:p1] - a0, jj) and np.array_equal(D[p0:p1], DD)
+        assert shortest[c] == np.linalg.norm(DD, axis=1).min()
+        assert (len(jj) > capacity[c]) == (c == 1)         # only the cluster overflows

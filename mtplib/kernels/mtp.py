@@ -26,7 +26,9 @@ once, one vector lane per atom; the backward pass evaluates P_mu = sum_g dE/dM_{
 grad P_mu for all neighbours of an atom at once, as vector loops over the neighbours.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from ..threads import run_chunks
 
 
 @njit(cache=True, inline="always")
@@ -634,17 +636,39 @@ def mtp_serial(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
     return site_energy, forces, virial, grad
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
+def _mtp_block_range(lo, hi, block_start, want_forces, want_params, per_atom, types, offsets,
+                     nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+                     basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+                     tables, site_energy, pair_grad, grad):
+    """`_mtp_block` of blocks lo..hi-1 (`mtp_blocks`)."""
+    for blk in range(lo, hi):
+        _mtp_block(block_start[blk], block_start[blk + 1], want_forces, want_params, per_atom,
+                   np.int64(blk), types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
+                   max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
+                   species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad, grad)
+
+
+@njit(cache=True, nogil=True)
+def _gather_block_range(lo, hi, block_start, offsets, in_start, in_pairs, vec, pair_grad, forces,
+                        block_virial):
+    """`_gather_forces` of blocks lo..hi-1, each block's virial into block_virial[blk]."""
+    for blk in range(lo, hi):
+        _gather_forces(block_start[blk], block_start[blk + 1], offsets, in_start, in_pairs, vec,
+                       pair_grad, forces, block_virial[blk])
+
+
 def mtp_blocks(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
                basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
                n_moments, want_forces, want_params, per_atom, tables, block_start, block_cfg,
                n_cfg):
-    """As `mtp_serial`, in parallel over blocks of consecutive atoms: block b is atoms
-    block_start[b] .. block_start[b+1]-1 of structure block_cfg[b] (non-decreasing). The one
-    parallel kernel: a large structure split into blocks (`mtp_parallel`) or many structures
-    of one block each (`mtp_batch`). Rows are per atom, or per block when not per atom. The
-    forces are gathered per atom in a second parallel loop and each structure's virial (n_cfg,
-    3, 3) is summed over its blocks in block order: the result does not depend on the threads."""
+    """As `mtp_serial`, over blocks of consecutive atoms on numba's thread count
+    (`mtplib.threads`): block b is atoms block_start[b] .. block_start[b+1]-1 of structure
+    block_cfg[b] (non-decreasing). The one multi-threaded kernel: a large structure split into
+    blocks (`mtp_parallel`) or many structures of one block each (`mtp_batch`). Rows are per
+    atom, or per block when not per atom. The forces are gathered per atom in a second pass
+    over the blocks and each structure's virial (n_cfg, 3, 3) is summed over its blocks in
+    block order: the result does not depend on the threads."""
     n_atoms = types.shape[0]
     n_blocks = block_start.shape[0] - 1
     n_params = radial_coeffs.size + radial_coeffs.shape[0] + mapping.shape[0]
@@ -652,21 +676,18 @@ def mtp_blocks(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_d
     pair_grad = np.empty((vec.shape[0] if want_forces else 0, 3))     # every pair is written
     grad = np.zeros(((n_atoms if per_atom else n_blocks) if want_params else 0,
                      n_params if want_params else 0))
-    for blk in prange(n_blocks):
-        _mtp_block(block_start[blk], block_start[blk + 1], want_forces, want_params, per_atom,
-                   np.int64(blk), types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
-                   max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
-                   species_coeffs, moment_coeffs, n_moments, tables, site_energy, pair_grad, grad)
+    run_chunks(_mtp_block_range, n_blocks, block_start, want_forces, want_params, per_atom, types,
+               offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+               basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
+               tables, site_energy, pair_grad, grad)
     forces = np.zeros((n_atoms if want_forces else 0, 3))
     virial = np.zeros((n_cfg, 3, 3))
     if want_forces:
         in_start, in_pairs = incoming_pairs(n_atoms, nbr)
         block_virial = np.zeros((n_blocks, 3, 3))
-        for blk in prange(n_blocks):
-            _gather_forces(block_start[blk], block_start[blk + 1], offsets, in_start, in_pairs,
-                           vec, pair_grad, forces, block_virial[blk])
-        for blk in range(n_blocks):
-            virial[block_cfg[blk]] += block_virial[blk]
+        run_chunks(_gather_block_range, n_blocks, block_start, offsets, in_start, in_pairs, vec,
+                   pair_grad, forces, block_virial)
+        np.add.at(virial, block_cfg, block_virial)      # in block order
     return site_energy, forces, virial, grad
 
 
@@ -686,18 +707,16 @@ def mtp_parallel(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max
     return site_energy, forces, virial[0], grad
 
 
-@njit(cache=True)
 def mtp_batch(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive,
               basic_mu, basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs,
               n_moments, tables, atom_start):
     """Site energies, forces and one virial per structure for many structures joined in one
-    neighbour list (structure c: atoms atom_start[c] .. atom_start[c+1]-1), in parallel over
+    neighbour list (structure c: atoms atom_start[c] .. atom_start[c+1]-1), on threads over
     the structures (`mtp_blocks`, a block per structure). Per structure the arithmetic is that
     of `mtp_serial`, so the site energies, forces and virials equal it bit for bit."""
     n_cfg = atom_start.shape[0] - 1
     site_energy, forces, virial, _ = mtp_blocks(
         types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
         basic_ang, ang_abc, times, mapping, species_coeffs, moment_coeffs, n_moments,
-        np.bool_(True), np.bool_(False), np.bool_(False), tables, atom_start,
-        np.arange(n_cfg), n_cfg)
+        True, False, False, tables, atom_start, np.arange(n_cfg), n_cfg)
     return site_energy, forces, virial

@@ -1,7 +1,8 @@
 """Numba kernels for training the MTP: arrays in, arrays out (Novikov et al. 2021, sec. 2.3).
 
-Two kernels, both per configuration, parallel over a *fixed* decomposition of atoms into
-blocks (so results do not depend on the thread count):
+Two kernels, both per configuration; their batch forms (`batch_design`,
+`batch_radial_gradient`) run configurations side by side on threads (`mtplib.threads`), each
+configuration on its own, so results do not depend on the thread count:
 
 - `linear_design`: for fixed radial coefficients, energy, forces and virial are linear in
   theta_lin = [species_coeffs, moment_coeffs]. It returns the rows
@@ -18,11 +19,10 @@ blocks (so results do not depend on the thread count):
 Neighbour pairs are in the CSR form of `kernels.mtp` (vec = r_j - r_i).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from ..threads import run_chunks
 from .mtp import _unit_powers, kernel_tables, mtp_batch, product_runs, radial_basis
-
-N_BLOCKS = 16   # fixed decomposition of atoms: reproducible sums whatever the thread count
 
 
 @njit(cache=True, inline="always")
@@ -219,7 +219,7 @@ def _design_block(first, last, types, offsets, nbr, vec, radial_coeffs, scaling,
                             X[vrow + 3 * b + a, n_species + s] += v * rows[s - s0, col]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _config_rows(a0, a1, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, max_dist,
                  repulsive, basic_mu, basic_ang, ang_abc, times, mapping, n_moments, deps,
                  with_forces, X, row0):
@@ -261,22 +261,31 @@ def linear_design(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, ma
     return X
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
+def _design_range(lo, hi, cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, scaling,
+                  min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
+                  n_moments, deps, with_forces, X):
+    """`_config_rows` of configurations lo..hi-1 (`batch_design`)."""
+    for c in range(lo, hi):
+        _config_rows(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec, radial_coeffs,
+                     scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
+                     mapping, n_moments, deps, with_forces, X, row_start[c])
+
+
 def batch_design(cfg_atoms, row_start, types, offsets, nbr, vec, radial_coeffs, scaling,
                  min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
                  n_moments, with_forces):
     """`linear_design` of configurations c (atoms cfg_atoms[c]..cfg_atoms[c+1]-1 of a batch
-    in one CSR list) stacked at rows row_start[c]; parallel over configurations."""
+    in one CSR list) stacked at rows row_start[c]; on threads over configurations
+    (`mtplib.threads`)."""
     X = np.zeros((row_start[-1], radial_coeffs.shape[0] + mapping.shape[0]))
     deps = basis_dependencies(times, mapping, basic_mu.shape[0], n_moments)
-    for c in prange(cfg_atoms.shape[0] - 1):
-        _config_rows(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec, radial_coeffs,
-                     scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
-                     mapping, n_moments, deps, with_forces, X, row_start[c])
+    run_chunks(_design_range, cfg_atoms.shape[0] - 1, cfg_atoms, row_start, types, offsets, nbr,
+               vec, radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang,
+               ang_abc, times, mapping, n_moments, deps, with_forces, X)
     return X
 
 
-@njit(cache=True)
 def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, min_dist,
                    max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
                    species_coeffs, moment_coeffs, n_moments):
@@ -289,9 +298,7 @@ def batch_evaluate(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling, 
                                      cfg_atoms)
     n_cfg = cfg_atoms.shape[0] - 1
     energy = np.zeros(n_cfg)
-    for c in range(n_cfg):
-        for i in range(cfg_atoms[c], cfg_atoms[c + 1]):
-            energy[c] += site[i]
+    np.add.at(energy, np.repeat(np.arange(n_cfg), np.diff(cfg_atoms)), site)    # atom order
     return energy, forces, virial
 
 
@@ -420,21 +427,29 @@ def radial_gradient(types, offsets, nbr, vec, radial_coeffs, scaling, min_dist, 
     return grad
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
+def _radial_grad_range(lo, hi, cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling,
+                       min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times, mapping,
+                       moment_coeffs, n_moments, alpha, tangent, partial):
+    """`_radial_grad_block` of configurations lo..hi-1 into partial[c] (`batch_radial_gradient`)."""
+    for c in range(lo, hi):
+        _radial_grad_block(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec,
+                           radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
+                           basic_ang, ang_abc, times, mapping, moment_coeffs, n_moments,
+                           alpha[c], tangent, partial[c])
+
+
 def batch_radial_gradient(cfg_atoms, types, offsets, nbr, vec, radial_coeffs, scaling,
                           min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
                           mapping, moment_coeffs, n_moments, alpha, tangent):
     """Sum over the configurations of a batch of `radial_gradient` (alpha per configuration,
     tangents per pair); per-configuration results added in order (reproducible)."""
     n_cfg = cfg_atoms.shape[0] - 1
-    S, _, n_mu, rb = radial_coeffs.shape
-    partial = np.zeros((n_cfg, S, S, n_mu, rb))
-    for c in prange(n_cfg):
-        _radial_grad_block(cfg_atoms[c], cfg_atoms[c + 1], types, offsets, nbr, vec,
-                           radial_coeffs, scaling, min_dist, max_dist, repulsive, basic_mu,
-                           basic_ang, ang_abc, times, mapping, moment_coeffs, n_moments,
-                           alpha[c], tangent, partial[c])
-    grad = np.zeros((S, S, n_mu, rb))
+    partial = np.zeros((n_cfg,) + radial_coeffs.shape)
+    run_chunks(_radial_grad_range, n_cfg, cfg_atoms, types, offsets, nbr, vec, radial_coeffs,
+               scaling, min_dist, max_dist, repulsive, basic_mu, basic_ang, ang_abc, times,
+               mapping, moment_coeffs, n_moments, alpha, tangent, partial)
+    grad = np.zeros(radial_coeffs.shape)
     for c in range(n_cfg):
         grad += partial[c]
     return grad
