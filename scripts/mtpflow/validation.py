@@ -119,8 +119,8 @@ def validation_md(run, engine, phases, elements, out_trajectory, out_record, *, 
                 "gamma_break": gamma_break,
                 "above_select": int(np.count_nonzero(gammas > gamma_select)),
                 "above_break": int(np.count_nonzero(gammas >= gamma_break))}
-        log(f"{run.name} ({engine}): {result.steps} of {equilibration + steps} steps, {result.reason}, "
-            f"{len(atoms)} atoms, final T {atoms.get_temperature():.0f} K"
+        log(f"{run.name} ({engine}): {result.steps} of {equilibration + steps} steps, "
+            f"{result.reason}, {len(atoms)} atoms, final T {atoms.get_temperature():.0f} K"
             + (f", max gamma {record['gamma']['max']:.4g}, {record['gamma']['above_break']} of "
                f"{record['gamma']['graded']} graded frames at or above gamma_break "
                f"{gamma_break:g}" if engine == "mtp" and record["gamma"]["graded"] else ""))
