@@ -9,6 +9,8 @@ A new criterion is one subclass here (plus its thresholds in the workflow's sche
 * :class:`ExtrapolationGrade`: the extrapolation grade gamma of the active set (D-optimality,
   Novikov et al. 2021, eq. 13), computed in the same kernel pass as the forces.
 * :class:`CommitteeSpread`: the largest per-atom spread of forces across a committee (eV/Å).
+* :class:`CloseApproach`: the shortest interatomic distance (Å), selected below a distance
+  and stopping the run below another (the potential's min_dist, below which it is not trained).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class Criterion:
     name = "criterion"
     unit = ""
     label = "criterion"
+    every_step = False      # checked at every step (not only at graded ones) when it selects
 
     def __init__(self, select: float | None = None, break_: float | None = None):
         self.select = select
@@ -75,6 +78,37 @@ class CommitteeSpread(Criterion):
 
     def value(self, results, atoms):
         return float(results.get("force_std", np.nan))
+
+
+class CloseApproach(Criterion):
+    """The shortest interatomic distance: below `select` (Å) a candidate, below `break_` a stop.
+
+    Below the potential's min_dist its radial basis is frozen and MLIP-2's repulsive core
+    (RBChebyshev_repuls) switches on with a force of 10^5 exp(-10 (min_dist - 1)) eV/Å, tens of
+    thousands at a min_dist near 1 Å: a pair that the potential wrongly pulls in crosses it and
+    the run blows up within a step, while gamma, which sees only the frozen basis there, stays
+    low. So a configuration approaching min_dist is selected (its label teaches the repulsion
+    above min_dist) and the run stops before a pair crosses it."""
+
+    name, label, unit = "shortest_distance", "shortest interatomic distance", " Å"
+    every_step = True       # a pair crosses min_dist within a step or two
+
+    def value(self, results, atoms):
+        return float(results.get("min_distance", np.nan))
+
+    def selects(self, value):
+        return self.select is not None and bool(np.isfinite(value)) and value < self.select
+
+    def breaks(self, value):
+        return self.break_ is not None and bool(np.isfinite(value)) and value < self.break_
+
+    def break_message(self, step, value):
+        return (f"step {step}: atoms {value:.3f} Å apart, closer than mtp.min_dist = "
+                f"{self.break_:g} Å, where the potential is not trained")
+
+    def rank(self, pool):
+        scored = [(float(a.info.get(self.name, np.nan)), k) for k, a in enumerate(pool)]
+        return [k for v, k in sorted(scored) if self.selects(v)]
 
 
 def default_criteria(gamma_select, gamma_break, std_select=None, std_break=None, gamma_max=None):

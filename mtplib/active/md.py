@@ -205,7 +205,9 @@ class Watcher:
                                f"{self.t.min_distance} Å")
         fmax = float(np.sqrt((res["forces"] ** 2).sum(axis=1).max())) if len(atoms) else 0.0
         due = step % self.t.interval == 0 or (self.t.max_forces_check is not None
-                                              and fmax > self.t.max_forces_check)
+                                              and fmax > self.t.max_forces_check) \
+            or any(c.every_step and (c.selects(v) or c.breaks(v))
+                   for c, v in ((c, c.value(res, atoms)) for c in self.criteria))
         stop = None
         if due and self.grading:
             res = calc.graded_results(atoms)

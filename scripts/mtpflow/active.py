@@ -114,7 +114,8 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
             f"{seg.steps} steps at {seg.temperature:g} K x{seg.scaling:g}" for seg in run.schedule)
            if scheduled else ""))
     md_kwargs = dict(active_set=aset, committee=committee, ensemble=run.ensemble,
-                     timestep=run.timestep, pressure=run.pressure, thresholds=al.thresholds(run),
+                     timestep=run.timestep, pressure=run.pressure,
+                     thresholds=al.thresholds(run, pot.min_dist),
                      candidates=out_candidates, scenario=run.name, engine=al.engine(run),
                      progress_interval=max(1, run.steps // 10), log=log)
     segments = []
@@ -178,8 +179,11 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
         picked = select_add(aset, [pool[k] for k in usable], max_count=al.max_select,
                             where=f"iteration {iteration} candidates").selected
         chosen = [usable[k] for k in picked]
-    if usable and al.committee_enabled:      # committee picks, largest spread first
-        for k in CommitteeSpread(al.committee_criterion["threshold"]).rank(pool):
+    extra = al.close_approach_criteria(pot.min_dist if pot else None)
+    if al.committee_enabled:
+        extra.append(CommitteeSpread(al.committee_criterion["threshold"]))
+    for criterion in extra:      # close approaches (shortest first), committee picks (largest
+        for k in criterion.rank(pool):                                          # spread first)
             if len(chosen) >= al.max_select:
                 break
             if k not in chosen and k in usable:

@@ -266,6 +266,7 @@ class ActiveLearningSettings:
     continue_runs: bool
     convergence: dict
     selection_weights: dict | None = None   # None (or null values): selection_mode's default
+    close_approach: float | None = None     # Å above mtp.min_dist (None: off)
     max_iterations: int | None = None     # None: in a per-iteration job (LOOP_KEYS)
     final_max_iter: int | None = None
     scenarios: list = field(default_factory=list)
@@ -310,8 +311,9 @@ class ActiveLearningSettings:
                     "(the final fit uses the stage-2 labels)")
         return None
 
-    def thresholds(self, run: MDRun):
-        """mtplib.active.Thresholds of one run."""
+    def thresholds(self, run: MDRun, min_dist: float | None = None):
+        """mtplib.active.Thresholds of one run (with the close-approach criterion when
+        `close_approach` is set: give the potential's `min_dist`)."""
         from mtplib.active import Thresholds
         cc = self.committee_criterion
         use_std = self.committee_enabled
@@ -319,7 +321,15 @@ class ActiveLearningSettings:
                           std_select=cc["threshold"] if use_std else None,
                           std_break=cc["break_threshold"] if use_std else None,
                           interval=run.interval, max_forces_check=run.max_forces_check,
-                          gamma_max=self.gamma_max)
+                          gamma_max=self.gamma_max,
+                          criteria=tuple(self.close_approach_criteria(min_dist)))
+
+    def close_approach_criteria(self, min_dist: float | None) -> list:
+        """[CloseApproach(min_dist + close_approach, min_dist)], or [] when off."""
+        from mtplib.active.criteria import CloseApproach
+        if self.close_approach is None or min_dist is None:
+            return []
+        return [CloseApproach(min_dist + self.close_approach, min_dist)]
 
 
 @dataclass(frozen=True)
