@@ -50,3 +50,13 @@ def triclinic_cell(species, n_atoms=5, seed=0, min_separation=1.8):
                 return Atoms([species[k % len(species)] for k in range(n_atoms)],
                              scaled_positions=np.array(frac), cell=cell, pbc=True)
     raise RuntimeError("could not place the atoms")
+
+
+@pytest.fixture(scope="session")
+def cu_fit():
+    """(level-8 Cu potential fitted linearly to 30 EMT cells, its configuration active set)."""
+    from mtplib.active import ActiveSet
+    from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
+    train = emt_cells(30, seed=1)
+    pot = linear_fit(tiny_potential(8), train)
+    return pot, ActiveSet.from_training(pot, train)

@@ -6,17 +6,15 @@ import ase.io
 import numpy as np
 import pytest
 
-from mtplib.active import ActiveSet, Thresholds, run_md
-from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
+from mtplib.active import Thresholds, run_md
+from mtplib.active.testing import emt_cells
 from scripts.mtpflow.active import decide
 from scripts.mtpflow.settings import Settings, validate_config
 
 
 @pytest.fixture(scope="module")
-def setup():
-    train = emt_cells(30, seed=1)
-    pot = linear_fit(tiny_potential(8), train)
-    return pot, ActiveSet.from_training(pot, train)
+def setup(cu_fit):
+    return cu_fit
 
 
 def start():

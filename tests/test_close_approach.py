@@ -5,18 +5,16 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from mtplib.active import ActiveSet, Thresholds, run_md
+from mtplib.active import Thresholds, run_md
 from mtplib.active.criteria import CloseApproach
-from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
+from mtplib.active.testing import emt_cells
 from mtplib.analysis.errors import min_distance
 from scripts.mtpflow.settings import Settings, validate_config
 
 
 @pytest.fixture(scope="module")
-def setup():
-    train = emt_cells(30, seed=1)
-    pot = linear_fit(tiny_potential(8), train)
-    return pot, ActiveSet.from_training(pot, train)
+def setup(cu_fit):
+    return cu_fit
 
 
 def test_criterion_selects_and_breaks_below_its_distances():
