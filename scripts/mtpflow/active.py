@@ -161,7 +161,8 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
 # ---- 2. select ----------------------------------------------------------------------------
 def select(potential_file, state_file, candidate_files, previous_failed, al, elements, iteration,
            out_candidates, out_selected, out_summary, log=print):
-    """maxvol selection from all candidates (+ committee picks) and the failed retries.
+    """maxvol selection from all candidates (+ close-approach and committee picks) and the
+    failed retries.
 
     Candidates with atoms closer than mtp.min_dist are not selected: below min_dist the radial
     basis is frozen (RBChebyshev_repuls adds a fixed core of 10^4 eV scale), so their labels
