@@ -10,6 +10,7 @@ with tee_log(sm.log[0], terminal=False) as log:
                       sm.params.elements, int(sm.wildcards.i), sm.output.candidates,
                       sm.output.summary, sm.output.last,
                       previous_last=getattr(sm.input, "previous_last", None),
-                      committee_file=getattr(sm.input, "committee", None), log=log)
+                      committee_file=getattr(sm.input, "committee", None),
+                      train_file=sm.input.train, log=log)
     log(f"{summary['scenario']}: {summary['steps']}/{summary['steps_requested']} steps, "
         f"{summary['reason']}, max gamma {summary['max_gamma']:.4g}")

@@ -8,4 +8,4 @@ with tee_log(sm.log[0]) as log:
     select(sm.input.potential, sm.input.state, list(sm.input.candidates),
            getattr(sm.input, "failed", None), build(ActiveLearningSettings, sm.params.al),
            sm.params.elements, int(sm.wildcards.i), sm.output.candidates, sm.output.selected,
-           sm.output.summary, log=log)
+           sm.output.summary, train_file=sm.input.train, log=log)

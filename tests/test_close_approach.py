@@ -66,6 +66,11 @@ def test_config_key_builds_the_criterion_from_min_dist():
     (c,) = [c for c in al.thresholds(run, 1.1).criteria if isinstance(c, CloseApproach)]
     assert (c.select, c.break_) == (pytest.approx(1.25), 1.1)
     assert al.thresholds(run).criteria == ()
+    # a distance the training set holds is not a candidate any more: select at its shortest
+    (c,) = al.close_approach_criteria(1.1, training_shortest=1.17)
+    assert (c.select, c.break_) == (1.17, 1.1)
+    (c,) = al.close_approach_criteria(1.1, training_shortest=1.9)
+    assert c.select == pytest.approx(1.25)
     off = Settings.from_config(validate_config({"elements": ["Cu"], "phases": {
         "Cu": {"bulk": {"name": "Cu"}}}})).active_learning
     assert off.close_approach is None and off.close_approach_criteria(1.1) == []

@@ -73,14 +73,24 @@ def overheated(atoms, temperature):
     return atoms.get_temperature() > temperature * (1.0 + OVERHEATED_SIGMAS * sigma)
 
 
+def training_shortest(train_file, al) -> float | None:
+    """The shortest interatomic distance of the training set, when the close-approach
+    criterion needs it (active_learning.close_approach set and a training file given)."""
+    if al.close_approach is None or train_file is None:
+        return None
+    return float(min_distance(read_frames(train_file))[0])
+
+
 def explore(potential_file, state_file, run, al, phases, elements, iteration, out_candidates,
-            out_summary, out_last, previous_last=None, committee_file=None, log=print):
+            out_summary, out_last, previous_last=None, committee_file=None, train_file=None,
+            log=print):
     """Learning-on-the-fly MD of one run (an MDRun); candidates to `out_candidates`, a record,
     and the run's last accepted configuration (with velocities) to `out_last`. With
     `previous_last` (the previous iteration's, when active_learning.continue_runs), the run
     continues from there instead of its start structure. A run with a schedule (MDRun.schedule)
     runs its preparation segments first (``mtplib.active.grid.run_schedule``), unless it
-    continues a state of its last segment; the record then lists the segments."""
+    continues a state of its last segment; the record then lists the segments. `train_file`:
+    the training set, whose shortest distance bounds the close-approach criterion."""
     pot = MTPotential.load(potential_file, species=list(elements))
     aset = None if al.committee_only else ActiveSet.load(state_file, pot)
     committee = committee_of(pot, committee_file, elements) if al.committee_enabled else None
@@ -115,7 +125,8 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
            if scheduled else ""))
     md_kwargs = dict(active_set=aset, committee=committee, ensemble=run.ensemble,
                      timestep=run.timestep, pressure=run.pressure,
-                     thresholds=al.thresholds(run, pot.min_dist),
+                     thresholds=al.thresholds(run, pot.min_dist,
+                                              training_shortest(train_file, al)),
                      candidates=out_candidates, scenario=run.name, engine=al.engine(run),
                      progress_interval=max(1, run.steps // 10), log=log)
     segments = []
@@ -160,7 +171,7 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
 
 # ---- 2. select ----------------------------------------------------------------------------
 def select(potential_file, state_file, candidate_files, previous_failed, al, elements, iteration,
-           out_candidates, out_selected, out_summary, log=print):
+           out_candidates, out_selected, out_summary, train_file=None, log=print):
     """maxvol selection from all candidates (+ close-approach and committee picks) and the
     failed retries.
 
@@ -180,7 +191,8 @@ def select(potential_file, state_file, candidate_files, previous_failed, al, ele
         picked = select_add(aset, [pool[k] for k in usable], max_count=al.max_select,
                             where=f"iteration {iteration} candidates").selected
         chosen = [usable[k] for k in picked]
-    extra = al.close_approach_criteria(pot.min_dist if pot else None)
+    extra = al.close_approach_criteria(pot.min_dist if pot else None,
+                                       training_shortest(train_file, al) if pool else None)
     if al.committee_enabled:
         extra.append(CommitteeSpread(al.committee_criterion["threshold"]))
     for criterion in extra:      # close approaches (shortest first), committee picks (largest

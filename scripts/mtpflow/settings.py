@@ -311,9 +311,11 @@ class ActiveLearningSettings:
                     "(the final fit uses the stage-2 labels)")
         return None
 
-    def thresholds(self, run: MDRun, min_dist: float | None = None):
+    def thresholds(self, run: MDRun, min_dist: float | None = None,
+                   training_shortest: float | None = None):
         """mtplib.active.Thresholds of one run (with the close-approach criterion when
-        `close_approach` is set: give the potential's `min_dist`)."""
+        `close_approach` is set: give the potential's `min_dist`, and the shortest
+        interatomic distance of its training set)."""
         from mtplib.active import Thresholds
         cc = self.committee_criterion
         use_std = self.committee_enabled
@@ -322,14 +324,22 @@ class ActiveLearningSettings:
                           std_break=cc["break_threshold"] if use_std else None,
                           interval=run.interval, max_forces_check=run.max_forces_check,
                           gamma_max=self.gamma_max,
-                          criteria=tuple(self.close_approach_criteria(min_dist)))
+                          criteria=tuple(self.close_approach_criteria(min_dist,
+                                                                      training_shortest)))
 
-    def close_approach_criteria(self, min_dist: float | None) -> list:
-        """[CloseApproach(min_dist + close_approach, min_dist)], or [] when off."""
+    def close_approach_criteria(self, min_dist: float | None,
+                                training_shortest: float | None = None) -> list:
+        """[CloseApproach(select, min_dist)], or [] when off: select is min_dist +
+        close_approach, or the training set's shortest distance when that is shorter (a
+        distance the potential has been trained on is not an extrapolation; a hot fluid may
+        visit it all the time)."""
         from mtplib.active.criteria import CloseApproach
         if self.close_approach is None or min_dist is None:
             return []
-        return [CloseApproach(min_dist + self.close_approach, min_dist)]
+        select = min_dist + self.close_approach
+        if training_shortest is not None:
+            select = min(select, training_shortest)
+        return [CloseApproach(select, min_dist)]
 
 
 @dataclass(frozen=True)
