@@ -81,3 +81,16 @@ def test_identical_curves_have_no_difference_and_a_shift_is_measured(fcc_rdf):
 def test_missing_cutoff_names_the_pair():
     with pytest.raises(ValueError, match="Cu-Au"):
         resolve_cutoffs({"Cu-Cu": 3.0, "Au-Au": 3.0}, ["Cu", "Au"])
+
+
+def test_first_peak_shift_of_one_bin_is_the_bin_width():
+    """Peaks one bin apart on the validation's grid (6 Å / 200 bins) shift by exactly 0.03 Å,
+    so that a tolerance of 0.03 Å admits them (the difference of the two bin centres reads
+    0.030000000000000027 unrounded)."""
+    edges = np.linspace(0.0, 6.0, 201)
+    x = 0.5 * (edges[1:] + edges[:-1])
+    k = int(np.searchsorted(x, 1.96))
+    f, g = np.zeros_like(x), np.zeros_like(x)
+    f[k + 1], g[k] = 1.0, 1.0
+    shift = compare_curves(x, {"Hf-O": f}, {"Hf-O": g})["Hf-O"]["first_peak_shift"]
+    assert shift == 0.03 and abs(shift) <= 0.03

@@ -264,5 +264,7 @@ def compare_curves(x: np.ndarray, test: Mapping[str, np.ndarray], reference: Map
         out[key] = {"integrated_absolute_difference": iad,
                     "relative_difference": iad / norm if norm > 0 else None,
                     "peaks": p_test, "peaks_reference": p_ref,
-                    "first_peak_shift": (p_test[0] - p_ref[0]) if p_test and p_ref else None}
+                    # rounded: a shift of k bins reads k x the bin width, not 0.030000000000000027
+                    "first_peak_shift": (float(np.round(p_test[0] - p_ref[0], 9))
+                                         if p_test and p_ref else None)}
     return out
