@@ -141,6 +141,7 @@ class Watcher:
         self.scenario = scenario
         self.log = log or (lambda *a, **k: None)
         self.criteria = thresholds.all_criteria()
+        self.every_step = [c for c in self.criteria if c.every_step]   # also between gradings
         self.n_candidates = 0
         self.n_above_max = 0
         self.graded = 0
@@ -206,8 +207,8 @@ class Watcher:
         fmax = float(np.sqrt((res["forces"] ** 2).sum(axis=1).max())) if len(atoms) else 0.0
         due = step % self.t.interval == 0 or (self.t.max_forces_check is not None
                                               and fmax > self.t.max_forces_check) \
-            or any(c.every_step and (c.selects(v) or c.breaks(v))
-                   for c, v in ((c, c.value(res, atoms)) for c in self.criteria))
+            or any(c.selects(v) or c.breaks(v)
+                   for c, v in ((c, c.value(res, atoms)) for c in self.every_step))
         stop = None
         if due and self.grading:
             res = calc.graded_results(atoms)

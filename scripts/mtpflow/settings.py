@@ -144,6 +144,16 @@ class FidelityStage:
         return f"al/stage-{self.name}"
 
 
+# a scenario's `equilibration` when the config gives none (the schema's defaults)
+NO_DAMPED_START = {"steps": 0, "friction": 0.05}
+
+
+def damped_start_kwargs(equilibration: dict) -> dict:
+    """run_md's keywords of a scenario's damped start (its `equilibration` section)."""
+    return dict(equilibration_steps=int(equilibration["steps"]),
+                equilibration_friction=float(equilibration["friction"]))
+
+
 @dataclass(frozen=True)
 class MDRun:
     """One MD run of a scenario: one temperature and one start structure."""
@@ -163,7 +173,7 @@ class MDRun:
     ramp_start: float | None
     ramp_steps: int
     schedule: tuple = ()        # mtplib.active.grid.Segments that prepare the run (a liquid)
-    equilibration: dict = field(default_factory=lambda: {"steps": 0, "friction": 0.05})
+    equilibration: dict = field(default_factory=lambda: dict(NO_DAMPED_START))
 
     def __post_init__(self):
         object.__setattr__(self, "schedule", schedule_segments(
@@ -183,8 +193,7 @@ class MDRun:
     def md_start_kwargs(self) -> dict:
         """run_md's keywords of a fresh run's start (ramp, damped equilibration)."""
         return dict(ramp_steps=self.ramp_steps, ramp_start=self.ramp_start,
-                    equilibration_steps=int(self.equilibration["steps"]),
-                    equilibration_friction=float(self.equilibration["friction"]))
+                    **damped_start_kwargs(self.equilibration))
 
     def start_structure(self, phases: dict, where: str, scaled: bool = True):
         """The starting structure (a phase supercell, an amorphous box or a file), its cell
@@ -356,7 +365,7 @@ class ValidationRun:
     pressure: float = 0.0
     gamma_interval: int = 10
     reference: dict = field(default_factory=lambda: {"enabled": True, "steps": None})
-    equilibration: dict = field(default_factory=lambda: {"steps": 0, "friction": 0.05})
+    equilibration: dict = field(default_factory=lambda: dict(NO_DAMPED_START))
 
     @property
     def label(self) -> str:

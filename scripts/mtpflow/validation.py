@@ -39,6 +39,8 @@ from mtplib.labeling import (ReferenceFailed, RetryingCalculator, append_frame, 
 from mtplib.potential import MTPotential
 from mtplib.structures import build_phase, repeat_to_height
 
+from .settings import damped_start_kwargs
+
 
 def _figure(n, size=3.6):
     cols = min(n, 3)
@@ -107,8 +109,8 @@ def validation_md(run, engine, phases, elements, out_trajectory, out_record, *, 
                         pressure=run.pressure, thresholds=thresholds, seed=run.seed,
                         trajectory=tmp, trajectory_interval=max(1, steps // FRAMES),
                         progress_interval=max(1, steps // 10), scenario=run.name, log=log,
-                        engine="native" if native else "ase", equilibration_steps=equilibration,
-                        equilibration_friction=run.equilibration["friction"])
+                        engine="native" if native else "ase",
+                        **damped_start_kwargs(run.equilibration))
         record.update(steps=int(result.steps), reason=result.reason, message=result.message)
         if engine == "mtp":
             gammas = np.array([g for _, g in result.history], float)
