@@ -74,3 +74,13 @@ def test_config_key_builds_the_criterion_from_min_dist():
     off = Settings.from_config(validate_config({"elements": ["Cu"], "phases": {
         "Cu": {"bulk": {"name": "Cu"}}}})).active_learning
     assert off.close_approach is None and off.close_approach_criteria(1.1) == []
+
+
+def test_a_bad_close_approach_is_one_line_naming_the_key():
+    from scripts.mtpflow.settings import ConfigError
+    with pytest.raises(ConfigError) as err:
+        validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
+                         "active_learning": {"close_approach": -0.1}})
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(
+        "config key 'active_learning.close_approach': -0.1 is less than the minimum of 0"), message
