@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """End to end: `mtplib evaluate POT DATA OUT` against MLIP-2's `mlp calc-efs`, as a user runs them.
 
-Each command runs in a fresh process on a warm numba cache (one untimed run first); the
+Each command runs in a fresh process on a warm numba cache and with Python's bytecode cached
+(one untimed run first; PYTHONDONTWRITEBYTECODE is unset for the commands); the
 figure is its CPU time (user + system, the least of --repeats runs) per atom, which the
 load of a shared machine inflates less than wall time. Cases: 1000 x 32-atom cells (the Cu
 set of ../shared/bench/make_cu_emt.py), 64 x 500, 8 x 4000 and 1 x 32000 atoms (rattled fcc
 Cu), all labelled, each in `.cfg` and in extxyz (in and out in the same format); a level-16
 MTP, max_dist 5 Å. MLIP-2 reads `.cfg` only: its column is the same configurations in `.cfg`.
-Numba runs on --threads threads (default 1, as the serial `mlp`).
+Numba runs on --threads threads (default 1, as the serial `mlp`). Each mtplib case runs twice:
+on numba's kernels (MTPLIB_COMPILED=0) and on the kernels compiled ahead of time by
+`mtplib compile` (run first; one thread, no numba import), when the checkout has that verb.
 
 Also: the start-up of one 32-atom cell (wall time, median of --repeats; and CPU), split into
 the import of the CLI and the first kernel call (numba's cache load), beside the floor that
@@ -104,18 +107,19 @@ def make_data(work, cu_dir, pot):
 
 def startup_split(env, cwd, pot, one, repeats):
     """Median wall and CPU of (import of mtplib.cli, first evaluation of one cell = cache load),
-    through read_dataset and evaluate_many (in every version)."""
-    code = ("import time; t=time.perf_counter(); c=time.process_time(); import mtplib.cli; "
+    through read_dataset and evaluate_many (in every version), and whether numba was imported."""
+    code = ("import sys, time; t=time.perf_counter(); c=time.process_time(); import mtplib.cli\n"
+            "try:\n from mtplib import jit; jit.use_compiled_module()\nexcept ImportError: pass\n"
             "from mtplib.io import read_dataset; from mtplib.potential import MTPotential; "
             "t1=time.perf_counter(); c1=time.process_time(); "
             f"p=MTPotential.load({str(pot)!r}); p.evaluate_many(read_dataset({str(one)!r}, p.species)); "
-            "print(t1-t, c1-c, time.perf_counter()-t1, time.process_time()-c1)")
+            "print(t1-t, c1-c, time.perf_counter()-t1, time.process_time()-c1, int('numba' in sys.modules))")
     rows = []
     for _ in range(repeats + 1):
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True,
                              text=True, check=True).stdout.split()
         rows.append([float(x) for x in out])
-    return [statistics.median(r[k] for r in rows[1:]) for k in range(4)]
+    return [statistics.median(r[k] for r in rows[1:]) for k in range(4)] + [bool(rows[-1][4])]
 
 
 def main():
@@ -144,6 +148,8 @@ def main():
 
     repo = Path(args.repo).resolve()
     env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), PYTHONPATH=str(repo))
+    # as an installed package runs: from cached bytecode (the untimed first run writes it)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip() or "?"
     print(f"mtplib from {repo} ({commit}), {args.threads} numba thread(s); mlp: {args.mlp or 'absent'}")
@@ -151,9 +157,15 @@ def main():
     out = work / "out"
     out.mkdir(exist_ok=True)
     mtplib = [sys.executable, "-m", "mtplib", "evaluate", str(pot_path)]
+    numba_env = dict(env, MTPLIB_COMPILED="0")
+    t = time.perf_counter()
+    compiled = subprocess.run([sys.executable, "-m", "mtplib", "compile"], env=env, cwd=repo,
+                              capture_output=True, text=True).returncode == 0
+    print(f"mtplib compile: {'%.1f s' % (time.perf_counter() - t) if compiled else 'absent'}")
+    modes = [("numba", numba_env)] + ([("compiled", env)] if compiled else [])
 
-    print(f"\n{'case':>12s} {'format':>7s} {'mtplib CPU µs/atom':>19s} {'mlp CPU µs/atom':>16s} "
-          f"{'ratio':>6s} {'mtplib wall s':>14s}")
+    print(f"\n{'case':>12s} {'format':>7s} {'kernels':>8s} {'mtplib CPU µs/atom':>19s} "
+          f"{'mlp CPU µs/atom':>16s} {'ratio':>6s} {'mtplib wall s':>14s}")
     for n_cells, n_atoms in cases:
         stem = files[(n_cells, n_atoms)]
         total = n_cells * n_atoms
@@ -162,11 +174,13 @@ def main():
             ref, _ = best([args.mlp, "calc-efs", str(pot_path), f"{stem}.cfg", str(out / "mlp.cfg")],
                           env, repo, args.repeats)
         for fmt in FORMATS:
-            cpu, wall = best(mtplib + [f"{stem}.{fmt}", str(out / f"o.{fmt}")], env, repo, args.repeats)
-            ratio = f"{cpu / ref:6.2f}" if ref else "     -"
-            mlp_col = f"{ref / total * 1e6:16.1f}" if ref else f"{'-':>16s}"
-            print(f"{n_cells:>5d} x {n_atoms:<5d} {fmt:>7s} {cpu / total * 1e6:19.1f} {mlp_col} "
-                  f"{ratio} {wall:14.2f}", flush=True)
+            for mode, mode_env in modes:
+                cpu, wall = best(mtplib + [f"{stem}.{fmt}", str(out / f"o.{fmt}")], mode_env,
+                                 repo, args.repeats)
+                ratio = f"{cpu / ref:6.2f}" if ref else "     -"
+                mlp_col = f"{ref / total * 1e6:16.1f}" if ref else f"{'-':>16s}"
+                print(f"{n_cells:>5d} x {n_atoms:<5d} {fmt:>7s} {mode:>8s} {cpu / total * 1e6:19.1f} "
+                      f"{mlp_col} {ratio} {wall:14.2f}", flush=True)
 
     one = work / "one.cfg"
     from mtplib.io import read_frames, write_frames
@@ -177,16 +191,22 @@ def main():
                              frames.pbc[:1], frames.types[:32], frames.energy[:1],
                              frames.forces[:32], frames.stress[:1], None, frames.info[:1]), ["Cu"])
     print("\nstart-up, one 32-atom cell (.cfg in and out):")
-    for name, cmd in [("mtplib evaluate", mtplib + [str(one), str(out / "one.cfg")])] + (
-            [("mlp calc-efs", [args.mlp, "calc-efs", str(pot_path), str(one), str(out / "one_mlp.cfg")])]
-            if args.mlp else []):
-        run(cmd, env, repo)
-        times = [run(cmd, env, repo) for _ in range(max(args.repeats, 5))]
-        print(f"  {name:16s} wall {statistics.median(w for w, _ in times):.3f} s (median), "
+    commands = [(f"mtplib evaluate ({mode})", mode_env, mtplib + [str(one), str(out / "one.cfg")])
+                for mode, mode_env in modes]
+    if args.mlp:
+        commands.append(("mlp calc-efs", env, [args.mlp, "calc-efs", str(pot_path), str(one),
+                                               str(out / "one_mlp.cfg")]))
+    for name, cmd_env, cmd in commands:
+        run(cmd, cmd_env, repo)
+        times = [run(cmd, cmd_env, repo) for _ in range(max(args.repeats, 5))]
+        print(f"  {name:26s} wall {statistics.median(w for w, _ in times):.3f} s (median), "
               f"CPU {min(c for _, c in times):.3f} s (least)")
-    imp_w, imp_c, load_w, load_c = startup_split(env, repo, pot_path, one, max(args.repeats, 5))
-    print(f"  of which import of mtplib.cli + io + potential: wall {imp_w:.3f} s, CPU {imp_c:.3f} s; "
-          f"first evaluation (numba cache load): wall {load_w:.3f} s, CPU {load_c:.3f} s")
+    for mode, mode_env in modes:
+        imp_w, imp_c, load_w, load_c, numba = startup_split(mode_env, repo, pot_path, one,
+                                                            max(args.repeats, 5))
+        print(f"  {mode}: import of mtplib.cli + io + potential: wall {imp_w:.3f} s, CPU {imp_c:.3f} s; "
+              f"first evaluation (kernel load): wall {load_w:.3f} s, CPU {load_c:.3f} s "
+              f"(numba {'imported' if numba else 'not imported'})")
     for k, (name, code) in enumerate(FLOORS):
         floor_env = dict(env, NUMBA_CACHE_DIR=str(work / "floor_cache"))
         (work / f"floor{k}.py").write_text(code)         # numba caches functions of files only

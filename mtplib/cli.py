@@ -5,6 +5,7 @@
     mtplib errors POT DATA [--json F]     (eqs. 8-10: energy/atom, force components, stress)
     mtplib convert IN OUT                 (cfg <-> extxyz)
     mtplib mindist DATA
+    mtplib compile                        (the kernels of `evaluate`, compiled ahead of time)
     mtplib train ... | scan ... | grade ... | select ... | sparsify ... | md ... | relax ...
 """
 from __future__ import annotations
@@ -104,16 +105,30 @@ def _predictions(pot, images):
     return results
 
 
+# Above this many atoms `evaluate` runs numba's kernels on several threads instead of the
+# one-thread compiled module (`mtplib compile`): about 2 s of work on one thread, where a
+# second thread saves more than numba's start-up (benchmarks/RESULTS.md, bench_cli).
+COMPILED_MAX_ATOMS = 200_000
+
+
 def cmd_evaluate(args):
     from .io import read_frames, write_frames
     species = _species(args)
     pot = _load_potential(args.potential, species)
     species = species or pot.species
     frames = read_frames(args.data, species=species)
+    from . import jit
+    if len(frames.positions) > COMPILED_MAX_ATOMS and jit.available_threads() > 1:
+        jit.stop_using_compiled_module()    # numba's threads gain more than its start-up
     # all configurations in joined arrays, one batched kernel pass per group of structures
     energy, forces, stress, energies = pot.evaluate_frames(frames, where=str(args.data))
     write_frames(args.out, frames.with_results(energy, forces, stress, energies), species=species)
     print(f"{args.out}: {len(frames)} configurations evaluated with {args.potential}")
+
+
+def cmd_compile(args):
+    from .warmup import compile_command_kernels
+    compile_command_kernels(log=print)
 
 
 def cmd_errors(args):
@@ -167,6 +182,10 @@ def build_parser(command=None):
     p.add_argument("--species", nargs="+")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("compile", help="compile the kernels of `evaluate` ahead of time, so that "
+                       "it starts without numba (about 1 s less per command)")
+    p.set_defaults(func=cmd_compile)
+
     p = sub.add_parser("errors", help="errors of a potential on a labelled dataset")
     p.add_argument("potential")
     p.add_argument("data")
@@ -196,7 +215,7 @@ def build_parser(command=None):
     return parser
 
 
-CORE_VERBS = ("init", "evaluate", "errors", "convert", "mindist")
+CORE_VERBS = ("init", "evaluate", "compile", "errors", "convert", "mindist")
 # the verbs each module's add_parsers adds: a core verb's parser imports none of them
 SUBCOMMAND_MODULES = {"mtplib.training.cli": ("train", "scan"),
                       "mtplib.active.cli": ("grade", "select", "sparsify", "md", "relax", "pool",
@@ -204,10 +223,17 @@ SUBCOMMAND_MODULES = {"mtplib.training.cli": ("train", "scan"),
 
 
 def main(argv=None):
-    from .io.mtp import MTPFormatError
-    from .potential import MTPInputError
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv else ""
+    # before any kernel module is imported (the potential's among them)
+    if command == "evaluate":
+        from . import jit
+        jit.use_compiled_module()          # when `mtplib compile` built it: no numba start-up
+    elif command == "compile":
+        from . import jit
+        jit.record_calls()
+    from .io.mtp import MTPFormatError
+    from .potential import MTPInputError
     try:
         _check_species_arguments(argv)
     except CLIError as exc:

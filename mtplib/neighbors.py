@@ -28,7 +28,7 @@ from .numba_cache import isolate_cache
 
 isolate_cache()          # before the first kernel: see numba_cache
 
-from numba import njit  # noqa: E402
+from .jit import njit  # noqa: E402
 
 from .threads import run_chunks  # noqa: E402
 
@@ -73,7 +73,7 @@ def neighbor_csr_shortest(positions, cell, pbc, cutoff, backend="numba", paralle
         return _csr_offsets(i, len(positions)), j, D, (shortest_distance(D) if len(D) else np.inf)
     box, origin = _working_box(positions, cell, pbc, cutoff)
     if parallel is None:
-        from numba import get_num_threads
+        from .jit import get_num_threads
         parallel = get_num_threads() > 1 and len(positions) >= PARALLEL_ATOMS
     offsets, j, D, shortest, n_images = _cell_list_csr(positions, box, origin, pbc, cutoff,
                                                        _MAX_IMAGES, parallel)

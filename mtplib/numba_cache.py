@@ -18,6 +18,7 @@ versioned directory, so child processes (MPI ranks, Snakemake jobs) use it as it
 import hashlib
 import os
 import re
+import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ def numba_sources_digest(root=PACKAGE_DIR):
     digest = hashlib.sha256()
     for path in sorted(Path(root).rglob("*.py")):
         data = path.read_bytes()
-        if b"numba" in data:
+        if b"numba" in data or b"njit" in data:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(len(data).to_bytes(8, "little") + data)
     return digest.hexdigest()[:16]
@@ -60,7 +61,8 @@ def isolate_cache(root=PACKAGE_DIR, force=False):
         base = str(Path(base).parent)
     target = os.path.join(base, PREFIX + numba_sources_digest(root))
     os.environ["NUMBA_CACHE_DIR"] = target
-    import numba                          # after the variable: numba reads it at import
-    numba.config.CACHE_DIR = target       # (and when already imported, set it here)
+    numba = sys.modules.get("numba")      # numba reads the variable at import;
+    if numba is not None:                 # when already imported, set it here
+        numba.config.CACHE_DIR = target
     _isolated[root] = target
     return target

@@ -34,7 +34,7 @@ class MTPInputError(ValueError):
 def _default_blocks(n_atoms):
     # many small blocks balance the threads best (benchmarks/RESULTS.md, bench_evaluate.py), but
     # a block of fewer than CHUNK atoms runs the products on fewer vector lanes (slower)
-    from numba import get_num_threads
+    from .jit import get_num_threads
     threads = get_num_threads()
     return max(1, min(32 * threads, max(threads, n_atoms // CHUNK)))
 
@@ -446,7 +446,7 @@ class MTPotential:
             return self._evaluate_frames(frames, where)
 
     def _evaluate_frames(self, frames, where):
-        from numba import get_num_threads
+        from .jit import get_num_threads
         self.kernel_arrays()
         types = self._frame_types(frames, where)
         positions = frames.positions

@@ -11,7 +11,7 @@ faster than the same loop under `parallel=True`.)
 import os
 import threading
 
-import numba
+from .jit import get_num_threads
 
 # chunks per thread: threads that finish early take more chunks (load balance)
 CHUNKS_PER_THREAD = 4
@@ -26,6 +26,7 @@ def _executor():
     with _pool_lock:
         if _pool is None:
             from concurrent.futures import ThreadPoolExecutor
+            import numba
             _pool = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
                                        thread_name_prefix="mtplib")
         return _pool
@@ -44,7 +45,7 @@ def run_chunks(kernel, n_items, *args):
     """Call kernel(lo, hi, *args) for chunks [lo, hi) covering 0..n_items-1, on
     `numba.get_num_threads()` threads (the caller's among them); on one thread, one call in
     the caller's thread. Returns when all chunks are done; re-raises a chunk's exception."""
-    threads = min(numba.get_num_threads(), n_items)
+    threads = min(get_num_threads(), n_items)
     if threads <= 1:
         if n_items > 0:
             kernel(0, n_items, *args)

@@ -9,6 +9,7 @@ when the real jobs start; the rule runs alongside stages 1-2, which need no kern
 """
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import time
@@ -77,3 +78,42 @@ def compile_kernels(pot, out_json=None, log=print):
     if out_json is not None:
         Path(out_json).write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def compile_command_kernels(log=print):
+    """`mtplib compile`: run `mtplib evaluate` on made-up files (`.cfg` and extxyz, periodic
+    and free structures, with and without the repulsive core) while `mtplib.jit` records the
+    kernels it calls, then compile those kernels ahead of time (`jit.build_compiled_module`).
+    Call `jit.record_calls()` before any kernel module is imported."""
+    import tempfile
+
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from . import jit
+    from .cli import cmd_evaluate
+    from .io import write_dataset
+    from .potential import MTPotential
+
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    periodic = _toy_structures(["Cu", "Au"], 5.0, 12, 2)
+    free = Atoms("CuAuCu", positions=[[0, 0, 0], [2.4, 0, 0], [0, 2.5, 0.3]])
+    free.calc = SinglePointCalculator(free, energy=0.0, forces=np.zeros((3, 3)))
+    rng = np.random.default_rng(0)
+    log("running mtplib evaluate on made-up files to find the kernels it needs")
+    with tempfile.TemporaryDirectory(prefix="mtplib-compile-") as tmp:
+        tmp = Path(tmp)
+        for radial in ("RBChebyshev", "RBChebyshev_repuls"):
+            pot = MTPotential.from_level(2, ["Cu", "Au"], 2.0, 5.0, 4, radial)
+            pot.set_parameters(rng.normal(0.0, 0.1, pot.parameter_count))
+            pot.save(tmp / "pot.mtp")
+            for name, images in (("data.cfg", periodic), ("data.xyz", periodic + [free])):
+                write_dataset(tmp / name, images, species=["Cu", "Au"])
+                args = argparse.Namespace(potential=str(tmp / "pot.mtp"), data=str(tmp / name),
+                                          out=str(tmp / ("out" + Path(name).suffix)), species=None)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cmd_evaluate(args)
+        path = jit.build_compiled_module(log=log)
+    log(f"{path}: compiled in {time.perf_counter() - wall:.1f} s ({_cpu_seconds() - cpu:.1f} CPU-s)")
+    return path

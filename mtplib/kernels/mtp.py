@@ -26,7 +26,7 @@ once, one vector lane per atom; the backward pass evaluates P_mu = sum_g dE/dM_{
 grad P_mu for all neighbours of an atom at once, as vector loops over the neighbours.
 """
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from ..threads import run_chunks
 

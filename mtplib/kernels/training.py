@@ -19,7 +19,7 @@ configuration on its own, so results do not depend on the thread count:
 Neighbour pairs are in the CSR form of `kernels.mtp` (vec = r_j - r_i).
 """
 import numpy as np
-from numba import njit
+from ..jit import njit
 
 from ..threads import run_chunks
 from .mtp import _unit_powers, kernel_tables, mtp_batch, product_runs, radial_basis
