@@ -248,7 +248,10 @@ def build_compiled_module(folder=None, log=print):
     type they were called with, into the extension module of `compiled_module_dir()`.
     Returns its path."""
     global _compiled
-    from numba.pycc import CC
+    import warnings
+    with warnings.catch_warnings():        # pycc is "pending deprecation" since numba 0.57
+        warnings.simplefilter("ignore")
+        from numba.pycc import CC
     if _recording is None:
         raise RuntimeError("build_compiled_module needs record_calls() and a run first")
     folder = Path(folder or compiled_module_dir())
