@@ -128,7 +128,10 @@ def cmd_evaluate(args):
 
 def cmd_compile(args):
     from .warmup import compile_command_kernels
-    compile_command_kernels(log=print)
+    try:
+        compile_command_kernels(log=print)
+    except RuntimeError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def cmd_errors(args):

@@ -251,13 +251,21 @@ def build_compiled_module(folder=None, log=print):
     import warnings
     with warnings.catch_warnings():        # pycc is "pending deprecation" since numba 0.57
         warnings.simplefilter("ignore")
-        from numba.pycc import CC
+        try:
+            from numba.pycc import CC
+        except ImportError:
+            raise RuntimeError("this numba has no pycc (numba's ahead-of-time compiler): "
+                               "`mtplib evaluate` runs on numba's kernels") from None
     if _recording is None:
         raise RuntimeError("build_compiled_module needs record_calls() and a run first")
     folder = Path(folder or compiled_module_dir())
     folder.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter()
-    cc = CC(MODULE_NAME)
+    try:
+        cc = CC(MODULE_NAME)
+    except Exception as exc:               # no C compiler
+        raise RuntimeError(f"the ahead-of-time build needs a C compiler ({_first_line(exc)}): "
+                           "`mtplib evaluate` runs on numba's kernels") from None
     cc.output_dir = str(folder / "build")
     cc.target_cpu = "host"
     cc.verbose = False
@@ -277,10 +285,19 @@ def build_compiled_module(folder=None, log=print):
             manifest["exports"][name] = {"kernel": key, "args": specs}
     log(f"compiling {len(manifest['exports'])} kernel entry points ahead of time "
         f"({len(_recording)} kernels) into {folder}")
-    cc.compile()
+    try:
+        cc.compile()
+    except Exception as exc:               # no C compiler or linker, a failed build
+        raise RuntimeError(f"the ahead-of-time build failed ({_first_line(exc)}); it needs a C compiler "
+                           "and linker: `mtplib evaluate` runs on numba's kernels") from None
     built = Path(cc.output_dir) / (MODULE_NAME + _SUFFIX)
     os.replace(built, folder / (MODULE_NAME + _SUFFIX))
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     log(f"compiled module written in {time.perf_counter() - wall:.1f} s")
     _compiled = None
     return folder / (MODULE_NAME + _SUFFIX)
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".:") if text else type(exc).__name__

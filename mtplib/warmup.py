@@ -85,6 +85,8 @@ def compile_command_kernels(log=print):
     and free structures, with and without the repulsive core) while `mtplib.jit` records the
     kernels it calls, then compile those kernels ahead of time (`jit.build_compiled_module`).
     Call `jit.record_calls()` before any kernel module is imported."""
+    import contextlib
+    import io
     import tempfile
 
     from ase import Atoms
@@ -111,7 +113,7 @@ def compile_command_kernels(log=print):
                 write_dataset(tmp / name, images, species=["Cu", "Au"])
                 args = argparse.Namespace(potential=str(tmp / "pot.mtp"), data=str(tmp / name),
                                           out=str(tmp / ("out" + Path(name).suffix)), species=None)
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                     warnings.simplefilter("ignore")
                     cmd_evaluate(args)
         path = jit.build_compiled_module(log=log)
