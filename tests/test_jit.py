@@ -1,6 +1,7 @@
 """Kernels compiled ahead of time for `mtplib evaluate` (mtplib/jit.py, `mtplib compile`)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -53,6 +54,8 @@ def _evaluate(env, *argv):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")),
+                    reason="pycc needs a C compiler")
 def test_compiled_evaluate_runs_without_numba_and_gives_the_same_bytes(tmp_path):
     from ase.build import bulk
 
