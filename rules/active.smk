@@ -1,6 +1,7 @@
 # Stage 4: active learning. Iteration {i} lives in results/{alroot}/iter_{i}/ (results/al/, or
 # results/al/stage-<name>/ per fidelity stage, rules/fidelity.smk):
-#   al_md (one job per scenario) -> al_select -> al_label -> al_refit -> checkpoint al_iteration.
+#   al_md (one job per scenario) -> al_select -> al_label_part (the selection in parts, side
+#   by side) -> al_label -> al_refit -> checkpoint al_iteration.
 # The number of iterations is found at run time: al_iterations() (rules/common.smk) walks
 # checkpoints.al_iteration until an iteration.json says converged or max_iterations is
 # reached. Finished iterations are ordinary outputs, so they are never redone.
@@ -74,22 +75,23 @@ rule al_select:
         "../scripts/al_select.py"
 
 
-rule al_label:
+rule al_label_part:
     input:
         selected="results/{alroot}/iter_{i}/selected.extxyz",
     output:
-        labelled="results/{alroot}/iter_{i}/labelled.extxyz",
-        failed="results/{alroot}/iter_{i}/failed.extxyz",
+        labelled="results/{alroot}/iter_{i}/label/part_{part}.extxyz",
+        failed="results/{alroot}/iter_{i}/label/part_{part}.failed.extxyz",
     log:
-        "logs/{alroot}/iter_{i}/label.log",
+        "logs/{alroot}/iter_{i}/label_{part}.log",
     benchmark:
-        "logs/benchmarks/{alroot}/iter_{i}/label.tsv",
+        "logs/benchmarks/{alroot}/iter_{i}/label_{part}.tsv",
     params:
         reference=stage_reference_json,
         launcher=python_launcher,
         command_prefix=command_prefix,
         python=PYTHON,
         script=f"{SCRIPTS}/label.py",
+        parts=al_label_parts,
     threads: lambda wildcards: stage_reference(wildcards).threads
     resources:
         tasks=lambda wildcards: stage_reference(wildcards).mpi_tasks,
@@ -100,8 +102,26 @@ rule al_label:
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "{params.launcher} {params.python:q} {params.script:q} --structures {input.selected:q}"
+        " --part {wildcards.part} --parts {params.parts}"
         " --reference {params.reference:q} --mpi-prefix={params.command_prefix:q}"
         " --output {output.labelled:q} --failed {output.failed:q} > {log:q} 2>&1"
+
+
+rule al_label:
+    input:
+        labelled=al_label_part_files("results/{alroot}/iter_{i}", "labelled"),
+        failed=al_label_part_files("results/{alroot}/iter_{i}", "failed"),
+    output:
+        labelled="results/{alroot}/iter_{i}/labelled.extxyz",
+        failed="results/{alroot}/iter_{i}/failed.extxyz",
+    log:
+        "logs/{alroot}/iter_{i}/label.log",
+    benchmark:
+        "logs/benchmarks/{alroot}/iter_{i}/label.tsv",
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/al_label_merge.py"
 
 
 rule al_refit:

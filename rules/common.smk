@@ -124,6 +124,20 @@ def stage_label_mpi(wildcards):
     return reference.mpi_launcher if reference.mpi_tasks > 1 else ""
 
 
+def al_label_parts(wildcards):
+    """Labelling jobs per iteration: the selection (at most max_select new structures, plus
+    retried failures) cut into as many equal parts as max_select / reference.chunk_size, so
+    that the labels of an iteration run side by side as stage 2's chunks do."""
+    return max(1, -(-AL.max_select // stage_reference(wildcards).chunk_size))
+
+
+def al_label_part_files(folder, kind):
+    """The parts' files of a selection labelled in folder (an iteration's, a stage's relabel)."""
+    suffix = ".extxyz" if kind == "labelled" else ".failed.extxyz"
+    return lambda wildcards: [f"{folder.format(**dict(wildcards.items()))}/label/part_{p}{suffix}"
+                              for p in range(al_label_parts(wildcards))]
+
+
 def stage_env(wildcards):
     return f"../envs/{stage_reference(wildcards).code.conda_env}.yaml"
 

@@ -53,9 +53,22 @@ rule fidelity_collect:
         "../scripts/fidelity_collect.py"
 
 
-use rule al_label as fidelity_label with:
+use rule al_label_part as fidelity_label_part with:
     input:
         selected="results/al/stage-{stage}/relabel/structures.extxyz",
+    output:
+        labelled="results/al/stage-{stage}/relabel/label/part_{part}.extxyz",
+        failed="results/al/stage-{stage}/relabel/label/part_{part}.failed.extxyz",
+    log:
+        "logs/al/stage-{stage}/relabel/label_{part}.log",
+    benchmark:
+        "logs/benchmarks/al/stage-{stage}/relabel/label_{part}.tsv",
+
+
+use rule al_label as fidelity_label with:
+    input:
+        labelled=al_label_part_files("results/al/stage-{stage}/relabel", "labelled"),
+        failed=al_label_part_files("results/al/stage-{stage}/relabel", "failed"),
     output:
         labelled="results/al/stage-{stage}/relabel/labelled.extxyz",
         failed="results/al/stage-{stage}/relabel/failed.extxyz",

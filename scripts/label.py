@@ -1,9 +1,11 @@
-"""Stages 2 and 4 (rules label_chunk, al_label): label structures with the reference code,
+"""Stages 2 and 4 (rules label_chunk, al_label_part): label structures with the reference code,
 resumably, with retries and failures recorded (mtplib.labeling). With --retry-failed (rule
 retry_failed), relabel only the failures of a finished chunk, in place.
 
 Run by the rules as `{mpi} python scripts/label.py ...` (a `script:` cannot run under
-mpiexec); every rank computes, rank 0 writes. With --chunk, only that chunk of the file."""
+mpiexec); every rank computes, rank 0 writes. With --chunk, only that chunk of the file; with
+--part k --parts n, only the k-th of n equal consecutive parts (an iteration's selection,
+whose size is known only at run time)."""
 import argparse
 import json
 
@@ -17,6 +19,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--structures", required=True, help="extxyz of the structures")
     p.add_argument("--chunk", type=int, help="label only this chunk (reference.chunk_size each)")
+    p.add_argument("--part", type=int, help="label only this part (of --parts equal parts)")
+    p.add_argument("--parts", type=int, default=1, help="the number of parts (with --part)")
     p.add_argument("--reference", required=True, help="JSON of the config section 'reference'")
     p.add_argument("--mpi-prefix", default="", help="launcher for command-driven codes")
     p.add_argument("--output", required=True)
@@ -33,6 +37,10 @@ def main():
         wanted = set(chunk_indices(len(frames), reference.chunk_size, args.chunk))
         frames = [a for a in frames if int(a.info["index"]) in wanted]
         what = f"chunk {args.chunk}: {len(frames)} structures"
+    elif args.part is not None:
+        n = len(frames)
+        frames = frames[args.part * n // args.parts:(args.part + 1) * n // args.parts]
+        what = f"part {args.part + 1} of {args.parts}: {len(frames)} of {n} structures"
     symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
     factory = reference.calculator_factory(args.mpi_prefix, symbols=symbols)
     log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)

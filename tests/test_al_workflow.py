@@ -174,6 +174,42 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
     np.testing.assert_allclose(retried[0].positions, failed[0].positions)
 
 
+def test_selection_labelled_in_parts_joins_to_the_single_job(tmp_path):
+    """al_label_part: --part k --parts n labels the k-th of n equal consecutive parts; the
+    parts joined in order (rule al_label) are the one job's labels."""
+    from ase.build import bulk
+    from ase.io import read, write
+
+    frames = []
+    for k in range(5):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms.info.update(phase="md_300K", index=k, scenario="md_300K")
+        frames.append(atoms)
+    write(tmp_path / "selected.extxyz", frames)
+    reference = json.dumps(validate_config({"elements": ["Cu"], "phases": {
+        "Cu": {"bulk": {"name": "Cu"}}}})["reference"])
+
+    def label(out, *part):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "label.py"), "--structures",
+                        str(tmp_path / "selected.extxyz"), *part, "--reference", reference,
+                        "--output", str(tmp_path / f"{out}.extxyz"),
+                        "--failed", str(tmp_path / f"{out}.failed.extxyz")],
+                       check=True, cwd=tmp_path, capture_output=True)
+    label("all")
+    for k in range(3):
+        label(f"part_{k}", "--part", str(k), "--parts", "3")
+    parts = [read(tmp_path / f"part_{k}.extxyz", ":") for k in range(3)]
+    assert [[a.info["index"] for a in part] for part in parts] == [[0], [1, 2], [3, 4]]
+    single = read(tmp_path / "all.extxyz", ":")
+    joined = [a for part in parts for a in part]
+    # (a calculator reused from one structure to the next labels to round-off alike)
+    for a, b in zip(joined, single, strict=True):
+        assert a.info["index"] == b.info["index"] and (a.positions == b.positions).all()
+        np.testing.assert_allclose(a.get_potential_energy(), b.get_potential_energy(), rtol=1e-12)
+        np.testing.assert_allclose(a.get_forces(), b.get_forces(), rtol=1e-9, atol=1e-12)
+
+
 # ---- the workflow --------------------------------------------------------------------------
 def _env():
     env = dict(os.environ)
