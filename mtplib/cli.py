@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import warnings
-
-import numpy as np
 
 
 class CLIError(Exception):
@@ -34,7 +34,7 @@ def _number(kind, low, strict, what):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not np.isfinite(value) or value < low or (strict and value == low):
+        if not math.isfinite(value) or value < low or (strict and value == low):
             raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
     parse.__name__ = what
@@ -230,6 +230,9 @@ def main(argv=None):
     command = argv[0] if argv else ""
     # before any kernel module is imported (the potential's among them)
     if command == "evaluate":
+        # no BLAS in evaluate: OpenBLAS's idle threads only cost CPU (set before numpy loads)
+        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
         from . import jit
         jit.use_compiled_module()          # when `mtplib compile` built it: no numba start-up
     elif command == "compile":
@@ -244,6 +247,7 @@ def main(argv=None):
         return 2
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     warnings.simplefilter("once")
+    import numpy as np
     np.set_printoptions(precision=6, suppress=True)
     try:
         _check_outputs(args)

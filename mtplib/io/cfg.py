@@ -517,10 +517,8 @@ def read_cfg_frames(path: str | os.PathLike,
     if any(p is not None for p in stresses):
         if not all(pbcs[c].all() for c, p in enumerate(stresses) if p is not None):
             return None                  # read_cfg says which configuration
-        stress = np.full((len(sizes), 6), np.nan)
-        for c, plus in enumerate(stresses):
-            if plus is not None:
-                stress[c] = -np.array(plus) / abs(np.linalg.det(cells[c]))
+        stress = np.array([np.full(6, np.nan) if p is None else p for p in stresses])
+        stress /= -np.abs(np.linalg.det(cells))[:, None]
     return Frames(atom_start, numbers, np.ascontiguousarray(data[:, 2:5]), cells, pbcs, types,
                   None if np.isnan(energy).all() else energy,
                   np.ascontiguousarray(data[:, 5:8]) if with_forces else None, stress, None, infos)
