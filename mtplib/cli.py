@@ -106,8 +106,8 @@ def _predictions(pot, images):
 
 
 # Above this many atoms `evaluate` runs numba's kernels on several threads instead of the
-# one-thread compiled module (`mtplib compile`): about 2 s of work on one thread, where a
-# second thread saves more than numba's start-up (benchmarks/RESULTS.md, bench_cli).
+# one-thread compiled module (`mtplib compile`): where a second thread saves about as much
+# as numba's start-up costs (estimated from benchmarks/RESULTS.md, bench_cli).
 COMPILED_MAX_ATOMS = 200_000
 
 
@@ -186,7 +186,7 @@ def build_parser(command=None):
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compile", help="compile the kernels of `evaluate` ahead of time, so that "
-                       "it starts without numba (about 1 s less per command)")
+                       "it starts without loading numba")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("errors", help="errors of a potential on a labelled dataset")

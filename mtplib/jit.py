@@ -5,13 +5,13 @@ command line.
 (`use_compiled_module`, as `mtplib evaluate` does before it imports a kernel module). Then
 each kernel is a `Kernel` stand-in that calls its export in the extension module which
 `mtplib compile` built ahead of time (numba.pycc) for this version of the kernel sources,
-this Python and this CPU, and the process never imports numba: numba's import and the load
-of its cache cost about 1 CPU-s whatever the work (benchmarks/RESULTS.md, bench_cli). A call
+this Python and this CPU, and the process never imports numba, whose import and cache load
+cost more than a small command's whole work (benchmarks/RESULTS.md, bench_cli). A call
 that no export takes (other array types, a kernel the command did not need when the module
 was built) compiles the kernels with numba, as without the module (`_materialize`).
 
 The compiled module runs on one thread: its exports hold the GIL (`get_num_threads` is 1
-while numba is not imported).
+while it runs the kernels).
 """
 from __future__ import annotations
 
