@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 MODULE_NAME = "mtplib_kernels"
+KERNEL_MODULES = ("mtplib.kernels.mtp", "mtplib.kernels.training", "mtplib.neighbors")
 _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 _kernels = []            # every Kernel defined so far, in definition order
@@ -108,7 +109,7 @@ def _materialize():
 
 def get_num_threads():
     """numba.get_num_threads(); 1 while the compiled module runs the kernels."""
-    if _wanted and _exports():
+    if _kernels and _exports():
         return 1
     import numba
     return numba.get_num_threads()
@@ -170,9 +171,11 @@ def _match(spec, value):
 def use_compiled_module():
     """Ask for the compiled kernels: call before any kernel module is imported (a module
     imported earlier keeps numba's kernels). The module loads at the first kernel call.
-    MTPLIB_COMPILED=0 in the environment keeps numba's kernels."""
+    MTPLIB_COMPILED=0 in the environment keeps numba's kernels, as does a process that has
+    imported a kernel module already (its kernels are numba's)."""
     global _wanted
-    _wanted = os.environ.get("MTPLIB_COMPILED", "1") != "0"
+    imported = any(name in sys.modules for name in KERNEL_MODULES)
+    _wanted = _wanted or (os.environ.get("MTPLIB_COMPILED", "1") != "0" and not imported)
 
 
 def stop_using_compiled_module():
@@ -239,6 +242,8 @@ def _load(folder):
 def record_calls():
     """Start recording which kernels Python calls (for `build_compiled_module`)."""
     global _recording, _compiled
+    if any(name in sys.modules for name in KERNEL_MODULES):
+        raise RuntimeError("record_calls() must come before any kernel module is imported")
     use_compiled_module()
     _recording, _compiled = set(), {}      # (not the module of an earlier build)
 

@@ -46,6 +46,17 @@ def test_argument_checks_follow_numba_types():
     assert _spec(typeof(np.asfortranarray(np.ones((2, 3))))) is None     # not exported
 
 
+def test_a_process_with_numba_kernels_keeps_them(monkeypatch):
+    import mtplib.jit as jit
+    import mtplib.kernels.mtp  # noqa: F401  (numba's kernels in this process)
+    monkeypatch.setattr(jit, "_wanted", False)
+    monkeypatch.delenv("MTPLIB_COMPILED", raising=False)
+    jit.use_compiled_module()
+    assert not jit._wanted
+    with pytest.raises(RuntimeError, match="before any kernel module"):
+        jit.record_calls()
+
+
 def _evaluate(env, *argv):
     proc = subprocess.run([sys.executable, "-c", EVALUATE, "evaluate", *argv], env=env,
                           capture_output=True, text=True)
