@@ -132,19 +132,25 @@ def test_min_dist_warnings_are_summed_up_in_one_line(tmp_path, capsys):
     assert lines[0] == "md: 100 steps" and lines[2] == "python warning (1x): another warning"
 
 
-def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
-    """al_label reuses the stage-2 labelling (failures listed with their reason); the next
-    iteration's selection retries them once, then gives up."""
+def _write_selection(path, count):
+    """`count` rattled Cu cells as an iteration's selection (phase, index, scenario)."""
     from ase.build import bulk
-    from ase.io import read, write
-
+    from ase.io import write
     frames = []
-    for k in range(4):
+    for k in range(count):
         atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
         atoms.rattle(0.05, seed=k)
         atoms.info.update(phase="md_300K", index=k, scenario="md_300K")
         frames.append(atoms)
-    write(tmp_path / "selected.extxyz", frames)
+    write(path, frames)
+
+
+def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
+    """al_label reuses the stage-2 labelling (failures listed with their reason); the next
+    iteration's selection retries them once, then gives up."""
+    from ase.io import read, write
+
+    _write_selection(tmp_path / "selected.extxyz", 4)
     config = validate_config({"elements": ["Cu"], "phases": {"Cu": {"bulk": {"name": "Cu"}}},
                               "reference": {"name": "mtplib.labeling.testing:FailingEMT",
                                             "kwargs": {"every": 2}, "retries": 1}})
@@ -177,16 +183,9 @@ def test_failed_labels_go_to_failed_and_are_retried_once(tmp_path):
 def test_selection_labelled_in_parts_joins_to_the_single_job(tmp_path):
     """al_label_part: --part k --parts n labels the k-th of n equal consecutive parts; the
     parts joined in order (rule al_label) are the one job's labels."""
-    from ase.build import bulk
-    from ase.io import read, write
+    from ase.io import read
 
-    frames = []
-    for k in range(5):
-        atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
-        atoms.rattle(0.05, seed=k)
-        atoms.info.update(phase="md_300K", index=k, scenario="md_300K")
-        frames.append(atoms)
-    write(tmp_path / "selected.extxyz", frames)
+    _write_selection(tmp_path / "selected.extxyz", 5)
     reference = json.dumps(validate_config({"elements": ["Cu"], "phases": {
         "Cu": {"bulk": {"name": "Cu"}}}})["reference"])
 
