@@ -19,6 +19,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import time
 import types
@@ -174,8 +175,13 @@ def use_compiled_module():
     MTPLIB_COMPILED=0 in the environment keeps numba's kernels, as does a process that has
     imported a kernel module already (its kernels are numba's)."""
     global _wanted
-    imported = any(name in sys.modules for name in KERNEL_MODULES)
-    _wanted = _wanted or (os.environ.get("MTPLIB_COMPILED", "1") != "0" and not imported)
+    _wanted = _wanted or (os.environ.get("MTPLIB_COMPILED", "1") != "0"
+                          and not _kernel_modules_imported())
+
+
+def _kernel_modules_imported():
+    """Whether a kernel module is imported already (then with numba's kernels)."""
+    return any(name in sys.modules for name in KERNEL_MODULES)
 
 
 def stop_using_compiled_module():
@@ -242,7 +248,7 @@ def _load(folder):
 def record_calls():
     """Start recording which kernels Python calls (for `build_compiled_module`)."""
     global _recording, _compiled
-    if any(name in sys.modules for name in KERNEL_MODULES):
+    if _kernel_modules_imported():
         raise RuntimeError("record_calls() must come before any kernel module is imported")
     use_compiled_module()
     _recording, _compiled = set(), {}      # (not the module of an earlier build)
@@ -295,8 +301,10 @@ def build_compiled_module(folder=None, log=print):
     except Exception as exc:               # no C compiler or linker, a failed build
         raise RuntimeError(f"the ahead-of-time build failed ({_first_line(exc)}); it needs a C compiler "
                            "and linker: `mtplib evaluate` runs on numba's kernels") from None
-    built = Path(cc.output_dir) / (MODULE_NAME + _SUFFIX)
-    os.replace(built, folder / (MODULE_NAME + _SUFFIX))
+    # no manifest while the module is replaced: a build cut short leaves nothing to load
+    (folder / "manifest.json").unlink(missing_ok=True)
+    os.replace(Path(cc.output_dir) / (MODULE_NAME + _SUFFIX), folder / (MODULE_NAME + _SUFFIX))
+    shutil.rmtree(cc.output_dir, ignore_errors=True)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     log(f"compiled module written in {time.perf_counter() - wall:.1f} s")
     _compiled = None

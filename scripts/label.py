@@ -28,6 +28,8 @@ def main():
     p.add_argument("--retry-failed", action="store_true",
                    help="relabel the failures of the finished chunk (--output, --failed) in place")
     args = p.parse_args()
+    if args.part is not None and not 0 <= args.part < args.parts:
+        p.error(f"--part {args.part} is not one of the {args.parts} parts (0 to {args.parts - 1})")
     reference = build(ReferenceSettings, args.reference)
     comm = mpi_world()
     rank = comm.Get_rank() if comm is not None else 0

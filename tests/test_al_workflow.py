@@ -198,6 +198,12 @@ def test_selection_labelled_in_parts_joins_to_the_single_job(tmp_path):
     label("all")
     for k in range(3):
         label(f"part_{k}", "--part", str(k), "--parts", "3")
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "label.py"), "--structures",
+                          str(tmp_path / "selected.extxyz"), "--part", "3", "--parts", "3",
+                          "--reference", reference, "--output", str(tmp_path / "x.extxyz"),
+                          "--failed", str(tmp_path / "x.failed.extxyz")],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--part 3 is not one of the 3 parts" in bad.stderr
     parts = [read(tmp_path / f"part_{k}.extxyz", ":") for k in range(3)]
     assert [[a.info["index"] for a in part] for part in parts] == [[0], [1, 2], [3, 4]]
     single = read(tmp_path / "all.extxyz", ":")
