@@ -32,6 +32,7 @@ rule al_md:
         unpack(al_previous),
         unpack(committee_file),
         unpack(al_previous_last),
+        relaxed_phases=RELAXED_PHASE_FILES,
     output:
         candidates="results/{alroot}/iter_{i}/md/{scenario}.extxyz",
         summary="results/{alroot}/iter_{i}/md/{scenario}.json",
@@ -43,7 +44,7 @@ rule al_md:
     params:
         run=lambda wildcards: asdict(AL_RUNS[wildcards.scenario]),
         al=AL_PARAMS,
-        phases=config["phases"],
+        phases=PHASES_BUILT,
         elements=config["elements"],
     resources:
         runtime=60,

@@ -41,9 +41,30 @@ wildcard_constraints:
 
 
 def phase_source(wildcards):
-    """Stage-1 input: the structure file of a {file: ...} phase, nothing otherwise."""
+    """Stage-1 input: the phase's relaxed unit cell (phases.<name>.relax), else the
+    structure file of a {file: ...} phase, else nothing."""
+    phase = PHASES_BUILT[wildcards.phase]
+    return {"source": phase["file"]} if "file" in phase else {}
+
+
+def given_phase_source(wildcards):
+    """The relaxation's input: the structure file of a {file: ...} phase, nothing otherwise."""
     phase = config["phases"][wildcards.phase]
     return {"source": phase["file"]} if "file" in phase else {}
+
+
+def relaxed_phase_file(phase):
+    return f"results/structures/relaxed/{phase}.extxyz"
+
+
+# Phases with phases.<name>.relax.steps > 0 are built from their relaxed unit cell (a
+# {file: ...} phase) in every job after the relaxation; the others as the config gives them.
+RELAXED_PHASES = [p for p, spec in config["phases"].items() if spec["relax"]["steps"] > 0]
+RELAXED_PHASE_FILES = [relaxed_phase_file(p) for p in RELAXED_PHASES]
+PHASES_BUILT = {
+    name: ({**{k: v for k, v in spec.items() if k not in ("file", "bulk", "crystal")},
+            "file": relaxed_phase_file(name)} if name in RELAXED_PHASES else spec)
+    for name, spec in config["phases"].items()}
 
 
 def chunk_files(kind):

@@ -35,6 +35,7 @@ rule fidelity_sparsify:
 rule fidelity_collect:
     input:
         unpack(fidelity_collect_inputs),
+        relaxed_phases=RELAXED_PHASE_FILES,
     output:
         structures="results/al/stage-{stage}/relabel/structures.extxyz",
         summary="results/al/stage-{stage}/relabel/collected.json",
@@ -45,7 +46,7 @@ rule fidelity_collect:
     params:
         md_frames=lambda wildcards: STAGES[stage_index(wildcards)].md_frames,
         runs=[asdict(run) for run in AL_RUNS.values()],
-        phases=config["phases"],
+        phases=PHASES_BUILT,
         elements=config["elements"],
     conda:
         "../envs/mtp.yaml"

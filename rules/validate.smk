@@ -29,6 +29,8 @@ rule validate_state:
 rule validate_md:
     input:
         unpack(validation_potential),
+        relaxed_phases=lambda wildcards: (RELAXED_PHASE_FILES
+                                          if VALIDATION_RUNS[wildcards.vscenario]["phase"] else []),
     output:
         trajectory="results/validation/{vscenario}/{engine}.extxyz",
         record="results/validation/{vscenario}/{engine}.json",
@@ -40,7 +42,7 @@ rule validate_md:
         engine="mtp|reference",
     params:
         run=lambda wildcards: VALIDATION_RUNS[wildcards.vscenario],
-        phases=config["phases"],
+        phases=PHASES_BUILT,
         elements=config["elements"],
         reference=FINAL_REFERENCE,
         gamma_select=lookup(dpath="active_learning/gamma_select", within=config),
@@ -111,6 +113,7 @@ rule validate_summary:
                 if SETTINGS.validation.md_force_frames else []),
         potential="results/final/potential.mtp",
         test=final_test,
+        relaxed_phases=RELAXED_PHASE_FILES,
     output:
         summary=report("results/validation/summary.json", caption="../report/validation.rst",
                        category="Validation"),
@@ -128,7 +131,7 @@ rule validate_summary:
         names=list(VALIDATION_RUNS),
         runs=VALIDATION_RUNS,
         reference=FINAL_REFERENCE,
-        phases=config["phases"],
+        phases=PHASES_BUILT,
         elements=config["elements"],
         validation=config["validation"],
         gamma_only_min_height=FINAL_GAMMA_MIN_HEIGHT,

@@ -8,7 +8,7 @@ from ase.calculators.emt import EMT
 from ase.units import GPa
 
 from mtplib.analysis.properties import (elastic_constants, energy_volume, equation_of_state,
-                                        voigt_bulk_modulus)
+                                        relax_unit_cell, voigt_bulk_modulus)
 
 A0_EMT_CU = 3.5898   # ASE's EMT Cu lattice constant (Å): the energy minimum, checked below
 
@@ -64,3 +64,22 @@ def test_bulk_modulus_from_c_matches_the_equation_of_state(cu):
     b_elastic = voigt_bulk_modulus(elastic_constants(cu, EMT()))
     assert b_elastic == pytest.approx(b_eos, rel=0.01)
     assert b_eos == pytest.approx(134.4, abs=1.0)
+
+
+def test_relax_unit_cell_finds_the_emt_lattice_constant_and_keeps_the_symmetry():
+    """fcc Cu built 3 % too large: the relaxed cell is EMT's a0 and stays Fm-3m; relaxed as a
+    2x2x2 supercell (min_height) and cut back, the same unit cell; 0 steps, the cell as given."""
+    from ase.spacegroup.symmetrize import check_symmetry
+    cu = bulk("Cu", "fcc", a=1.03 * A0_EMT_CU, cubic=True)
+    relaxed, record = relax_unit_cell(cu, EMT(), fmax=1e-4, steps=100, log=lambda m: None)
+    assert record["converged"] and record["supercell"] == [1, 1, 1]
+    assert np.allclose(relaxed.cell.cellpar(), [A0_EMT_CU] * 3 + [90] * 3, atol=2e-3)
+    assert check_symmetry(relaxed, symprec=1e-4).number == 225
+    assert record["volume_per_atom_after"] < record["volume_per_atom_before"]
+    big, big_record = relax_unit_cell(cu, EMT(), fmax=1e-4, steps=100,
+                                      min_height=1.5 * 1.03 * A0_EMT_CU, log=lambda m: None)
+    assert big_record["supercell"] == [2, 2, 2] and len(big) == len(cu)
+    assert np.allclose(big.cell.array, relaxed.cell.array, atol=1e-3)
+    assert np.allclose(big.positions, relaxed.positions, atol=1e-3)
+    unrelaxed, short = relax_unit_cell(cu, EMT(), fmax=1e-4, steps=0, log=lambda m: None)
+    assert not short["converged"] and np.allclose(unrelaxed.cell.array, cu.cell.array)

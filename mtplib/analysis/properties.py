@@ -47,6 +47,50 @@ def elastic_constants(unit: Atoms, calc, delta=0.005):
     return C
 
 
+def relax_unit_cell(unit: Atoms, calc, fmax: float = 0.01, steps: int = 200, cell: bool = True,
+                    min_height: float = 0.0, log=print):
+    """`unit` relaxed by `calc` within its space group (ase FixSymmetry): the positions, and
+    the cell at zero stress too when `cell` (FrechetCellFilter), by BFGS until the largest
+    generalized force (the forces and FrechetCellFilter's stress x volume per atom) is below
+    `fmax` (eV/Å) or after `steps` steps. `min_height` > 0 (a Γ-only calc): the supercell repeated to that
+    height is relaxed and cut back to the unit cell, its images kept equal by the symmetry.
+    Returns (relaxed unit cell, record: steps, converged, energy per atom, largest force, largest
+    stress in GPa, volume per atom before and after)."""
+    from ase.constraints import FixSymmetry
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    from ..structures import cell_heights
+
+    heights = cell_heights(unit.cell.array, unit.pbc)
+    reps = [1 if not np.isfinite(h) or h >= min_height else int(np.ceil(min_height / h))
+            for h in heights]
+    atoms = unit.repeat(reps)
+    atoms.calc = calc
+    atoms.set_constraint(FixSymmetry(atoms, symprec=1e-3))
+    target = FrechetCellFilter(atoms) if cell else atoms
+    volume_before = atoms.get_volume() / len(atoms)
+    optimizer = BFGS(target, logfile=None)
+    n = 0
+    for n, _ in enumerate(optimizer.irun(fmax=fmax, steps=steps), start=0):
+        log(f"relax step {n}: energy {atoms.get_potential_energy() / len(atoms):.6f} "
+            f"eV/atom, largest force {np.abs(atoms.get_forces()).max():.4f} eV/Å")
+    converged = bool(optimizer.converged())
+    forces, stress = atoms.get_forces(), atoms.get_stress(voigt=True)
+    record = {"steps": n, "converged": converged, "supercell": reps, "fmax": fmax,
+              "energy_per_atom": float(atoms.get_potential_energy() / len(atoms)),
+              "max_force": float(np.abs(forces).max()),
+              "max_stress_GPa": float(np.abs(stress).max() * EV_PER_A3_TO_GPA),
+              "volume_per_atom_before": float(volume_before),
+              "volume_per_atom_after": float(atoms.get_volume() / len(atoms))}
+    atoms.set_constraint()
+    relaxed = unit.copy()
+    relaxed.set_cell(atoms.cell.array / np.array(reps)[:, None], scale_atoms=False)
+    relaxed.positions = atoms.positions[:len(unit)]
+    relaxed.wrap()
+    return relaxed, record
+
+
 def voigt_bulk_modulus(C):
     """Voigt average of the bulk modulus (GPa) from a 6x6 stiffness matrix:
     (C11 + C22 + C33 + 2 (C12 + C13 + C23)) / 9; (C11 + 2 C12) / 3 for a cubic crystal."""
