@@ -31,7 +31,12 @@ def tiny_hfo2_config(tmp_path):
                                                       structures_per_supercell=4)
     config["phases"]["monoclinic"]["displacements"].update(supercells=[[1, 1, 1]],
                                                            structures_per_supercell=3)
+    # a few steps of the relaxation on the 12-atom cubic cell (the Γ-only supercell of 10 Å
+    # would cost minutes), none for the monoclinic one
+    config["phases"]["cubic"]["relax"] = {"steps": 3, "fmax": 0.05}
+    config["phases"]["monoclinic"]["relax"] = {"steps": 0}
     config["reference"]["chunk_size"] = 4
+    config["reference"]["gamma_only_min_height"] = 0.0
     config["mtp"] = {"level": 6, "radial_basis_size": 4, "min_dist": 1.7, "max_dist": 4.5}
     config["fit"] = {"weights": {"energy": 1.0, "forces": 0.01, "stress": 0.001}, "seeds": 1,
                      "max_iter": 40}
@@ -66,6 +71,10 @@ def test_tiny_hfo2_runs_every_stage_with_tblite(tmp_path):
     if proc.returncode != 0:
         pytest.fail(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     res = tmp_path / "results"
+    # stage 1: the cubic cell relaxed by xTB within Fm-3m, the monoclinic one as given
+    relaxed = json.loads((res / "structures" / "relaxed" / "cubic.json").read_text())
+    assert relaxed["supercell"] == [1, 1, 1] and 1 <= relaxed["steps"] <= 3
+    assert not (res / "structures" / "relaxed" / "monoclinic.extxyz").exists()
     # stage 2: 4 cubic + 3 monoclinic structures, all labelled by xTB
     labels = json.loads((res / "labels" / "summary.json").read_text())
     assert (labels["labelled"], labels["failed"]) == (7, 0)
