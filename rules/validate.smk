@@ -48,6 +48,9 @@ rule validate_md:
         gamma_select=lookup(dpath="active_learning/gamma_select", within=config),
         gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
         md_engine=lookup(dpath="active_learning/md_engine", within=config),
+    # the reference MD (an hour of xTB) needs no potential: it fills a core left idle by the
+    # stages before it, never takes one that the relaxation, labels or fits could use
+    priority: -1
     resources:
         runtime=60,
     conda:
