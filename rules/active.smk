@@ -199,10 +199,34 @@ rule al_record:
         "../scripts/al_record.py"
 
 
-# Final fit: a seed scan (the stage-3 fitting code) on everything labelled.
-rule final_seed:
+# The final fit's 80/20 split (active_learning.final_test_fraction > 0): a seeded fraction of
+# everything labelled joins stage 2's held-out set as the final fit's test set.
+rule final_split:
     input:
         train=al_final_train,
+        test=final_stage_test,
+    output:
+        train="results/final/train.extxyz",
+        test="results/final/test.extxyz",
+        record="results/final/split.json",
+    log:
+        "logs/final/split.log",
+    benchmark:
+        "logs/benchmarks/final/split.tsv",
+    params:
+        fraction=AL.final_test_fraction,
+        seed=AL.final_split_seed,
+    conda:
+        "../envs/mtp.yaml"
+    script:
+        "../scripts/final_split.py"
+
+
+# Final fit: a seed scan (the stage-3 fitting code) on everything labelled (less the
+# final_split's held-out part).
+rule final_seed:
+    input:
+        train=final_train,
         test=final_test,
         isolated=final_isolated,
     output:
@@ -237,7 +261,7 @@ rule final_gather:
     input:
         potentials=expand("results/final/seeds/seed_{seed}.mtp", seed=SEEDS),
         errors=expand("results/final/seeds/seed_{seed}.json", seed=SEEDS),
-        train=al_final_train,
+        train=final_train,
         test=final_test,
     output:
         table=report("results/final/seeds.csv", caption="../report/final_seeds.rst",

@@ -270,9 +270,24 @@ def al_final_train(wildcards):
     return al_final(AL_ROOTS[-1])["train"]
 
 
-def final_test(wildcards):
-    """The held-out test set of the last stage (the final fit and validation)."""
+def final_stage_test(wildcards):
+    """The held-out test set of the last stage (stage 2's, relabelled by a fidelity stage)."""
     return stage_data(AL_ROOTS[-1])["test"]
+
+
+# active_learning.final_test_fraction > 0: the final fit trains on results/final/train.extxyz
+# and is tested on results/final/test.extxyz (rule final_split), else on the loop's sets.
+FINAL_SPLIT = AL.final_test_fraction > 0
+
+
+def final_train(wildcards):
+    """The final fit's training set."""
+    return "results/final/train.extxyz" if FINAL_SPLIT else al_final_train(wildcards)
+
+
+def final_test(wildcards):
+    """The final fit's test set (and validation's)."""
+    return "results/final/test.extxyz" if FINAL_SPLIT else final_stage_test(wildcards)
 
 
 def final_isolated(wildcards):

@@ -9,7 +9,7 @@
 rule validate_state:
     input:
         potential="results/final/potential.mtp",
-        train=al_final_train,
+        train=final_train,
     output:
         state="results/final/potential.als.npz",
     log:
@@ -116,6 +116,7 @@ rule validate_summary:
                 if SETTINGS.validation.md_force_frames else []),
         potential="results/final/potential.mtp",
         test=final_test,
+        stage_test=lambda wildcards: final_stage_test(wildcards) if FINAL_SPLIT else [],
         relaxed_phases=RELAXED_PHASE_FILES,
     output:
         summary=report("results/validation/summary.json", caption="../report/validation.rst",

@@ -12,4 +12,5 @@ with tee_log(sm.log[0]) as log:
               build(ReferenceSettings, sm.params.reference), sm.params.phases,
               sm.params.elements, build(ValidationSettings, sm.params.validation),
               sm.output.summary, sm.output.parity, sm.output.energy_volume, sm.output.verdicts,
-              min_height=sm.params.gamma_only_min_height, log=log)
+              min_height=sm.params.gamma_only_min_height,
+              stage_test_file=sm.input.stage_test or None, log=log)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ase.io import read
 
 from mtplib.structures import amorphous_box, composition_counts
 from scripts.mtpflow.active import ILL_CONDITIONED_HINT, decide, is_converged, record, select
@@ -318,7 +319,6 @@ def test_al_loop_kill_9_in_iteration_2_resume_converge_nothing_to_do(tmp_path):
     assert sizes[0] == 6 + summaries[0]["labels_added"] and sizes == sorted(sizes)
     assert (al / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the final fit trains on the last iteration's data; validation compares RDFs
-    from ase.io import read
     assert len(read(al / f"iter_{n - 1:03d}" / "train.extxyz", ":")) == sizes[-1]
     assert (tmp_path / "results" / "final" / "potential.mtp").exists()
     summary = json.loads((tmp_path / "results" / "validation" / "summary.json").read_text())
@@ -415,6 +415,28 @@ def test_console_has_no_python_warnings_and_ends_with_the_verdicts(tmp_path):
                           env=_env(), timeout=600)
     assert proc.returncode != 0
     assert "validation.fail_on_verdict is true and" in proc.stderr
+
+    # the final fit's 80/20 split: a seeded part of everything labelled joins stage 2's
+    # held-out set; only the final fit and validation run again
+    config["validation"]["fail_on_verdict"] = False
+    config["active_learning"]["final_test_fraction"] = 0.3
+    config_file.write_text(yaml.safe_dump(config))
+    out = snakemake(tmp_path, config_file, timeout=900)
+    assert "rule al_refit:" not in out and "rule final_split:" in out
+    split = json.loads((res / "final" / "split.json").read_text())
+    labelled = len(read(res / "al" / "iter_000" / "train.extxyz", ":"))
+    assert split["labelled"] == labelled and split["held_out"] == round(0.3 * labelled) >= 1
+    assert split["train"] + split["held_out"] == labelled and split["stage_test"] == n_test
+    train, test = (read(res / "final" / f"{s}.extxyz", ":") for s in ("train", "test"))
+    assert (len(train), len(test)) == (split["train"], n_test + split["held_out"])
+    final_errors = json.loads((res / "final" / "errors.json").read_text())
+    assert final_errors["test"]["forces"]["n_configs"] == len(test)
+    summary = json.loads((res / "validation" / "summary.json").read_text())
+    assert summary["errors"]["test"]["forces"]["n_configs"] == len(test)
+    assert summary["errors"]["stage_test"]["forces"]["n_configs"] == n_test
+    own = summary["structure"]["cuau_v"]["own_md_force_rmse"]
+    assert own["ratio_to_test"] == pytest.approx(own["rmse"] / own["test_rmse"])
+    assert own["ratio_to_stage_test"] == pytest.approx(own["rmse"] / own["stage_test_rmse"])
 
 
 @pytest.mark.slow

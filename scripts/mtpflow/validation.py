@@ -335,12 +335,14 @@ def format_structure(s) -> str:
 
 def summarize(similarity_files, names, runs, own_md_files, potential_file, test_file,
               reference, phases, elements, validation, out_summary, out_parity, out_ev,
-              out_verdicts, min_height=0.0, log=print):
+              out_verdicts, min_height=0.0, stage_test_file=None, log=print):
     """summary.json with the verdicts table, verdicts.txt, the held-out test set's parity plot
     of the final potential; the energy-volume curves (and elastic constants) of every phase
     when configured. `own_md_files`: relabel_own_md's records, one per scenario in `names`
     order (empty: validation.md_force_frames is 0). `min_height` > 0 (a Γ-only reference):
-    the phases' cells of those two checks are repeated to at least that height (Å)."""
+    the phases' cells of those two checks are repeated to at least that height (Å).
+    `stage_test_file` (active_learning.final_test_fraction > 0, when `test_file` is the final
+    fit's test set): stage 2's held-out set, whose errors and own-MD ratio are reported too."""
     tol = validation.tolerances
     pot = MTPotential.load(potential_file, species=list(elements))
     summary = {"potential": str(potential_file), "test_set": str(test_file), "scenarios": {}}
@@ -354,6 +356,9 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
         sets["valid"] = (valid, pot.evaluate_many(valid))
     summary["errors"] = {k: error_metrics(*v) for k, v in sets.items()}
     parity_plots(sets, out_parity)
+    if stage_test_file:
+        stage_test = read_frames(stage_test_file)
+        summary["errors"]["stage_test"] = error_metrics(stage_test, pot.evaluate_many(stage_test))
     reference_calc = RetryingCalculator(reference.calculator_factory(symbols=elements),
                                         retries=reference.retries, timeout=reference.timeout,
                                         log=log)
@@ -414,6 +419,7 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
             verdicts.append(elastic_verdict(phase, c["MTP"], c["reference"],
                                             tol["elastic_relative"], tol["elastic_absolute"]))
     test_rmse = summary["errors"].get("test", {}).get("forces", {}).get("rmse")
+    stage_test_rmse = summary["errors"].get("stage_test", {}).get("forces", {}).get("rmse")
     summary["structure"] = {}
     for name in names:
         phase = f"{runs[name]['phase'] or 'amorphous'} ({name})"
@@ -434,6 +440,10 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
             data["own_md_force_rmse"] = {
                 "rmse": rmse, "frames": n, "failed": n_failed, "test_rmse": test_rmse,
                 "ratio_to_test": rmse / test_rmse if rmse is not None and test_rmse else None}
+            if stage_test_rmse:
+                data["own_md_force_rmse"].update(
+                    stage_test_rmse=stage_test_rmse,
+                    ratio_to_stage_test=rmse / stage_test_rmse if rmse is not None else None)
             summary["structure"][name]["own_md_force_rmse"] = data["own_md_force_rmse"]
             quantity = f"force RMSE, own MD ({n} frames)"
             if rmse is None:
