@@ -130,12 +130,15 @@ def summary_rst(config, potential_file, final_errors_file, iteration_files, labe
 
     out += ["Errors of the final potential", "-----------------------------", ""]
     rows = []
-    for name in ("train", "test", "valid"):
-        e = errors.get(name)
+    # stage 2's held-out set alone, when the final fit's test set adds a split of the labels
+    named = {**errors, "stage_test": validation.get("errors", {}).get("stage_test")}
+    labels = {"test": "test (held-out)", "stage_test": "stage 2's test (held-out, part of test)"}
+    for name in ("train", "test", "stage_test", "valid"):
+        e = named.get(name)
         if not e:
             continue
         n = e.get("forces", {}).get("n_configs", NONE)
-        rows.append([name + (" (held-out)" if name == "test" else ""), n,
+        rows.append([labels.get(name, name), n,
                      *[f"{_number(e.get(q, {}).get('rmse'))} / {_number(e.get(q, {}).get('mae'))}"
                        for q in ("energy_per_atom", "forces", "stress")]])
     out += [list_table("RMSE / MAE per set",
