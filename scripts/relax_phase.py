@@ -27,7 +27,7 @@ with tee_log(sm.log[0], terminal=False, progress=every_nth("step", 10)) as log:
     write(sm.output.structure, relaxed, format="extxyz")
     with open(sm.output.record, "w") as fh:
         json.dump(record, fh, indent=1)
-    status = "converged" if record["converged"] else "NOT converged (phases.{name}.relax.steps)"
+    status = "converged" if record["converged"] else f"NOT converged (phases.{name}.relax.steps)"
     log(f"{name}: relaxed in {record['steps']} steps, {status}: volume "
         f"{record['volume_per_atom_before']:.3f} -> {record['volume_per_atom_after']:.3f} "
         f"Å³/atom, largest force {record['max_force']:.4f} eV/Å, largest stress "
