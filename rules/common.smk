@@ -59,8 +59,8 @@ def relaxed_phase_file(phase):
 
 # Phases with phases.<name>.relax.steps > 0 are built from their relaxed unit cell (a
 # {file: ...} phase) in every job after the relaxation; the others as the config gives them.
-# The jobs' phases leave out `relax` (only rule relax_phase reads it): a phase without it
-# keeps the params it had before the key existed, so an update reruns nothing.
+# The jobs' phases leave out `relax` (read by relax_phase alone): a phase without it keeps
+# the params it had before the key existed, and an update reruns nothing.
 RELAXED_PHASES = [p for p, spec in config["phases"].items() if spec["relax"]["steps"] > 0]
 RELAXED_PHASE_FILES = [relaxed_phase_file(p) for p in RELAXED_PHASES]
 PHASES_BUILT = {
