@@ -52,8 +52,9 @@ def relax_unit_cell(unit: Atoms, calc, fmax: float = 0.01, steps: int = 200, cel
     """`unit` relaxed by `calc` within its space group (ase FixSymmetry): the positions, and
     the cell at zero stress too when `cell` (FrechetCellFilter), by BFGS until the largest
     generalized force (the forces and FrechetCellFilter's stress x volume per atom) is below
-    `fmax` (eV/Å) or after `steps` steps. `min_height` > 0 (a Γ-only calc): the supercell repeated to that
-    height is relaxed and cut back to the unit cell, its images kept equal by the symmetry.
+    `fmax` (eV/Å) or after `steps` steps. `min_height` > 0 (a Γ-only calc): the supercell
+    repeated to that height is relaxed and cut back to the unit cell, its images kept equal
+    by the symmetry.
     Returns (relaxed unit cell, record: steps, converged, energy per atom, largest force, largest
     stress in GPa, volume per atom before and after)."""
     from ase.constraints import FixSymmetry
