@@ -122,12 +122,18 @@ def amorphous_box_length(composition: dict, density: float, n_atoms: int) -> flo
     return float((mass * AMU_PER_CM3_TO_G_PER_A3 / density) ** (1.0 / 3.0))
 
 
+def height_repeats(atoms, min_height) -> list[int]:
+    """Repetitions along each axis of the smallest diagonal supercell of `atoms` whose
+    perpendicular heights are all at least `min_height` Å (1 along a non-periodic axis)."""
+    heights = cell_heights(atoms.cell.array, atoms.pbc)
+    return [1 if not np.isfinite(h) or h >= min_height else int(np.ceil(min_height / h))
+            for h in heights]
+
+
 def repeat_to_height(atoms, min_height):
     """`atoms` repeated along each periodic axis until every perpendicular height is at least
     `min_height` Å (the smallest such diagonal supercell); unchanged when it already is."""
-    heights = cell_heights(atoms.cell.array, atoms.pbc)
-    reps = [1 if not np.isfinite(h) or h >= min_height else int(np.ceil(min_height / h))
-            for h in heights]
+    reps = height_repeats(atoms, min_height)
     return atoms.repeat(reps) if max(reps) > 1 else atoms.copy()
 
 

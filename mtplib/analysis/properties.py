@@ -61,11 +61,9 @@ def relax_unit_cell(unit: Atoms, calc, fmax: float = 0.01, steps: int = 200, cel
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS
 
-    from ..structures import cell_heights
+    from ..structures import height_repeats
 
-    heights = cell_heights(unit.cell.array, unit.pbc)
-    reps = [1 if not np.isfinite(h) or h >= min_height else int(np.ceil(min_height / h))
-            for h in heights]
+    reps = height_repeats(unit, min_height)
     atoms = unit.repeat(reps)
     atoms.calc = calc
     atoms.set_constraint(FixSymmetry(atoms, symprec=1e-3))
