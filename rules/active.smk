@@ -239,7 +239,7 @@ rule final_seed:
     params:
         elements=",".join(config["elements"]),
         mtp=MTP_JSON,
-        fit=FIT_JSON,
+        fit=FINAL_FIT_JSON,
         max_iter=AL.final_max_iter or SETTINGS.fit.max_iter,
         launcher=fit_launcher,
         python=PYTHON,

@@ -97,6 +97,10 @@ def command_prefix(wildcards, resources):
 # ---- stage 3: seed-scanned fitting ----
 SEEDS = SETTINGS.fit.seed_list
 FIT_JSON = json.dumps(config["fit"])
+# the final fit's: fit.tol replaced by active_learning.final_tol where that is set (unset, the
+# same string, so that the final fit's params do not change)
+FINAL_FIT_JSON = FIT_JSON if config["active_learning"].get("final_tol") is None \
+    else json.dumps({**config["fit"], "tol": config["active_learning"]["final_tol"]})
 MTP_JSON = json.dumps(config["mtp"])
 
 

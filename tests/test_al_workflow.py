@@ -417,12 +417,18 @@ def test_console_has_no_python_warnings_and_ends_with_the_verdicts(tmp_path):
     assert "validation.fail_on_verdict is true and" in proc.stderr
 
     # the final fit's 80/20 split: a seeded part of everything labelled joins stage 2's
-    # held-out set; only the final fit and validation run again
+    # held-out set; and its own stopping tolerance (final_tol ~ 0: to fit.max_iter); only
+    # the final fit and validation run again
     config["validation"]["fail_on_verdict"] = False
     config["active_learning"]["final_test_fraction"] = 0.3
+    config["active_learning"]["final_tol"] = 1e-12
     config_file.write_text(yaml.safe_dump(config))
     out = snakemake(tmp_path, config_file, timeout=900)
     assert "rule al_refit:" not in out and "rule final_split:" in out
+    max_iter = config["fit"]["max_iter"]
+    for log in (tmp_path / "logs" / "final").glob("seed_*.log"):
+        assert f"stopped after {max_iter} iterations" in log.read_text(), log.read_text()
+        assert "loss fell by less than" not in log.read_text()
     split = json.loads((res / "final" / "split.json").read_text())
     labelled = len(read(res / "al" / "iter_000" / "train.extxyz", ":"))
     assert split["labelled"] == labelled and split["held_out"] == round(0.3 * labelled) >= 1

@@ -258,8 +258,8 @@ def expand_scenarios(scenarios: list[dict]) -> dict[str, MDRun]:
 
 # The loop-level keys, which the per-iteration jobs are not given: changing them (e.g.
 # max_iterations, to continue a finished loop) must not rerun finished iterations.
-LOOP_KEYS = ("max_iterations", "final_max_iter", "final_test_fraction", "final_split_seed",
-             "scenarios")
+LOOP_KEYS = ("max_iterations", "final_max_iter", "final_tol", "final_test_fraction",
+             "final_split_seed", "scenarios")
 
 
 @dataclass(frozen=True)
@@ -279,6 +279,7 @@ class ActiveLearningSettings:
     close_approach: float | None = None     # Å above mtp.min_dist (None: off)
     max_iterations: int | None = None     # None: in a per-iteration job (LOOP_KEYS)
     final_max_iter: int | None = None
+    final_tol: float | None = None
     final_test_fraction: float = 0.0
     final_split_seed: int = 0
     scenarios: list = field(default_factory=list)
