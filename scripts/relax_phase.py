@@ -1,13 +1,14 @@
 """Stage 1 (rule relax_phase): one phase's unit cell relaxed by the final reference within
 its space group (phases.<name>.relax), and a JSON record of the relaxation."""
 import json
+import sys
 
 from ase.io import write
 from mtpflow.logs import every_nth, tee_log
 from mtpflow.settings import ReferenceSettings, build
 
 from mtplib.analysis.properties import relax_unit_cell
-from mtplib.labeling import RetryingCalculator
+from mtplib.labeling import ReferenceFailed, RetryingCalculator
 from mtplib.structures import build_phase, check_species
 
 sm = snakemake  # noqa: F821
@@ -19,8 +20,16 @@ with tee_log(sm.log[0], terminal=False, progress=every_nth("step", 10)) as log:
     check_species(unit, sm.params.elements, f"config key 'phases.{name}'")
     calc = RetryingCalculator(reference.calculator_factory(symbols=sm.params.elements),
                               retries=reference.retries, timeout=reference.timeout, log=log)
-    relaxed, record = relax_unit_cell(unit, calc, fmax=relax["fmax"], steps=relax["steps"],
-                                      cell=relax["cell"], min_height=sm.params.min_height, log=log)
+    try:
+        relaxed, record = relax_unit_cell(unit, calc, fmax=relax["fmax"], steps=relax["steps"],
+                                          cell=relax["cell"], min_height=sm.params.min_height,
+                                          log=log)
+    except ReferenceFailed as err:
+        # one line on the console; each failed attempt's reason is in the log
+        print(f"{sm.log[0]}: phases.{name}.relax: the reference ({reference.name}) failed "
+              f"after {len(calc.failures)} attempts: {err}", flush=True)
+        log(f"relaxation stopped: {err}")
+        sys.exit(1)
     record["phase"] = name
     record["cellpar_before"] = [round(float(x), 6) for x in unit.cell.cellpar()]
     record["cellpar_after"] = [round(float(x), 6) for x in relaxed.cell.cellpar()]

@@ -44,3 +44,25 @@ def test_stage_1_displaces_the_relaxed_unit_cell(tmp_path):
     want = displace(build_phase("Cu", config["phases"]["Cu"]), "Cu",
                     **config["phases"]["Cu"]["displacements"])
     assert np.allclose(cu[0].positions, want[0].positions, atol=1e-7)
+
+
+def test_a_reference_failure_stops_the_relaxation_with_one_line(tmp_path):
+    """The reference fails on every call: relax_phase stops with one line naming the phase's
+    relax key and the reference, and no traceback on the console."""
+    import subprocess
+
+    from test_al_workflow import _cmd, _env
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["phases"]["Cu3Au"]["relax"] = {"steps": 5}
+    config["reference"] = {"name": "mtplib.labeling.testing:FailingEMT",
+                           "kwargs": {"rate": 1.0}, "retries": 1}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(_cmd(tmp_path, path, "results/structures/Cu3Au.extxyz"),
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert ("logs/relax/Cu3Au.log: phases.Cu3Au.relax: the reference "
+            "(mtplib.labeling.testing:FailingEMT) failed after 2 attempts") in out, out
+    assert "Traceback" not in out, out
+    assert not (tmp_path / "results" / "structures" / "relaxed" / "Cu3Au.extxyz").exists()
