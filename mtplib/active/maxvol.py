@@ -159,8 +159,8 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
     rows whose columns differ by many orders of magnitude (raw MTP columns), B A^-1 can put
     a coefficient above 1 on a virtual slot for a row that lies in the span of the real
     rows; swapping it in leaves A singular (np.linalg.inv then fails). Such a swap is
-    undone and that (row, slot) pair not proposed again. Costs two LUs and one B A^-1 per
-    swap."""
+    undone and that (row, slot) pair not proposed again. Costs two LUs per swap; B A^-1
+    follows by the rank-1 update, as without `checked`."""
     n, m = rows.shape
     if checked and exchange:
         raise ValueError("run_swaps: `checked` is for selection without `exchange`")
@@ -220,8 +220,15 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
                 continue
             state.swaps[-1] = (int(j), int(labels[i]), float(np.exp(state.log_det - log_det_fresh)))
             log_det_fresh = state.log_det
-            C = state.coefficients(rows)
+            # C' = B A'^-1 by the rank-1 update below (A'^-1 itself is fresh); recomputed from
+            # A'^-1 every refresh_every swaps and before convergence is accepted
+            c[j] -= 1.0
+            C -= np.outer(C[:, j] / factor, c)
             done += 1
+            since_refresh += 1
+            if since_refresh >= refresh_every:
+                C = state.coefficients(rows)
+                since_refresh = 0
             continue
         state.swap(rows[i], j, labels[i], c=c)
         c[j] -= 1.0

@@ -2,7 +2,8 @@
 
 From a pool of candidates, rows that increase |det A| are swapped into the active set
 greedily, largest |b A^-1| first; after every swap the remaining candidates are re-graded
-against the updated A^-1 (recomputed after each swap), so a near-duplicate of a configuration just
+against the updated A^-1 (recomputed after each swap; B A^-1 by a rank-1 update, recomputed
+in full before the selection ends), so a near-duplicate of a configuration just
 selected has gamma <= 1 and is never selected too. The selected configurations are those
 with a row in the final A. Every swap is checked on A itself (`run_swaps(checked=True)`):
 one that would leave A singular, or not grow |det A| by the threshold, is refused, so a
