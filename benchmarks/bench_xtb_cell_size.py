@@ -39,7 +39,7 @@ def main():
     p.add_argument("--configfile", type=Path, default=Path("config/examples/hfo2_tblite.yaml"))
     args = p.parse_args()
     config = validate_config(yaml.safe_load(args.configfile.read_text()))
-    settings = Settings.from_config(config)
+    settings = Settings.from_config(config, checked=True)
     reference = settings.reference
     res = args.run / "results"
     pot = MTPotential.load(res / "final" / "potential.mtp", species=config["elements"])
