@@ -177,6 +177,40 @@ def test_two_scenario_grid_through_the_workflow_one_configuration_per_trajectory
 
 
 
+def test_a_run_stopped_at_min_dist_continues_with_fresh_velocities(rough, tmp_path):
+    """The last state records the criterion that stopped its run. A run stopped where a pair
+    crossed min_dist (nothing there can be labelled, so the same state and velocities would
+    cross again) continues from its last accepted state with fresh velocities; a run stopped
+    by gamma continues as it was."""
+    import numpy as np
+
+    config, al = settings({"gamma_select": 1.5, "gamma_break": 3.0, "scenarios": [
+        {"name": "hot", "start": {"phase": "Cu", "supercell": [2, 2, 2]},
+         "temperatures": [2500], "steps": 300, "interval": 1}]})
+    run = al.runs()["hot_2500K"]
+    first = run_explore(rough, run, al, config, tmp_path)
+    assert first["reason"] == "extrapolation" and not first["velocities_redrawn"]
+    state = ase.io.read(tmp_path / "hot_2500K.last.extxyz")
+    assert state.info["stopped_by"] == "gamma"
+    for stopped_by in ("gamma", "shortest_distance"):
+        atoms = state.copy()
+        atoms.info["stopped_by"] = stopped_by
+        ase.io.write(tmp_path / f"{stopped_by}.extxyz", atoms)
+        lines = []
+        summary = explore(*rough, run, al, config["phases"], ["Cu"], 1,
+                          tmp_path / f"{stopped_by}.c.extxyz", tmp_path / f"{stopped_by}.json",
+                          tmp_path / f"{stopped_by}.last.extxyz",
+                          previous_last=tmp_path / f"{stopped_by}.extxyz", log=lines.append)
+        redrawn = stopped_by == "shortest_distance"
+        assert summary["continued"] and summary["velocities_redrawn"] == redrawn
+        assert any("fresh Maxwell-Boltzmann velocities" in line for line in lines) == redrawn
+    # the same state, other velocities: the two continuations part at once
+    first_steps = [ase.io.read(tmp_path / f"{s}.c.extxyz", ":") or
+                   ase.io.read(tmp_path / f"{s}.last.extxyz", ":") for s in ("gamma",
+                                                                           "shortest_distance")]
+    assert not np.allclose(first_steps[0][0].positions, first_steps[1][0].positions)
+
+
 def test_an_overheated_last_state_is_not_continued(rough, tmp_path):
     """A run that heated far above its thermostat (the HfO2 melt: accepted at 4600-4800 K under
     3000 K, then blowing up within a few steps, every iteration the same) starts afresh; a

@@ -125,6 +125,7 @@ class RunResult:
     graded_below_select: int = 0  # graded steps that no criterion selected
     last_selected_step: int = -1  # the last step with gamma (or another criterion) above select
     last_accepted: object = None  # Atoms (with momenta) of the last graded step not selected
+    stopped_by: str | None = None  # name of the criterion that stopped the run, if one did
 
 
 class Watcher:
@@ -148,6 +149,7 @@ class Watcher:
         self.graded_below_select = 0
         self.last_selected_step = -1
         self.last_accepted = None
+        self.stopped_by = None
         self.maxima = {c.name: 0.0 for c in self.criteria}
         self.history = []
         self.last_gamma = float("nan")
@@ -171,7 +173,7 @@ class Watcher:
                          above_max=self.n_above_max, graded=self.graded,
                          graded_below_select=self.graded_below_select,
                          last_selected_step=self.last_selected_step,
-                         last_accepted=self.last_accepted)
+                         last_accepted=self.last_accepted, stopped_by=self.stopped_by)
 
     @property
     def grading(self):
@@ -239,6 +241,7 @@ class Watcher:
             for c in self.criteria:
                 if c.breaks(values[c.name]):
                     stop = ("extrapolation", c.break_message(step, values[c.name]))
+                    self.stopped_by = c.name
                     break
         if self.grading:     # grade the next step's forces in the same pass when it is due
             calc.grade_next = (step + 1) % self.t.interval == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mtplib.active import ActiveSet, Committee, run_md, select_add
-from mtplib.active.criteria import CommitteeSpread
+from mtplib.active.criteria import CloseApproach, CommitteeSpread
 from mtplib.active.grid import run_schedule
 from mtplib.analysis.errors import describe_metric, min_distance, write_errors_json
 from mtplib.analysis.plots import learning_curve_plot
@@ -60,6 +60,9 @@ def committee_of(potential, committee_file, elements):
 
 # ---- 1. explore ---------------------------------------------------------------------------
 OVERHEATED_SIGMAS = 5.0   # canonical kinetic-temperature fluctuations, sigma_T / T = sqrt(2 / 3N)
+
+
+CLOSE_APPROACH = CloseApproach.name   # stopped_by: the run stopped before a pair crossed min_dist
 
 
 def overheated(atoms, temperature):
@@ -106,6 +109,15 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
             f"at {previous[-1].get_temperature():.0f} K, far above the thermostat's "
             f"{run.temperature:g} K (a run heating up under the potential: continuing it would "
             "repeat the same stop); starting afresh")
+    # a stop where a pair crossed min_dist leaves nothing to label at the crossing (below
+    # min_dist), so the same state and velocities under a barely changed potential cross
+    # again (an HfO2 melt run stopped at its first step in three iterations running): the
+    # run continues from its last accepted state with fresh velocities
+    redrawn = continued and previous[-1].info.get("stopped_by") == CLOSE_APPROACH
+    if redrawn:
+        log(f"iteration {iteration}, {run.name}: the previous iteration stopped where a pair "
+            "crossed mtp.min_dist; continuing from its last accepted state with fresh "
+            f"Maxwell-Boltzmann velocities at {run.temperature:g} K")
     scheduled = bool(run.schedule) and not continued
     atoms = previous[-1] if continued else run.start_structure(phases, where=where,
                                                                scaled=not scheduled)
@@ -147,11 +159,15 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
                       "candidates": 0} for seg in plan[len(done.segments):]]
     else:
         result = run_md(pot, atoms, temperature=run.temperature, steps=run.steps, seed=seed,
-                        thermalize=not continued,
+                        thermalize=not continued or redrawn,
                         **({} if continued else run.md_start_kwargs()), **md_kwargs)
     out_candidates.touch()
     if run.schedule and continued and result.last_accepted is not None:
         result.last_accepted.info["segment"] = len(run.schedule)    # still the last segment
+    if result.last_accepted is not None:
+        result.last_accepted.info.pop("stopped_by", None)
+        if result.stopped_by:
+            result.last_accepted.info["stopped_by"] = result.stopped_by
     write_frames_atomic(out_last, [result.last_accepted] if result.last_accepted is not None
                         else [])
     summary = {"scenario": run.name, "iteration": int(iteration), "steps": int(result.steps),
@@ -162,6 +178,7 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
                "above_gamma_max": int(result.above_max), "graded": int(result.graded),
                "graded_below_select": int(result.graded_below_select),
                "last_selected_step": int(result.last_selected_step), "continued": continued,
+               "velocities_redrawn": redrawn,
                "temperature": run.temperature, "scaling": run.scaling, "seed": seed}
     if segments:
         summary["segments"] = segments
