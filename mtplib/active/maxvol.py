@@ -219,18 +219,9 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
                     refused[i, [k for k in range(m) if _is_virtual(state.A[k])]] = True
                 continue
             state.swaps[-1] = (int(j), int(labels[i]), float(np.exp(state.log_det - log_det_fresh)))
-            log_det_fresh = state.log_det
-            # C' = B A'^-1 by the rank-1 update below (A'^-1 itself is fresh); recomputed from
-            # A'^-1 every refresh_every swaps and before convergence is accepted
-            c[j] -= 1.0
-            C -= np.outer(C[:, j] / factor, c)
-            done += 1
-            since_refresh += 1
-            if since_refresh >= refresh_every:
-                C = state.coefficients(rows)
-                since_refresh = 0
-            continue
-        state.swap(rows[i], j, labels[i], c=c)
+            log_det_fresh = state.log_det       # A^-1 is fresh; B A^-1 follows as below
+        else:
+            state.swap(rows[i], j, labels[i], c=c)
         c[j] -= 1.0
         u = C[:, j] / factor                        # C' = B A'^-1 by the same rank-1 update
         if exchange:

@@ -62,9 +62,6 @@ def committee_of(potential, committee_file, elements):
 OVERHEATED_SIGMAS = 5.0   # canonical kinetic-temperature fluctuations, sigma_T / T = sqrt(2 / 3N)
 
 
-CLOSE_APPROACH = CloseApproach.name   # stopped_by: the run stopped before a pair crossed min_dist
-
-
 def overheated(atoms, temperature):
     """Whether a state's kinetic temperature is more than OVERHEATED_SIGMAS canonical
     fluctuations above the thermostat's: not an equilibrium state to continue from (the HfO2
@@ -113,7 +110,7 @@ def explore(potential_file, state_file, run, al, phases, elements, iteration, ou
     # min_dist), so the same state and velocities under a barely changed potential cross
     # again (an HfO2 melt run stopped at its first step in three iterations running): the
     # run continues from its last accepted state with fresh velocities
-    redrawn = continued and previous[-1].info.get("stopped_by") == CLOSE_APPROACH
+    redrawn = continued and previous[-1].info.get("stopped_by") == CloseApproach.name
     if redrawn:
         log(f"iteration {iteration}, {run.name}: the previous iteration stopped where a pair "
             "crossed mtp.min_dist; continuing from its last accepted state with fresh "
