@@ -22,6 +22,10 @@ first fifth of each trajectory dropped; per pair and the total g(r): the integra
    comparison's noise floor. `twin vs MTP run` (the whole twin run, dropped fifth) and
    `twin vs reference` separate the box size and the potential.
 
+The twin writes a frame every fifth of that spacing, and `dense window vs MTP run` uses every
+frame of each window (the same simulated time, five times the frames): whether denser frames
+of the same reference run would lower the floor.
+
 If the noise floor is near the tolerance (validation.tolerances), the verdict cannot tell a
 good potential from a bad one with this reference run.
 
@@ -93,6 +97,8 @@ def main():
     # the twin: the MTP from the reference's start, frames at the reference's spacing
     ref_steps, mtp_steps = run.steps_of("reference"), run.steps_of("mtp")
     spacing = max(1, ref_steps // FRAMES)
+    fine = max(1, spacing // 5)
+    every = spacing // fine
     atoms = run.start_structure(phases_built(config, args.run), "reference")
     pot = MTPotential.load(res / "final" / "potential.mtp", species=elements)
     trajectory = Path(f"/tmp/bench_rdf_noise_{args.scenario}.extxyz")
@@ -100,17 +106,22 @@ def main():
     start = time.perf_counter()
     result = run_md(pot, atoms, ensemble=run.ensemble, temperature=run.temperature,
                     steps=mtp_steps, timestep=run.timestep, pressure=run.pressure, seed=run.seed,
-                    trajectory=trajectory, trajectory_interval=spacing,
+                    trajectory=trajectory, trajectory_interval=fine,
                     progress_interval=max(1, mtp_steps // 5), scenario=f"{args.scenario} twin",
                     engine="native" if run.ensemble in NATIVE_ENSEMBLES else "ase",
                     **damped_start_kwargs(run.equilibration))
-    twin = read(trajectory, ":")
+    dense_twin = read(trajectory, ":")
     print(f"twin run: {result.steps} steps ({result.reason}), {len(atoms)} atoms, "
-          f"{len(twin)} frames every {spacing} steps, {time.perf_counter() - start:.0f} s")
+          f"{len(dense_twin)} frames every {fine} steps, {time.perf_counter() - start:.0f} s")
+    twin = dense_twin[::every]                      # at the reference's spacing
     window = len(ref_frames)          # the reference run's frames, its first fifth included
     start_frame = int(round(int(run.equilibration["steps"]) / spacing))
-    windows = [twin[s:s + window] for s in range(start_frame, len(twin) - window + 1, window)]
+    starts = range(start_frame, len(twin) - window + 1, window)
+    windows = [twin[s:s + window] for s in starts]
+    dense_windows = [dense_twin[s * every:(s + window - 1) * every + 1] for s in starts]
     per_window = [difference(r, g_mtp, curves(w, rdf_settings, elements)[1]) for w in windows]
+    per_dense = [difference(r, g_mtp, curves(w, rdf_settings, elements)[1])
+                 for w in dense_windows]
     _, g_twin = curves(twin, rdf_settings, elements)
 
     keys = list(verdict)
@@ -122,11 +133,12 @@ def main():
     print("|---" * (len(keys) + 1) + "|")
     print(row("verdict: MTP run vs reference", verdict))
     print(row("reference halves", halves))
-    for name, stat in (("mean", np.mean), ("min", np.min), ("max", np.max)):
-        print("| window vs MTP run, " + name + " | " + " | ".join(
-            f"{stat([w[k][0] for w in per_window]):.3f} / "
-            f"{stat([abs(w[k][1]) for w in per_window if w[k][1] is not None]):.2f}"
-            for k in keys) + " |")
+    for label, results in (("window", per_window), (f"dense window (x{every})", per_dense)):
+        for name, stat in (("mean", np.mean), ("min", np.min), ("max", np.max)):
+            print(f"| {label} vs MTP run, {name} | " + " | ".join(
+                f"{stat([w[k][0] for w in results]):.3f} / "
+                f"{stat([abs(w[k][1]) for w in results if w[k][1] is not None]):.2f}"
+                for k in keys) + " |")
     print(row("twin (whole) vs MTP run", difference(r, g_twin, g_mtp)))
     print(row("twin (whole) vs reference", difference(r, g_twin, g_ref)))
     tol = config["validation"]["tolerances"]
@@ -136,6 +148,8 @@ def main():
     print(f"\nwindows over the tolerance {tol['rdf_difference']} Å, per pair (of {len(windows)}): "
           f"{fails}")
     print(f"windows with a first-peak shift over {tol['rdf_first_peak_shift']} Å: {shifted}")
+    print(f"dense windows over the tolerance: "
+          f"{ {k: sum(w[k][0] > tol['rdf_difference'] for w in per_dense) for k in keys} }")
 
 
 def phases_built(config, run_dir):
