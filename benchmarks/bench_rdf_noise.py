@@ -11,7 +11,7 @@ first fifth of each trajectory dropped; per pair and the total g(r): the integra
 1. `verdict`: the run's MTP trajectory against its reference trajectory, recomputed (it must
    equal results/validation/<scenario>/similarity.json);
 2. `reference halves`: the reference's frames (after the drop) in two halves, against each
-   other;
+   other (each half without its own first fifth too);
 3. a twin run: the final MTP from the reference's own start structure (its box, its seed),
    in the scenario's ensemble, temperature and damped start, for the MTP run's length, its
    frames written at the reference trajectory's spacing. Cut into consecutive windows of
@@ -90,7 +90,8 @@ def main():
 
     kept = ref_frames[int(0.2 * len(ref_frames)):]
     half = len(kept) // 2
-    _, g_a = curves(kept[:half], rdf_settings, elements)   # already dropped: no second drop
+    # curves() drops each half's own first fifth again: 40 % of the kept frames per half
+    _, g_a = curves(kept[:half], rdf_settings, elements)
     _, g_b = curves(kept[half:], rdf_settings, elements)
     halves = difference(r, g_a, g_b)
 
