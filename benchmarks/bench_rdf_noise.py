@@ -45,7 +45,8 @@ from mtplib import MTPotential
 from mtplib.active import run_md
 from mtplib.active.md import NATIVE_ENSEMBLES
 from mtplib.analysis.structure import compare_curves, rdf, total_rdf
-from scripts.mtpflow.settings import Settings, damped_start_kwargs, validate_config
+from scripts.mtpflow.settings import (Settings, damped_start_kwargs, phases_built,
+                                      validate_config)
 from scripts.mtpflow.validation import FRAMES
 
 
@@ -100,7 +101,7 @@ def main():
     spacing = max(1, ref_steps // FRAMES)
     fine = max(1, spacing // 5)
     every = spacing // fine
-    atoms = run.start_structure(phases_built(config, args.run), "reference")
+    atoms = run.start_structure(phases_built(config["phases"], args.run), "reference")
     pot = MTPotential.load(res / "final" / "potential.mtp", species=elements)
     trajectory = Path(f"/tmp/bench_rdf_noise_{args.scenario}.extxyz")
     trajectory.unlink(missing_ok=True)
@@ -151,21 +152,6 @@ def main():
     print(f"windows with a first-peak shift over {tol['rdf_first_peak_shift']} Å: {shifted}")
     print(f"dense windows over the tolerance: "
           f"{ {k: sum(w[k][0] > tol['rdf_difference'] for w in per_dense) for k in keys} }")
-
-
-def phases_built(config, run_dir):
-    """The phases as the run's jobs build them (rules/common.smk, PHASES_BUILT): a relaxed
-    phase from the run's relaxed unit cell."""
-    out = {}
-    for name, spec in config["phases"].items():
-        if spec["relax"]["steps"] > 0:
-            out[name] = {**{k: v for k, v in spec.items()
-                            if k not in ("file", "bulk", "crystal", "relax")},
-                         "file": str(run_dir / "results" / "structures" / "relaxed"
-                                     / f"{name}.extxyz")}
-        else:
-            out[name] = {k: v for k, v in spec.items() if k != "relax"}
-    return out
 
 
 if __name__ == "__main__":

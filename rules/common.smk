@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from snakemake.settings.types import DeploymentMethod
 
-from scripts.mtpflow.settings import gamma_cell_height, n_chunks
+from scripts.mtpflow.settings import gamma_cell_height, n_chunks, phases_built, relaxed_phase_file
 
 PHASES = list(config["phases"])
 REFERENCE = SETTINGS.reference
@@ -53,21 +53,11 @@ def given_phase_source(wildcards):
     return {"source": phase["file"]} if "file" in phase else {}
 
 
-def relaxed_phase_file(phase):
-    return f"results/structures/relaxed/{phase}.extxyz"
-
-
-# Phases with phases.<name>.relax.steps > 0 are built from their relaxed unit cell (a
-# {file: ...} phase) in every job after the relaxation; the others as the config gives them.
-# The jobs' phases leave out `relax` (read by relax_phase alone): a phase without it keeps
-# the params it had before the key existed, and an update reruns nothing.
+# Phases with phases.<name>.relax.steps > 0 are built from their relaxed unit cell in every
+# job after the relaxation (phases_built); the others as the config gives them.
 RELAXED_PHASES = [p for p, spec in config["phases"].items() if spec["relax"]["steps"] > 0]
 RELAXED_PHASE_FILES = [relaxed_phase_file(p) for p in RELAXED_PHASES]
-PHASES_BUILT = {
-    name: ({**{k: v for k, v in spec.items() if k not in ("file", "bulk", "crystal", "relax")},
-            "file": relaxed_phase_file(name)} if name in RELAXED_PHASES
-           else {k: v for k, v in spec.items() if k != "relax"})
-    for name, spec in config["phases"].items()}
+PHASES_BUILT = phases_built(config["phases"])
 
 
 def chunk_files(kind):

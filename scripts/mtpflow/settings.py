@@ -148,6 +148,27 @@ class FidelityStage:
 NO_DAMPED_START = {"steps": 0, "friction": 0.05}
 
 
+def relaxed_phase_file(phase: str) -> str:
+    """Where relax_phase writes a phase's relaxed unit cell, relative to the working directory."""
+    return f"results/structures/relaxed/{phase}.extxyz"
+
+
+def phases_built(phases: dict, root: str | Path | None = None) -> dict:
+    """The phases as every job after the relaxation builds them: a phase with
+    relax.steps > 0 from its relaxed unit cell (a {file: ...} phase; under `root`, a run's
+    directory, when given), the others as the config gives them. `relax` is left out (read by
+    relax_phase alone): a phase without it keeps the params it had before the key existed,
+    and an update reruns nothing."""
+    def relaxed(name):
+        path = relaxed_phase_file(name)
+        return path if root is None else str(Path(root) / path)
+    return {name: ({**{k: v for k, v in spec.items()
+                       if k not in ("file", "bulk", "crystal", "relax")},
+                    "file": relaxed(name)} if spec["relax"]["steps"] > 0
+                   else {k: v for k, v in spec.items() if k != "relax"})
+            for name, spec in phases.items()}
+
+
 def damped_start_kwargs(equilibration: dict) -> dict:
     """run_md's keywords of a scenario's damped start (its `equilibration` section)."""
     return dict(equilibration_steps=int(equilibration["steps"]),
