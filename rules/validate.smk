@@ -49,8 +49,10 @@ rule validate_md:
         gamma_break=lookup(dpath="active_learning/gamma_break", within=config),
         md_engine=lookup(dpath="active_learning/md_engine", within=config),
     # the reference MD (an hour of xTB) needs no potential: it fills a core left idle by the
-    # stages before it, never takes one that the relaxation, labels or fits could use
-    priority: -1
+    # stages before it, never takes one that the relaxation, labels or fits could use; the
+    # MTP runs go before the relabelling of their frames, so that the longest relabelling does
+    # not start last
+    priority: lambda wildcards: -1 if wildcards.engine == "reference" else 1
     resources:
         runtime=60,
     conda:
@@ -108,6 +110,29 @@ rule validate_relabel:
         "../scripts/validate_relabel.py"
 
 
+rule validate_reference_checks:
+    input:
+        relaxed_phases=RELAXED_PHASE_FILES,
+    output:
+        checks="results/validation/reference_checks.json",
+    log:
+        "logs/validation/reference_checks.log",
+    benchmark:
+        "logs/benchmarks/validation/reference_checks.tsv",
+    params:
+        reference=FINAL_REFERENCE,
+        phases=PHASES_BUILT,
+        elements=config["elements"],
+        validation=config["validation"],
+        gamma_only_min_height=FINAL_GAMMA_MIN_HEIGHT,
+    # needs no potential: like the reference MD, it fills a core the stages before it leave idle
+    priority: -1
+    conda:
+        FINAL_REFERENCE_ENV
+    script:
+        "../scripts/validate_reference_checks.py"
+
+
 rule validate_summary:
     input:
         similarity=expand("results/validation/{vscenario}/similarity.json",
@@ -118,6 +143,9 @@ rule validate_summary:
         test=final_test,
         stage_test=lambda wildcards: final_stage_test(wildcards) if FINAL_SPLIT else [],
         relaxed_phases=RELAXED_PHASE_FILES,
+        reference_checks=("results/validation/reference_checks.json"
+                          if SETTINGS.validation.energy_volume or SETTINGS.validation.elastic
+                          else []),
     output:
         summary=report("results/validation/summary.json", caption="../report/validation.rst",
                        category="Validation"),
@@ -134,12 +162,11 @@ rule validate_summary:
     params:
         names=list(VALIDATION_RUNS),
         runs=VALIDATION_RUNS,
-        reference=FINAL_REFERENCE,
         phases=PHASES_BUILT,
         elements=config["elements"],
         validation=config["validation"],
         gamma_only_min_height=FINAL_GAMMA_MIN_HEIGHT,
     conda:
-        FINAL_REFERENCE_ENV
+        "../envs/mtp.yaml"
     script:
         "../scripts/validate_summary.py"

@@ -11,7 +11,8 @@ from ase.io import read, write
 from mtplib.active import ActiveSet
 from mtplib.active.testing import emt_cells, linear_fit, tiny_potential
 from scripts.mtpflow.settings import Settings, validate_config
-from scripts.mtpflow.validation import compare, relabel_own_md, summarize, validation_md
+from scripts.mtpflow.validation import (compare, reference_crystal_checks, relabel_own_md,
+                                        summarize, validation_md)
 
 ELEMENTS = ["Cu", "Au"]
 BOX = {"composition": {"Cu": 3, "Au": 1}, "density": 10.0, "n_atoms": 16, "seed": 2,
@@ -89,7 +90,7 @@ def test_compare_and_summary_carry_the_new_keys(setup):
     assert own["rmse"] == own["errors"]["forces"]["rmse"] > 0
     summary = summarize([d / "similarity.json"], ["glass"], {"glass": {"phase": None}},
                         [d / "own_md.json"], tmp / "potential.mtp", tmp / "test.extxyz",
-                        settings.reference, {}, ELEMENTS, val, tmp / "summary.json",
+                        None, {}, ELEMENTS, val, tmp / "summary.json",
                         tmp / "parity.png", tmp / "ev.png", tmp / "verdicts.txt",
                         log=lambda m: None)
     s = summary["structure"]["glass"]
@@ -193,12 +194,56 @@ def test_gamma_only_reference_gets_energy_volume_and_elastic_cells_of_min_height
     for height, atoms in ((0.0, 1), (10.0, 125)):
         seen.update(ev=[], elastic=[], height=height)
         lines = []
-        summarize([], [], {}, [], tmp / "potential.mtp", tmp / "test.extxyz",
-                  settings.reference, phases, ELEMENTS, checks,
-                  tmp_path / "summary.json", tmp_path / "parity.png", tmp_path / "ev.png",
-                  tmp_path / "verdicts.txt", min_height=height, log=lines.append)
+        reference_crystal_checks(settings.reference, phases, ELEMENTS, checks,
+                                 tmp_path / "checks.json", min_height=height, log=lines.append)
+        summary = summarize([], [], {}, [], tmp / "potential.mtp", tmp / "test.extxyz",
+                            tmp_path / "checks.json", phases, ELEMENTS, checks,
+                            tmp_path / "summary.json", tmp_path / "parity.png",
+                            tmp_path / "ev.png", tmp_path / "verdicts.txt", min_height=height,
+                            log=lines.append)
         assert seen["ev"] == [atoms, atoms] and seen["elastic"] == [atoms, atoms]
         assert any("Cu 125 atoms" in line for line in lines) == (height > 0)
+        assert summary["energy_volume"]["Cu"]["energy_rmse_meV_per_atom"] == 0.0
+        assert summary["elastic"]["Cu"]["max_abs_difference_GPa"] == 0.0
+
+
+def test_summary_compares_the_reference_checks_file_and_fails_a_failed_phase(
+        setup, tmp_path, monkeypatch):
+    """The summary reads the reference's E-V curve and C_ij from reference_crystal_checks'
+    file: a reference curve 1 meV/atom above the MTP's gives an E-V RMSE of 1 meV/atom; a
+    phase whose reference calculation failed, or no file at all, gets a failed verdict."""
+    import dataclasses
+
+    import scripts.mtpflow.validation as validation
+
+    tmp, settings = setup
+    if not (tmp / "reference.json").exists():
+        pytest.skip("needs the trajectories of the first test")
+    monkeypatch.setattr(validation, "energy_volume", lambda unit, calc: (
+        np.array([10.0, 11.0, 12.0]), np.array([-1.0, -1.1, -1.0])))
+    monkeypatch.setattr(validation, "elastic_constants", lambda unit, calc: np.eye(6) * 100.0)
+    phases = {"Cu": {"bulk": {"name": "Cu"}}, "Au": {"bulk": {"name": "Au"}}}
+    checks = dataclasses.replace(settings.validation, energy_volume=True, elastic=True)
+    ref = {"energy_volume": {"Cu": {"volumes": [10.0, 11.0, 12.0],
+                                    "energies": [-0.999, -1.099, -0.999]},
+                             "Au": {"error": "CalculationFailed: SCF did not converge"}},
+           "elastic": {"Cu": (np.eye(6) * 110.0).tolist(),
+                       "Au": {"error": "CalculationFailed: SCF did not converge"}}}
+    (tmp_path / "checks.json").write_text(json.dumps(ref))
+    for checks_file in (tmp_path / "checks.json", None):
+        summary = summarize([], [], {}, [], tmp / "potential.mtp", tmp / "test.extxyz",
+                            checks_file, phases, ELEMENTS, checks, tmp_path / "summary.json",
+                            tmp_path / "parity.png", tmp_path / "ev.png",
+                            tmp_path / "verdicts.txt", log=lambda m: None)
+        rows = {(v["phase"], v["quantity"]): v for v in summary["verdicts"]}
+        assert not rows[("Au", "E-V RMSE")]["pass"] and not rows[("Au", "elastic C_ij")]["pass"]
+        if checks_file:
+            assert summary["energy_volume"]["Cu"]["energy_rmse_meV_per_atom"] == \
+                pytest.approx(1.0)
+            assert summary["elastic"]["Cu"]["max_abs_difference_GPa"] == pytest.approx(10.0)
+            assert "SCF" in summary["energy_volume"]["Au"]["error"]
+        else:
+            assert not rows[("Cu", "E-V RMSE")]["pass"]
 
 
 def test_validation_md_damped_start_runs_before_both_engines(setup):

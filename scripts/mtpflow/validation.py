@@ -8,6 +8,8 @@
   numbers.
 * :func:`relabel_own_md`: frames of the MTP's own validation MD labelled by the reference,
   and the MTP's errors on them.
+* :func:`reference_crystal_checks`: the reference's energy-volume curves and elastic
+  constants of the phases, before the final potential exists.
 * :func:`summarize`: ``summary.json`` (every scenario's similarity, held-out test-set errors
   of the final potential, energy-volume and elastic comparisons when configured, the force
   RMSE on frames of the MTP's own MD, and the pass/fail ``verdicts`` of
@@ -333,14 +335,67 @@ def format_structure(s) -> str:
     return "; ".join(parts) or "no MD record"
 
 
+def check_cells(phases, validation, min_height=0.0, log=print) -> dict:
+    """{phase: cell} of the energy-volume and elastic checks (empty when neither is
+    configured); `min_height` > 0 (a Γ-only reference): each cell repeated to at least that
+    height (Å)."""
+    if not (validation.energy_volume or validation.elastic):
+        return {}
+    cells = {phase: build_phase(phase, phases[phase]) for phase in phases}
+    if min_height > 0:
+        cells = {phase: repeat_to_height(unit, min_height) for phase, unit in cells.items()}
+        log("energy-volume and elastic cells repeated to >= "
+            f"{min_height:g} Å for the Γ-only reference: " + ", ".join(
+                f"{phase} {len(unit)} atoms" for phase, unit in cells.items()))
+    return cells
+
+
+def crystal_checks(calc, cells, validation, log=print) -> dict:
+    """{"energy_volume": {phase: {"volumes", "energies"} per atom}, "elastic": {phase: C_ij in
+    GPa}} of `cells` with `calc`, as validation.energy_volume and validation.elastic ask;
+    a phase whose calculation fails (an SCF) gets {"error": ...} instead, not raised. All
+    energy-volume curves first, then the elastic constants (a calculator that reuses its last
+    wavefunction sees the same sequence of cells on every run)."""
+    out = {"energy_volume": {}, "elastic": {}}
+    for key, enabled, compute in (("energy_volume", validation.energy_volume, energy_volume),
+                                  ("elastic", validation.elastic, elastic_constants)):
+        for phase, unit in (cells.items() if enabled else ()):
+            try:
+                value = compute(unit, calc)
+            except Exception as exc:       # a reference failure must not lose the summary
+                out[key][phase] = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"{key.replace('_', '-')} of {phase} failed: {exc}")
+                continue
+            out[key][phase] = ({"volumes": value[0].tolist(), "energies": value[1].tolist()}
+                               if key == "energy_volume" else np.asarray(value).tolist())
+    return out
+
+
+def reference_crystal_checks(reference, phases, elements, validation, out_json, min_height=0.0,
+                             log=print) -> dict:
+    """crystal_checks of the reference calculator to `out_json`: they need no potential, so
+    they run beside stages 1-4 instead of after the final fit."""
+    cells = check_cells(phases, validation, min_height, log)
+    calc = (RetryingCalculator(reference.calculator_factory(symbols=list(elements)),
+                               retries=reference.retries, timeout=reference.timeout, log=log)
+            if cells else None)
+    result = crystal_checks(calc, cells, validation, log)
+    Path(out_json).write_text(json.dumps(result) + "\n")
+    log(f"reference energy-volume ({len(result['energy_volume'])} phases) and elastic "
+        f"constants ({len(result['elastic'])} phases) to {out_json}")
+    return result
+
+
 def summarize(similarity_files, names, runs, own_md_files, potential_file, test_file,
-              reference, phases, elements, validation, out_summary, out_parity, out_ev,
-              out_verdicts, min_height=0.0, stage_test_file=None, log=print):
+              reference_checks_file, phases, elements, validation, out_summary, out_parity,
+              out_ev, out_verdicts, min_height=0.0, stage_test_file=None, log=print):
     """summary.json with the verdicts table, verdicts.txt, the held-out test set's parity plot
     of the final potential; the energy-volume curves (and elastic constants) of every phase
-    when configured. `own_md_files`: relabel_own_md's records, one per scenario in `names`
-    order (empty: validation.md_force_frames is 0). `min_height` > 0 (a Γ-only reference):
-    the phases' cells of those two checks are repeated to at least that height (Å).
+    when configured, the MTP's against `reference_checks_file` (reference_crystal_checks;
+    None: none computed, a failed verdict per phase). `own_md_files`: relabel_own_md's
+    records, one per scenario in `names` order (empty: validation.md_force_frames is 0).
+    `min_height` > 0 (a Γ-only reference): the phases' cells of those two checks are repeated
+    to at least that height (Å), as reference_crystal_checks repeats them.
     `stage_test_file` (active_learning.final_test_fraction > 0, when `test_file` is the final
     fit's test set): stage 2's held-out set, whose errors and own-MD ratio are reported too."""
     tol = validation.tolerances
@@ -359,32 +414,26 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     if stage_test_file:
         stage_test = read_frames(stage_test_file)
         summary["errors"]["stage_test"] = error_metrics(stage_test, pot.evaluate_many(stage_test))
-    reference_calc = RetryingCalculator(reference.calculator_factory(symbols=elements),
-                                        retries=reference.retries, timeout=reference.timeout,
-                                        log=log)
-    calcs = {"MTP": MTPCalculator(potential_file, species=list(elements)),
-             "reference": reference_calc}
     names_ev = list(phases) if validation.energy_volume else []
+    checks = {"MTP": crystal_checks(MTPCalculator(potential_file, species=list(elements)),
+                                    check_cells(phases, validation, min_height, log), validation,
+                                    log),
+              "reference": (json.loads(Path(reference_checks_file).read_text())
+                            if reference_checks_file else {"energy_volume": {}, "elastic": {}})}
     fig, axes = _figure(max(1, len(names_ev)))
     summary["energy_volume"] = {}
     summary["elastic"] = {}
-    cells = {}
-    if names_ev or validation.elastic:
-        cells = {phase: build_phase(phase, phases[phase]) for phase in phases}
-        if min_height > 0:
-            cells = {phase: repeat_to_height(unit, min_height) for phase, unit in cells.items()}
-            log("energy-volume and elastic cells repeated to >= "
-                f"{min_height:g} Å for the Γ-only reference: " + ", ".join(
-                    f"{phase} {len(unit)} atoms" for phase, unit in cells.items()))
     for ax, phase in zip(axes, names_ev):
-        unit = cells[phase]
-        try:
-            curves = {label: energy_volume(unit, calc) for label, calc in calcs.items()}
-        except Exception as exc:       # a reference failure (SCF) must not lose the summary
-            summary["energy_volume"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
-            verdicts.append(failed_verdict(phase, "E-V RMSE", f"{type(exc).__name__}"))
-            log(f"energy-volume of {phase} failed: {exc}")
+        got = {label: c["energy_volume"].get(phase, {"error": "not computed"})
+               for label, c in checks.items()}
+        error = next((f"{label}: {g['error']}" for label, g in got.items() if "error" in g), None)
+        if error:                      # a reference failure (SCF) must not lose the summary
+            summary["energy_volume"][phase] = {"error": error}
+            verdicts.append(failed_verdict(phase, "E-V RMSE", error.split(":")[1].strip()))
+            log(f"energy-volume of {phase} failed: {error}")
             continue
+        curves = {label: (np.array(g["volumes"]), np.array(g["energies"]))
+                  for label, g in got.items()}
         entry = {}
         for label, (v, e) in curves.items():
             ax.plot(v, e, "o-" if label == "MTP" else "s--", label=label)
@@ -404,14 +453,17 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     fig.tight_layout()
     fig.savefig(out_ev, dpi=110)
     if validation.elastic:
-        for phase, unit in cells.items():
-            try:
-                c = {k: elastic_constants(unit, calc) for k, calc in calcs.items()}
-            except Exception as exc:
-                summary["elastic"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
-                verdicts.append(failed_verdict(phase, "elastic C_ij", type(exc).__name__))
-                log(f"elastic constants of {phase} failed: {exc}")
+        for phase in phases:
+            got = {label: c["elastic"].get(phase, {"error": "not computed"})
+                   for label, c in checks.items()}
+            error = next((f"{label}: {g['error']}" for label, g in got.items()
+                          if isinstance(g, dict)), None)
+            if error:
+                summary["elastic"][phase] = {"error": error}
+                verdicts.append(failed_verdict(phase, "elastic C_ij", error.split(":")[1].strip()))
+                log(f"elastic constants of {phase} failed: {error}")
                 continue
+            c = {label: np.array(g) for label, g in got.items()}
             summary["elastic"][phase] = {
                 "C_mtp_GPa": np.round(c["MTP"], 2).tolist(),
                 "C_reference_GPa": np.round(c["reference"], 2).tolist(),
