@@ -242,6 +242,8 @@ def test_summary_compares_the_reference_checks_file_and_fails_a_failed_phase(
                 pytest.approx(1.0)
             assert summary["elastic"]["Cu"]["max_abs_difference_GPa"] == pytest.approx(10.0)
             assert "SCF" in summary["energy_volume"]["Au"]["error"]
+            assert rows[("Au", "E-V RMSE")]["note"] == rows[("Au", "elastic C_ij")]["note"] \
+                == "CalculationFailed"          # the exception's type, as before the split
         else:
             assert not rows[("Cu", "E-V RMSE")]["pass"]
 

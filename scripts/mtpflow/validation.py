@@ -386,6 +386,18 @@ def reference_crystal_checks(reference, phases, elements, validation, out_json, 
     return result
 
 
+def paired_check(checks, key, phase):
+    """({label: result}, failure) of one check (`key`: "energy_volume" or "elastic") of one
+    phase in crystal_checks' results per label ("MTP", "reference"); failure: None, or
+    ("<label>: <error>", the error's type for the verdict) of the first label that has no
+    result."""
+    got = {label: c[key].get(phase, {"error": "not computed"}) for label, c in checks.items()}
+    for label, g in got.items():
+        if isinstance(g, dict) and "error" in g:
+            return got, (f"{label}: {g['error']}", g["error"].partition(":")[0])
+    return got, None
+
+
 def summarize(similarity_files, names, runs, own_md_files, potential_file, test_file,
               reference_checks_file, phases, elements, validation, out_summary, out_parity,
               out_ev, out_verdicts, min_height=0.0, stage_test_file=None, log=print):
@@ -424,12 +436,11 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     summary["energy_volume"] = {}
     summary["elastic"] = {}
     for ax, phase in zip(axes, names_ev):
-        got = {label: c["energy_volume"].get(phase, {"error": "not computed"})
-               for label, c in checks.items()}
-        error = next((f"{label}: {g['error']}" for label, g in got.items() if "error" in g), None)
-        if error:                      # a reference failure (SCF) must not lose the summary
+        got, failure = paired_check(checks, "energy_volume", phase)
+        if failure:                    # a reference failure (SCF) must not lose the summary
+            error, reason = failure
             summary["energy_volume"][phase] = {"error": error}
-            verdicts.append(failed_verdict(phase, "E-V RMSE", error.split(":")[1].strip()))
+            verdicts.append(failed_verdict(phase, "E-V RMSE", reason))
             log(f"energy-volume of {phase} failed: {error}")
             continue
         curves = {label: (np.array(g["volumes"]), np.array(g["energies"]))
@@ -454,13 +465,11 @@ def summarize(similarity_files, names, runs, own_md_files, potential_file, test_
     fig.savefig(out_ev, dpi=110)
     if validation.elastic:
         for phase in phases:
-            got = {label: c["elastic"].get(phase, {"error": "not computed"})
-                   for label, c in checks.items()}
-            error = next((f"{label}: {g['error']}" for label, g in got.items()
-                          if isinstance(g, dict)), None)
-            if error:
+            got, failure = paired_check(checks, "elastic", phase)
+            if failure:
+                error, reason = failure
                 summary["elastic"][phase] = {"error": error}
-                verdicts.append(failed_verdict(phase, "elastic C_ij", error.split(":")[1].strip()))
+                verdicts.append(failed_verdict(phase, "elastic C_ij", reason))
                 log(f"elastic constants of {phase} failed: {error}")
                 continue
             c = {label: np.array(g) for label, g in got.items()}
