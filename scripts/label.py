@@ -13,6 +13,7 @@ from mtpflow.settings import ReferenceSettings, build, chunk_indices
 
 from mtplib.labeling import (label_structures, mpi_world, read_frames, retry_failures,
                              run_mpi_safe)
+from mtplib.labeling.registry import blas_note
 
 
 def main():
@@ -46,8 +47,9 @@ def main():
     symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
     factory = reference.calculator_factory(args.mpi_prefix, symbols=symbols)
     log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)
+    blas = blas_note(reference.name)
     log(f"{what}, reference {reference.name}, "
-        f"{comm.Get_size() if comm is not None else 1} MPI rank(s)")
+        f"{comm.Get_size() if comm is not None else 1} MPI rank(s)" + (f", {blas}" if blas else ""))
     if args.retry_failed:
         stats = retry_failures(args.output, args.failed, factory, retries=reference.retries,
                                comm=comm, log=log, timeout=reference.timeout)

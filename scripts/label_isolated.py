@@ -22,7 +22,7 @@ def main():
     rank0 = comm is None or comm.Get_rank() == 0
     result = isolated_energies(args.elements.split(","), ref.name, ref.kwargs, ref.isolated_box,
                                ref.isolated_spin, args.mpi_prefix, retries=ref.retries,
-                               timeout=ref.timeout,
+                               timeout=ref.timeout, blas=ref.blas,
                                log=(lambda m: print(m, flush=True)) if rank0 else (lambda m: None))
     if comm is None or comm.Get_rank() == 0:
         text = json.dumps(result, indent=2)

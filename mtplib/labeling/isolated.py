@@ -35,14 +35,15 @@ def isolated_atom(symbol: str, name: str, kwargs: dict, box: float, spin: bool):
 
 def isolated_energies(elements, name: str, kwargs: dict | None, box: float = 12.0,
                       spin: bool = True, mpi_prefix: str = "", retries: int = 0,
-                      timeout: float | None = None, log=print) -> dict:
+                      timeout: float | None = None, log=print, blas: str = "auto") -> dict:
     """Energy of each element alone in a cubic box of edge ``box`` (Å); each calculation
-    with ``retries`` more attempts and ``timeout`` seconds, as in labelling."""
+    with ``retries`` more attempts and ``timeout`` seconds, and the BLAS ``blas``, as in
+    labelling."""
     from .label import RetryingCalculator
     energies, spin_modes = {}, {}
     for symbol in elements:
         atoms, kw, mode = isolated_atom(symbol, name, kwargs, box, spin)
-        atoms.calc = RetryingCalculator(lambda kw=kw: make_calculator(name, kw, mpi_prefix),
+        atoms.calc = RetryingCalculator(lambda kw=kw: make_calculator(name, kw, mpi_prefix, blas),
                                         retries=retries, timeout=timeout, log=log)
         energies[symbol] = float(atoms.get_potential_energy())
         spin_modes[symbol] = mode

@@ -12,9 +12,13 @@ arguments (e.g. espresso's profile). Adding a code is one :func:`register` call 
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
 import importlib
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +46,9 @@ class ReferenceCode:
     elements: Callable[[], set] | None = None   # the elements the code can do (None: any)
     # Brillouin zone sampled at Γ only: True, or kwargs -> bool (k-points from the kwargs)
     gamma_only: bool | Callable[[dict], bool] = False
+    # its Python package may ship netlib's reference BLAS/LAPACK (tblite's PyPI wheel does):
+    # then reference.blas puts an optimized one in front (use_optimized_blas)
+    may_bundle_reference_blas: bool = False
 
     def samples_gamma_only(self, kwargs: dict | None = None) -> bool:
         """Whether the code, with ``kwargs``, evaluates a periodic cell at the Γ point only."""
@@ -129,9 +136,94 @@ def runs_python_under_mpi(name: str) -> bool:
     return get_code(name).runs_python_under_mpi
 
 
-def resolve(name: str):
-    """The calculator class of ``reference.name`` (a clear ImportError naming the fix)."""
+# ---- BLAS ------------------------------------------------------------------------------------
+# what use_optimized_blas did in this process (a process loads at most one BLAS, before the
+# code's module): {"path": the library loaded, or None}; empty before its first call
+_BLAS_IN_USE: dict = {}
+
+
+class BlasSettingError(ValueError):
+    """reference.blas names no loadable library."""
+
+
+def bundled_reference_blas(module: str) -> list[str]:
+    """The netlib reference BLAS/LAPACK libraries that the wheel of ``module``'s package
+    bundles (auditwheel's ``<package>.libs/libblas-*.so*``, ``liblapack-*``); [] when the
+    package links a system or conda BLAS, or is not installed."""
+    spec = importlib.util.find_spec(module.split(".")[0])
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    libs = Path(list(spec.submodule_search_locations)[0]).parent / f"{spec.name}.libs"
+    if not libs.is_dir():
+        return []
+    return sorted(str(f) for f in libs.iterdir()
+                  if f.name.startswith(("libblas", "liblapack")) and ".so" in f.name)
+
+
+def use_optimized_blas(blas: str = "auto", threads: int | None = None) -> str | None:
+    """Load an optimized BLAS/LAPACK into the global symbol scope, so that an extension module
+    loaded after it finds its BLAS and LAPACK routines (dgemm_, dsygvd_, ...) there before its
+    own libraries: tblite's PyPI wheel links netlib's reference BLAS, on which its SCF's dense
+    algebra is several times slower (benchmarks/bench_xtb_blas.py).
+
+    ``blas``: 'auto' (OpenBLAS where the system has it, else nothing), 'bundled' (nothing), or
+    the path of a shared library exporting the standard Fortran BLAS/LAPACK symbols. Its
+    threads are set to ``threads`` (default: OMP_NUM_THREADS, else 1), so that labelling jobs
+    side by side do not oversubscribe the cores. Returns the library loaded, or None. Only the
+    first call of a process has an effect; call it before the code's module is imported."""
+    if _BLAS_IN_USE:
+        return _BLAS_IN_USE["path"]
+    path = None
+    if blas == "auto":
+        path = ctypes.util.find_library("openblas")
+    elif blas != "bundled":
+        path = blas
+    lib = None
+    if path is not None:
+        try:
+            lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        except OSError as err:
+            if blas != "auto":
+                raise BlasSettingError(f"config key 'reference.blas' = {blas!r}: cannot load "
+                                       f"it ({err}); give the path of an optimized BLAS (e.g. "
+                                       "OpenBLAS's libopenblas.so.0), 'auto' or 'bundled'") from None
+            path = None
+    if lib is not None:
+        if threads is None:
+            threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
+        for setter in ("openblas_set_num_threads", "openblas_set_num_threads64_"):
+            if hasattr(lib, setter):
+                getattr(lib, setter)(ctypes.c_int(max(1, threads)))
+                break
+    _BLAS_IN_USE["path"] = path
+    return path
+
+
+def blas_in_use() -> str | None:
+    """The library use_optimized_blas loaded in this process (None: none)."""
+    return _BLAS_IN_USE.get("path")
+
+
+def blas_note(name: str) -> str:
+    """For the labelling log: which BLAS ``reference.name`` runs on, where its wheel bundles
+    the reference BLAS ('' for the other codes)."""
     code = get_code(name)
+    if not (code.may_bundle_reference_blas and bundled_reference_blas(code.module)):
+        return ""
+    if blas_in_use():
+        return f"BLAS {blas_in_use()}"
+    return ("BLAS: the wheel's reference BLAS, several times slower (reference.blas; "
+            "for 'auto', install OpenBLAS, e.g. apt install libopenblas0)")
+
+
+def resolve(name: str, blas: str = "auto"):
+    """The calculator class of ``reference.name`` (a clear ImportError naming the fix). For a
+    code whose installed wheel bundles the reference BLAS, imported here for the first time,
+    ``blas`` (reference.blas) is put in front of it first (use_optimized_blas)."""
+    code = get_code(name)
+    if (code.may_bundle_reference_blas and code.module.split(".")[0] not in sys.modules
+            and bundled_reference_blas(code.module)):
+        use_optimized_blas(blas)
     try:
         module = importlib.import_module(code.module)
     except ImportError as err:
@@ -153,14 +245,16 @@ def _scratch_directory(name: str) -> str:
     return path
 
 
-def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = ""):
+def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = "",
+                    blas: str = "auto"):
     """A fresh calculator of ``reference.name`` with ``reference.kwargs``.
 
     ``mpi_prefix`` (e.g. ``"srun -n 8"``) goes in front of the command of command-driven codes;
-    the others ignore it (their Python process is itself launched under MPI)."""
+    the others ignore it (their Python process is itself launched under MPI). ``blas``:
+    reference.blas (resolve)."""
     code = get_code(name)
     kwargs = dict(kwargs or {})
-    cls = resolve(name)
+    cls = resolve(name, blas)
     if code.scratch_directory and "directory" not in kwargs:
         # two chunks side by side in one folder would overwrite each other's files
         kwargs["directory"] = _scratch_directory(name)
@@ -170,16 +264,17 @@ def make_calculator(name: str, kwargs: dict | None = None, mpi_prefix: str = "")
 
 
 def calculator_factory(name: str, kwargs: dict | None = None, mpi_prefix: str = "",
-                       symbols=None):
+                       symbols=None, blas: str = "auto"):
     """A zero-argument callable returning a fresh calculator (used for retries).
 
-    A missing package, or the code's preflight check on the ``symbols`` to label (GPAW's PAW
-    setups), fails here, before any structure is touched."""
-    resolve(name)
+    A missing package, a ``blas`` (reference.blas) that cannot be loaded, or the code's
+    preflight check on the ``symbols`` to label (GPAW's PAW setups), fails here, before any
+    structure is touched."""
+    resolve(name, blas)
     code = get_code(name)
     if code.preflight is not None and symbols:
         code.preflight(sorted(set(symbols)), dict(kwargs or {}))
-    return lambda: make_calculator(name, kwargs, mpi_prefix)
+    return lambda: make_calculator(name, kwargs, mpi_prefix, blas)
 
 
 # ---- GPAW ------------------------------------------------------------------------------------
@@ -299,7 +394,8 @@ def _tblite_spin(atoms, kwargs, moment):
 
 register(ReferenceCode("emt", "ase.calculators.emt", "EMT", elements=_emt_elements))
 register(ReferenceCode("tblite", "tblite.ase", "TBLite", extra="xtb", conda_env="xtb",
-                       isolated_spin=_tblite_spin, gamma_only=True))
+                       isolated_spin=_tblite_spin, gamma_only=True,
+                       may_bundle_reference_blas=True))
 register(ReferenceCode("gpaw", "gpaw", "GPAW", extra="dft", conda_env="dft",
                        isolated_periodic=True, isolated_gamma_only=_gpaw_gamma,
                        isolated_spin=_gpaw_spin, prepare=_gpaw_prepare,

@@ -98,6 +98,7 @@ class ReferenceSettings:
     timeout: float | None
     isolated_box: float
     isolated_spin: bool
+    blas: str
 
     @property
     def code(self):
@@ -106,11 +107,12 @@ class ReferenceSettings:
 
     def calculator_factory(self, mpi_prefix: str = "", symbols=None):
         from mtplib.labeling.registry import calculator_factory
-        return calculator_factory(self.name, self.kwargs, mpi_prefix, symbols=symbols)
+        return calculator_factory(self.name, self.kwargs, mpi_prefix, symbols=symbols,
+                                  blas=self.blas)
 
     def make_calculator(self, mpi_prefix: str = ""):
         from mtplib.labeling.registry import make_calculator
-        return make_calculator(self.name, self.kwargs, mpi_prefix)
+        return make_calculator(self.name, self.kwargs, mpi_prefix, blas=self.blas)
 
 
 def schedule_segments(entries, where: str) -> tuple:
@@ -836,6 +838,14 @@ def check_config(config: dict, read_files: bool = True) -> None:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     _check_fidelity_stages(config)
+    for key, reference in [("reference", config["reference"])] + [
+            (f"fidelity_stages[{s['name']}].reference", s["reference"])
+            for s in config.get("fidelity_stages") or []]:
+        blas = reference.get("blas", "auto")
+        if blas not in ("auto", "bundled") and not Path(blas).is_file():
+            raise ConfigError(f"config key '{key}.blas' = {blas!r}: no such file; give the path "
+                              "of an optimized BLAS (e.g. OpenBLAS's libopenblas.so.0), 'auto' "
+                              "or 'bundled'")
     mtp = config["mtp"]
     if not mtp["min_dist"] < mtp["max_dist"]:
         raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "
