@@ -65,6 +65,8 @@ def test_openblas_in_front_gives_the_bundled_blas_labels_on_one_thread():
     assert fast["blas"] == OPENBLAS and fast["openblas_mapped"]
     assert fast["threads"] == 1
     assert fast["note"] == f"BLAS {OPENBLAS}" and "reference BLAS" in bundled["note"]
+    # the same config gives the same labels, byte for byte
+    assert _label_in_child("auto", OMP_NUM_THREADS="1") == fast
     # the same SCF on another BLAS: equal to round-off
     assert abs(fast["energy"] - bundled["energy"]) < 1e-7
     assert max(abs(a - b) for fa, fb in zip(fast["forces"], bundled["forces"])
