@@ -101,3 +101,10 @@ def test_config_check_names_a_missing_blas_file(tmp_path):
     config["reference"]["blas"] = str(tmp_path / "libopenblas.so.0")
     with pytest.raises(ConfigError, match=r"config key 'reference.blas' = .*: no such file"):
         check_config(config, read_files=False)
+    (tmp_path / "libopenblas.so.0").write_text("not a library")
+    with pytest.raises(ConfigError, match=r"'reference.blas' = .*: not a shared library"):
+        check_config(config, read_files=False)
+    import _ctypes                      # a shared library where CPython does not build it in
+    if getattr(_ctypes, "__file__", None):
+        config["reference"]["blas"] = _ctypes.__file__
+        check_config(config, read_files=False)

@@ -842,10 +842,16 @@ def check_config(config: dict, read_files: bool = True) -> None:
             (f"fidelity_stages[{s['name']}].reference", s["reference"])
             for s in config.get("fidelity_stages") or []]:
         blas = reference.get("blas", "auto")
-        if blas not in ("auto", "bundled") and not Path(blas).is_file():
-            raise ConfigError(f"config key '{key}.blas' = {blas!r}: no such file; give the path "
-                              "of an optimized BLAS (e.g. OpenBLAS's libopenblas.so.0), 'auto' "
-                              "or 'bundled'")
+        if blas in ("auto", "bundled"):
+            continue
+        why = "no such file"
+        if Path(blas).is_file():
+            with open(blas, "rb") as fh:
+                why = None if fh.read(4) == b"\x7fELF" else "not a shared library"
+        if why:
+            raise ConfigError(f"config key '{key}.blas' = {blas!r}: {why}; give the path of an "
+                              "optimized BLAS (e.g. OpenBLAS's libopenblas.so.0), 'auto' or "
+                              "'bundled'")
     mtp = config["mtp"]
     if not mtp["min_dist"] < mtp["max_dist"]:
         raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "
