@@ -172,6 +172,35 @@ def test_checked_swaps_never_leave_A_singular():
     assert proposed >= 20 and raised >= 5, (proposed, raised)
 
 
+def test_maxvol_of_a_degenerate_training_set_starts_again_checked():
+    """A rank-6 B of 84 rows and 39 columns spanning 16 decades (a tiny training set in raw
+    MTP columns, as the cut-down HfO2 example's final fit): the plain rank-1 swaps drive A to
+    singular (np.linalg.inv fails); maxvol then starts again with every swap checked, and
+    returns a nonsingular A of real rows of B and virtual rows eps e_k."""
+    from mtplib.active.maxvol import MaxvolState, run_swaps
+    plain_failed = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        B = rng.normal(size=(84, 6)) @ rng.normal(size=(6, 39))
+        B *= 10.0 ** rng.uniform(-3, 13, size=39)
+        plain = MaxvolState(A=1e-5 * np.eye(39), Ainv=np.eye(39) / 1e-5,
+                            labels=np.full(39, VIRTUAL), log_det=39 * np.log(1e-5))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                run_swaps(plain, B, np.arange(84), exchange=True)
+            except np.linalg.LinAlgError:
+                plain_failed += 1
+            state = maxvol(B)
+        sign, _ = np.linalg.slogdet(state.A)
+        assert sign != 0 and np.isfinite(state.Ainv).all(), f"seed {seed}"
+        real = state.labels != VIRTUAL
+        np.testing.assert_array_equal(state.A[real], B[state.labels[real]])
+        assert all(np.count_nonzero(row) == 1 for row in state.A[~real])
+        assert real.any()
+    assert plain_failed >= 2, plain_failed
+
+
 def test_checked_swaps_take_the_good_rows():
     """The check refuses nothing that grows |det A|: on random rows it selects what the
     unchecked greedy selection selects, with the exact log |det A|."""

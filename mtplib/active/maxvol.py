@@ -99,11 +99,22 @@ def maxvol(B, tol=1e-7, regularization=1e-5, max_swaps=None, refresh_every=None,
                       f"underdetermined; using MLIP-2's regularised start ({regularization:g} x "
                       f"identity), whose rows real rows replace as maxvol proceeds; at least "
                       f"{m - n} virtual rows remain", UnderdeterminedWarning, stacklevel=2)
-    state = MaxvolState(A=regularization * np.eye(m), Ainv=np.eye(m) / regularization,
-                        labels=np.full(m, VIRTUAL, dtype=np.int64),
-                        log_det=m * float(np.log(regularization)))
-    run_swaps(state, B, np.arange(n), tol=tol, max_swaps=max_swaps, refresh_every=refresh_every,
-              where=where, exchange=True)
+    def start():
+        return MaxvolState(A=regularization * np.eye(m), Ainv=np.eye(m) / regularization,
+                           labels=np.full(m, VIRTUAL, dtype=np.int64),
+                           log_det=m * float(np.log(regularization)))
+
+    state = start()
+    try:
+        run_swaps(state, B, np.arange(n), tol=tol, max_swaps=max_swaps,
+                  refresh_every=refresh_every, where=where, exchange=True)
+    except np.linalg.LinAlgError:
+        # a rank-deficient B with columns many orders of magnitude apart (a small training
+        # set in raw MTP columns) can drive the rank-1 updates to a singular A: start again
+        # with every swap confirmed on A itself (run_swaps, `checked`)
+        state = start()
+        run_swaps(state, B, np.arange(n), tol=tol, max_swaps=max_swaps,
+                  refresh_every=refresh_every, where=where, exchange=True, checked=True)
     return state
 
 
@@ -145,6 +156,13 @@ def _confirm_swap(state, log_det_before, tol):
     return True
 
 
+def _refresh(state):
+    """A fresh A^-1; np.linalg.LinAlgError when A is singular or A^-1 not finite."""
+    state.refresh()
+    if not np.isfinite(state.Ainv).all():
+        raise np.linalg.LinAlgError("the selected matrix is numerically singular")
+
+
 def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
               eligible=None, where="matrix", exchange=False, checked=False):
     """Swap rows (with their labels) into `state` while max |rows A^-1| > 1 + tol.
@@ -153,17 +171,17 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
     leaving A takes the entering row's place among the candidates (MLIP-2's `SwapRows`),
     so that it may return; otherwise it is dropped. Returns the count of swaps.
 
-    `checked` (select_add's setting; not with `exchange`): every swap is confirmed on the
+    `checked` (select_add's setting, and maxvol's second try): every swap is confirmed on the
     matrix itself (`_confirm_swap`: |det A'| / |det A| > 1 + tol by LU, A' not numerically
     singular), and A^-1 and B A^-1 are recomputed after it. With virtual rows eps e_k beside
     rows whose columns differ by many orders of magnitude (raw MTP columns), B A^-1 can put
     a coefficient above 1 on a virtual slot for a row that lies in the span of the real
     rows; swapping it in leaves A singular (np.linalg.inv then fails). Such a swap is
     undone and that (row, slot) pair not proposed again. Costs two LUs per swap; B A^-1
-    follows by the rank-1 update, as without `checked`."""
+    follows by the rank-1 update, as without `checked`. Without `checked`, a fresh A^-1 that
+    is singular or not finite raises np.linalg.LinAlgError (maxvol then starts again
+    checked)."""
     n, m = rows.shape
-    if checked and exchange:
-        raise ValueError("run_swaps: `checked` is for selection without `exchange`")
     if exchange:
         if eligible is not None:
             raise ValueError("run_swaps: `eligible` masks rows by position; not with `exchange`")
@@ -193,7 +211,7 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
         if absC[i, j] <= 1.0 + tol:
             if since_refresh == 0:
                 break
-            state.refresh()                 # confirm convergence with a fresh inverse
+            _refresh(state)                 # confirm convergence with a fresh inverse
             C = state.coefficients(rows)
             since_refresh = 0
             continue
@@ -227,11 +245,13 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
         if exchange:
             u[i] += 1.0 / factor                    # row i becomes the leaving row (UpdateBinvA)
             rows[i], labels[i] = leaving_row, leaving_label
+            if checked:
+                refused[i] = False                  # another row at position i now
         C -= np.outer(u, c)
         done += 1
         since_refresh += 1
         if since_refresh >= refresh_every:
-            state.refresh()
+            _refresh(state)
             C = state.coefficients(rows)
             since_refresh = 0
     return done
