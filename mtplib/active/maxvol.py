@@ -78,8 +78,11 @@ class MaxvolState:
         return factor
 
     def refresh(self):
-        """Recompute A^-1 from A (removes the drift of many rank-1 updates)."""
+        """Recompute A^-1 from A (removes the drift of many rank-1 updates);
+        np.linalg.LinAlgError when A is singular or A^-1 not finite."""
         self.Ainv = np.linalg.inv(self.A)
+        if not np.isfinite(self.Ainv).all():
+            raise np.linalg.LinAlgError("the selected matrix is numerically singular")
 
 
 def maxvol(B, tol=1e-7, regularization=1e-5, max_swaps=None, refresh_every=None,
@@ -149,18 +152,10 @@ def _confirm_swap(state, log_det_before, tol):
         state.refresh()
     except np.linalg.LinAlgError:
         return False
-    if not np.isfinite(state.Ainv).all() or \
-            not equilibrated_condition(state.A, state.Ainv) < MAX_CONDITION:
+    if not equilibrated_condition(state.A, state.Ainv) < MAX_CONDITION:
         return False
     state.log_det = float(log_det)
     return True
-
-
-def _refresh(state):
-    """A fresh A^-1; np.linalg.LinAlgError when A is singular or A^-1 not finite."""
-    state.refresh()
-    if not np.isfinite(state.Ainv).all():
-        raise np.linalg.LinAlgError("the selected matrix is numerically singular")
 
 
 def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
@@ -211,7 +206,7 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
         if absC[i, j] <= 1.0 + tol:
             if since_refresh == 0:
                 break
-            _refresh(state)                 # confirm convergence with a fresh inverse
+            state.refresh()                 # confirm convergence with a fresh inverse
             C = state.coefficients(rows)
             since_refresh = 0
             continue
@@ -251,7 +246,7 @@ def run_swaps(state, rows, labels, tol=1e-7, max_swaps=None, refresh_every=None,
         done += 1
         since_refresh += 1
         if since_refresh >= refresh_every:
-            _refresh(state)
+            state.refresh()
             C = state.coefficients(rows)
             since_refresh = 0
     return done

@@ -142,6 +142,10 @@ def runs_python_under_mpi(name: str) -> bool:
 _BLAS_IN_USE: dict = {}
 
 
+BLAS_SETTING_HINT = ("give the path of an optimized BLAS (e.g. OpenBLAS's libopenblas.so.0), "
+                     "'auto' or 'bundled'")
+
+
 class BlasSettingError(ValueError):
     """reference.blas names no loadable library."""
 
@@ -185,8 +189,7 @@ def use_optimized_blas(blas: str = "auto", threads: int | None = None) -> str | 
         except OSError as err:
             if blas != "auto":
                 raise BlasSettingError(f"config key 'reference.blas' = {blas!r}: cannot load "
-                                       f"it ({err}); give the path of an optimized BLAS (e.g. "
-                                       "OpenBLAS's libopenblas.so.0), 'auto' or 'bundled'") from None
+                                       f"it ({err}); {BLAS_SETTING_HINT}") from None
             path = None
     if lib is not None:
         if threads is None:
@@ -204,11 +207,15 @@ def blas_in_use() -> str | None:
     return _BLAS_IN_USE.get("path")
 
 
+def _ships_reference_blas(code: ReferenceCode) -> bool:
+    """Whether the installed package of ``code`` bundles the reference BLAS."""
+    return code.may_bundle_reference_blas and bool(bundled_reference_blas(code.module))
+
+
 def blas_note(name: str) -> str:
     """For the labelling log: which BLAS ``reference.name`` runs on, where its wheel bundles
     the reference BLAS ('' for the other codes)."""
-    code = get_code(name)
-    if not (code.may_bundle_reference_blas and bundled_reference_blas(code.module)):
+    if not _ships_reference_blas(get_code(name)):
         return ""
     if blas_in_use():
         return f"BLAS {blas_in_use()}"
@@ -221,8 +228,7 @@ def resolve(name: str, blas: str = "auto"):
     code whose installed wheel bundles the reference BLAS, imported here for the first time,
     ``blas`` (reference.blas) is put in front of it first (use_optimized_blas)."""
     code = get_code(name)
-    if (code.may_bundle_reference_blas and code.module.split(".")[0] not in sys.modules
-            and bundled_reference_blas(code.module)):
+    if code.module.split(".")[0] not in sys.modules and _ships_reference_blas(code):
         use_optimized_blas(blas)
     try:
         module = importlib.import_module(code.module)

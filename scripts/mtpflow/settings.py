@@ -824,7 +824,7 @@ def check_config(config: dict, read_files: bool = True) -> None:
     that a corrupt CIF or a NaN in valid_data stops the workflow before any job runs."""
     from ase.data import atomic_numbers
 
-    from mtplib.labeling.registry import check_elements, get_code
+    from mtplib.labeling.registry import BLAS_SETTING_HINT, check_elements, get_code
 
     elements = config["elements"]
     if len(set(elements)) != len(elements):
@@ -849,9 +849,7 @@ def check_config(config: dict, read_files: bool = True) -> None:
             with open(blas, "rb") as fh:
                 why = None if fh.read(4) == b"\x7fELF" else "not a shared library"
         if why:
-            raise ConfigError(f"config key '{key}.blas' = {blas!r}: {why}; give the path of an "
-                              "optimized BLAS (e.g. OpenBLAS's libopenblas.so.0), 'auto' or "
-                              "'bundled'")
+            raise ConfigError(f"config key '{key}.blas' = {blas!r}: {why}; {BLAS_SETTING_HINT}")
     mtp = config["mtp"]
     if not mtp["min_dist"] < mtp["max_dist"]:
         raise ConfigError(f"config keys 'mtp.min_dist' = {mtp['min_dist']} and 'mtp.max_dist' = "
